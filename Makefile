@@ -1,0 +1,64 @@
+# qa_seq2seq developer commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+# torch is installed first and pinned: a bare `torch` requirement can pull a multi-GB CUDA build.
+# This environment ships the CPU wheel locally. Elsewhere, or for a GPU, override, e.g.
+#   make install TORCH_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+#   make install TORCH=torch==2.13.0 TORCH_ARGS="--index-url https://download.pytorch.org/whl/cu128"
+TORCH ?= torch==2.13.0+cpu
+TORCH_ARGS ?=
+
+EXPERIMENT ?= toy_lstm
+CKPT ?=
+SPLIT ?= test
+DECODE ?= greedy
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install train test test-all eval decode tensorboard bench bench-decode lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@echo "  variables: EXPERIMENT=$(EXPERIMENT) CKPT=<file|run dir> SPLIT=$(SPLIT) DECODE=$(DECODE) ARGS='key=value ...'"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)" $(TORCH_ARGS)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed ## create .venv with the pinned CPU torch and the package (editable, with dev tools)
+
+train: install ## train EXPERIMENT (default toy_lstm) on the embedded toy data; extra overrides in ARGS
+	$(PY) -m qa_seq2seq.train +experiment=$(EXPERIMENT) $(ARGS)
+
+test: install ## run the test suite (what CI runs)
+	$(PY) -m pytest -q
+
+test-all: install ## run the test suite including slow tests
+	$(PY) -m pytest -q -m ""
+
+eval: install ## evaluate CKPT (default: newest run's best checkpoint) on SPLIT with DECODE=greedy|beam|sample
+	$(PY) -m qa_seq2seq.evaluate split=$(SPLIT) decode=$(DECODE) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
+
+decode: install ## answer questions from stdin with CKPT (default: newest run)
+	$(VENV)/bin/qa-seq2seq-decode $(if $(CKPT),--checkpoint $(CKPT)) $(ARGS)
+
+tensorboard: install ## open TensorBoard on outputs/
+	$(VENV)/bin/tensorboard --logdir outputs/
+
+bench: install ## training + decoding benchmark against a plain-PyTorch reference
+	$(PY) scripts/bench.py $(ARGS)
+
+bench-decode: install ## decoding benchmark: greedy vs beam, batch 1 vs 64, CLI cold start
+	$(PY) scripts/bench_decode.py $(ARGS)
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check qa_seq2seq tests scripts
+
+clean: ## remove outputs and generated toy data (keeps .venv)
+	rm -rf outputs multirun data/toy

@@ -1,0 +1,112 @@
+"""Length-bucketed batching: padding kept small, order still random.
+
+Training: the (shuffled) indices are cut into windows of ``window`` batches; each window is sorted
+by length and cut into batches; the batches are shuffled. Evaluation: the whole split is sorted by
+length, and each batch carries row indices so results can be put back in input order.
+
+Rows are sorted by (question length, answer length); questions and answers are padded separately,
+to the longest of each in the batch. Batches hold ``batch_size`` rows, or, with ``max_tokens``, as
+many rows as fit in that many padded tokens (question + answer), at most ``batch_size``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import DistributedSampler, Sampler
+
+
+def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Right-pad id lists into (B, longest) and return it with the lengths (B,)."""
+    lengths = torch.tensor([len(s) for s in sequences])
+    padded = torch.full((len(sequences), int(lengths.max())), pad_id)
+    for i, seq in enumerate(sequences):
+        padded[i, : len(seq)] = torch.tensor(seq)
+    return padded, lengths
+
+
+class _Indices(Sequence):
+    """A map-style dataset of its own indices: what DistributedSampler shards and shuffles."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class LengthBucketBatchSampler(Sampler[list[int]]):
+    """Batch sampler over rows with ``lengths``: (question tokens, answer tokens) per row.
+
+    With ``shuffle`` the epoch's order comes from ``self.sampler``, a ``DistributedSampler`` (one
+    replica unless ``num_replicas``/``rank`` say otherwise): Lightning calls its ``set_epoch``,
+    so every epoch and every resumed run sees the same order for the same ``seed``.
+    """
+
+    def __init__(self, lengths: Sequence[tuple[int, int]], batch_size: int, shuffle: bool = True,
+                 window: int = 100, max_tokens: int | None = None, seed: int = 0,
+                 num_replicas: int = 1, rank: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        longest = max((sum(pair) for pair in lengths), default=0)
+        if max_tokens is not None and max_tokens < longest:
+            raise ValueError(f"data.max_tokens={max_tokens} is smaller than the longest row "
+                             f"({longest} tokens): raise it or lower the length limits")
+        self.lengths, self.batch_size, self.shuffle = list(lengths), batch_size, shuffle
+        self.window, self.max_tokens, self.seed = window, max_tokens, seed
+        self.sampler = DistributedSampler(_Indices(len(self.lengths)), num_replicas=num_replicas,
+                                          rank=rank, shuffle=shuffle, seed=seed)
+        self._cached: tuple[int, list[list[int]]] | None = None
+
+    def _batches(self) -> list[list[int]]:
+        epoch = self.sampler.epoch
+        if self._cached is not None and self._cached[0] == epoch:
+            return self._cached[1]
+        indices = list(self.sampler)
+        key = self.lengths.__getitem__
+        if not self.shuffle:
+            batches = self._cut(sorted(indices, key=key))
+        else:
+            span = self.window * self.batch_size
+            batches = [b for start in range(0, len(indices), span)
+                       for b in self._cut(sorted(indices[start:start + span], key=key))]
+            random.Random(self.seed * 100_003 + epoch).shuffle(batches)
+        self._cached = (epoch, batches)
+        return batches
+
+    def _cut(self, ordered: list[int]) -> list[list[int]]:
+        """Consecutive batches from length-sorted indices."""
+        if self.max_tokens is None:
+            return [ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+        batches, current, src_max, tgt_max = [], [], 0, 0
+        for i in ordered:
+            src, tgt = self.lengths[i]
+            grown_src, grown_tgt = max(src_max, src), max(tgt_max, tgt)
+            if current and ((grown_src + grown_tgt) * (len(current) + 1) > self.max_tokens
+                            or len(current) == self.batch_size):
+                batches.append(current)
+                current, grown_src, grown_tgt = [], src, tgt
+            current.append(i)
+            src_max, tgt_max = grown_src, grown_tgt
+        return batches + ([current] if current else [])
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+    def padding_fraction(self) -> float:
+        """Share of padding among all question and answer positions of this epoch's batches."""
+        real = padded = 0
+        for batch in self._batches():
+            for column in zip(*(self.lengths[i] for i in batch)):  # questions, then answers
+                real += sum(column)
+                padded += max(column) * len(column)
+        return 1.0 - real / padded if padded else 0.0

@@ -1,0 +1,143 @@
+"""Reading checkpoints and run directories safely, and rebuilding the model they hold.
+
+A qa_seq2seq checkpoint is a Lightning checkpoint with one extra entry, ``qa_seq2seq``, holding
+everything needed to answer questions without the run's config files: the resolved model config,
+the sentencepiece model (bytes), and the data config. Loading never runs code from the file:
+``torch.load(weights_only=True)`` refuses pickled objects, and every ``_target_`` in a stored
+config must come from an allow-list before anything is instantiated.
+
+This module is on the decoding CLI's path: it must not import Lightning, Hydra's composition or
+``datasets``.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from qa_seq2seq.tokenizer import Tokenizer
+
+PAYLOAD_KEY = "qa_seq2seq"
+FORMAT_VERSION = 1
+MODEL_TARGETS = ("qa_seq2seq.",)
+TRAINING_TARGETS = (
+    "qa_seq2seq.",
+    "torch.optim.",
+    "lightning.pytorch.callbacks.",
+    "lightning.pytorch.loggers.",
+    "lightning.pytorch.trainer.trainer.Trainer",
+    "lightning.pytorch.Trainer",
+)
+DEFAULT_OUTPUTS = Path("outputs")
+
+
+class CheckpointError(Exception):
+    """A checkpoint or run directory that cannot be used, with what to do instead."""
+
+
+class Checkpoint(NamedTuple):
+    path: Path
+    state_dict: dict[str, torch.Tensor]  # the network's weights, names as in Seq2Seq
+    payload: dict[str, Any]  # the ``qa_seq2seq`` entry
+    raw: dict[str, Any]  # the whole file (optimizer, loops, callbacks: for resuming)
+
+
+class LoadedModel(NamedTuple):
+    model: torch.nn.Module  # a Seq2Seq in eval mode
+    tokenizer: Tokenizer
+    checkpoint: Checkpoint
+
+
+def newest_run(outputs: Path = DEFAULT_OUTPUTS) -> Path:
+    """The run directory under ``outputs`` whose checkpoint was written last."""
+    found = sorted(outputs.glob("**/checkpoints/*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise CheckpointError(f"no checkpoints under {outputs}/: train first (`make train`), or "
+                              "pass a checkpoint file or run directory")
+    return found[-1].parent.parent
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """A checkpoint file, or a run directory (its best, else last checkpoint), or None (newest run)."""
+    path = newest_run() if path is None else Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for candidate in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "best.ckpt",
+                          "last.ckpt"):
+            if (path / candidate).is_file():
+                return path / candidate
+        raise CheckpointError(f"{path} is a directory without checkpoints/best.ckpt or "
+                              "checkpoints/last.ckpt: is it a qa_seq2seq run directory?")
+    raise CheckpointError(f"{path}: no such checkpoint file or run directory")
+
+
+def read_checkpoint(path: str | Path | None) -> Checkpoint:
+    """Load a qa_seq2seq checkpoint without executing anything stored in it."""
+    path = resolve_checkpoint(path)
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path}: refused to load: it holds Python objects beyond tensors and plain data, "
+            f"which could run code (a checkpoint from an untrusted or non-qa_seq2seq source?). "
+            f"Detail: {str(e).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({e})") from None
+    if not isinstance(raw, Mapping) or PAYLOAD_KEY not in raw or "state_dict" not in raw:
+        keys = sorted(raw)[:8] if isinstance(raw, Mapping) else type(raw).__name__
+        raise CheckpointError(f"{path}: not a qa_seq2seq checkpoint (no '{PAYLOAD_KEY}' entry; "
+                              f"found {keys}). Use a checkpoint written by qa_seq2seq.train.")
+    payload = raw[PAYLOAD_KEY]
+    if payload.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {payload.get('format')!r}; this "
+                              f"version of qa_seq2seq reads format {FORMAT_VERSION}")
+    prefix = "net."
+    state_dict = {k[len(prefix):]: v for k, v in raw["state_dict"].items() if k.startswith(prefix)}
+    return Checkpoint(path, state_dict, payload, raw)
+
+
+def check_targets(config: Any, allowed: tuple[str, ...], where: str) -> None:
+    """Refuse any ``_target_`` in ``config`` (nested dicts/lists) outside the ``allowed`` prefixes."""
+    if isinstance(config, Mapping):
+        target = config.get("_target_")
+        if target is not None and not (isinstance(target, str) and target.startswith(allowed)):
+            raise CheckpointError(
+                f"{where}: refused _target_ {target!r}: only targets starting with {allowed} are "
+                "instantiated from a stored config, so that loading a file cannot run foreign code"
+            )
+        for value in config.values():
+            check_targets(value, allowed, where)
+    elif isinstance(config, list | tuple):
+        for value in config:
+            check_targets(value, allowed, where)
+
+
+def build_model(model_config: Mapping[str, Any], where: str) -> torch.nn.Module:
+    """Instantiate a Seq2Seq from a stored (resolved) model config, after the allow-list check."""
+    from hydra.utils import instantiate  # light: no config composition
+
+    check_targets(model_config, MODEL_TARGETS, where)
+    return instantiate(dict(model_config), _convert_="all")
+
+
+def load_model(path: str | Path | None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the trained model and its tokenizer from a checkpoint file or run directory."""
+    checkpoint = read_checkpoint(path)
+    model = build_model(checkpoint.payload["model"], f"{checkpoint.path} [model config]")
+    result = model.load_state_dict(checkpoint.state_dict, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{checkpoint.path}: weights do not fit the model its config describes (missing "
+            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]})"
+        )
+    tokenizer = Tokenizer(checkpoint.payload["tokenizer"])
+    if tokenizer.vocab_size != model.vocab_size:
+        raise CheckpointError(f"{checkpoint.path}: tokenizer has {tokenizer.vocab_size} pieces but "
+                              f"the model expects {model.vocab_size}")
+    return LoadedModel(model.to(device).eval(), tokenizer, checkpoint)

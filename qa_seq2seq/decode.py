@@ -1,0 +1,196 @@
+"""Answer questions with a trained model, from stdin, a file, or an interactive prompt.
+
+    echo "What is 3 plus 4?" | python -m qa_seq2seq.decode --checkpoint outputs/toy_lstm/<run>
+    python -m qa_seq2seq.decode --input questions.jsonl --format jsonl --beam-size 5 --n-best 3
+
+Input lines are plain questions, or JSON objects with a ``question`` field. Output has one line
+per input line, in order: the answer (``--format text``), or a JSON object with the answer, its
+score and the n-best list (``--format jsonl``). A line that cannot be answered (empty, too long,
+not UTF-8, bad JSON) gets a message on stderr and an empty answer (text) or an ``error`` field
+(jsonl); the other lines are still answered.
+
+This path loads only torch, sentencepiece and the weights: no Lightning, no datasets, no Hydra
+composition, so a cold start answers in about the time it takes to import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from functools import partial
+from typing import IO, NamedTuple
+
+from qa_seq2seq.checkpoint import CheckpointError, LoadedModel, load_model
+from qa_seq2seq.inference import answer
+from qa_seq2seq.search import beam_search, greedy_search
+
+CHUNK = 1024  # questions answered per round when reading a stream
+
+
+class Question(NamedTuple):
+    line: int
+    text: str | None  # None when the line was refused
+    error: str | None = None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m qa_seq2seq.decode",
+        description=__doc__.split("\n\n")[0] + ".",
+        epilog="Examples:\n"
+               "  echo 'Which is larger, 31 or 13?' | python -m qa_seq2seq.decode\n"
+               "  python -m qa_seq2seq.decode --checkpoint RUN_DIR --input q.txt --output a.txt\n"
+               "  python -m qa_seq2seq.decode --beam-size 5 --n-best 3 --format jsonl < q.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--checkpoint", metavar="PATH",
+                        help="checkpoint file, or run directory (its best checkpoint); "
+                             "default: the newest run under outputs/")
+    parser.add_argument("--input", metavar="FILE", help="questions, one per line (default: stdin)")
+    parser.add_argument("--output", metavar="FILE", help="answers (default: stdout)")
+    parser.add_argument("--format", choices=("text", "jsonl"), default="text",
+                        help="text: one answer per line; jsonl: answer, score, n-best")
+    parser.add_argument("--beam-size", type=int, default=1,
+                        help="1: greedy search (default); >1: beam search")
+    parser.add_argument("--n-best", type=int, default=1,
+                        help="hypotheses per question in jsonl output (<= beam size)")
+    parser.add_argument("--max-length", type=int, default=64, help="most answer tokens")
+    parser.add_argument("--length-penalty", choices=("none", "average", "gnmt"), default="none",
+                        help="beam ranking (default: total log-probability)")
+    parser.add_argument("--batch-size", type=int, default=64, help="questions per batch")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    args = parser.parse_args(argv)
+    if args.beam_size < 1:
+        parser.error(f"--beam-size must be >= 1, got {args.beam_size}")
+    if not 1 <= args.n_best <= args.beam_size:
+        parser.error(f"--n-best must be between 1 and --beam-size ({args.beam_size}), "
+                     f"got {args.n_best}")
+    if args.max_length < 1 or args.batch_size < 1:
+        parser.error("--max-length and --batch-size must be >= 1")
+    return args
+
+
+def read_questions(stream: IO[bytes]) -> Iterator[Question]:
+    """One Question per input line; refused lines carry an error instead of text."""
+    for number, raw in enumerate(stream, 1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            yield Question(number, None, f"not valid UTF-8 ({e.reason} at byte {e.start})")
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield Question(number, None, f"invalid JSON ({e.msg} at column {e.colno})")
+                continue
+            line = value.get("question") if isinstance(value, dict) else None
+            if not isinstance(line, str):
+                yield Question(number, None, 'JSON line without a string "question" field')
+                continue
+        if not line.strip():
+            yield Question(number, None, "empty question")
+            continue
+        yield Question(number, line)
+
+
+class Answerer:
+    """The loaded model plus the chosen search; answers chunks of questions."""
+
+    def __init__(self, loaded: LoadedModel, args: argparse.Namespace):
+        self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        data = loaded.checkpoint.payload.get("data", {})
+        self.max_question_length = int(data.get("max_question_length", 256))
+        if args.beam_size == 1:
+            self.search = partial(greedy_search, max_length=args.max_length)
+        else:
+            self.search = partial(beam_search, beam_size=args.beam_size, n_best=args.n_best,
+                                  max_length=args.max_length, length_penalty=args.length_penalty)
+        self.batch_size, self.device, self.format = args.batch_size, args.device, args.format
+
+    def __call__(self, questions: list[Question]) -> Iterator[tuple[Question, list | str]]:
+        """(question, n-best hypotheses) or (question, error message), in input order."""
+        ids = self.tokenizer.encode([q.text or "" for q in questions])
+        checked = [
+            q if q.error or len(q_ids) <= self.max_question_length else q._replace(
+                error=f"question has {len(q_ids)} tokens; this model takes at most "
+                      f"{self.max_question_length}")
+            for q, q_ids in zip(questions, ids)
+        ]
+        keep = [i for i, q in enumerate(checked) if q.error is None]
+        results = answer(self.model, [ids[i] for i in keep], self.search, self.batch_size,
+                         self.device) if keep else []
+        by_index = dict(zip(keep, results))
+        for i, q in enumerate(checked):
+            yield q, by_index.get(i, q.error)
+
+    def render(self, question: Question, result: list | str) -> str:
+        if isinstance(result, str):
+            if self.format == "text":
+                return ""
+            return json.dumps({"line": question.line, "error": result})
+        texts = self.tokenizer.decode([h.tokens for h in result])
+        if self.format == "text":
+            return texts[0]
+        return json.dumps({
+            "line": question.line, "question": question.text, "answer": texts[0],
+            "score": result[0].score,
+            "n_best": [{"answer": t, "score": h.score, "normalized_score": h.normalized_score,
+                        "finished": h.finished} for t, h in zip(texts, result)],
+        }, ensure_ascii=False)
+
+
+def chunks(items: Iterable[Question], size: int) -> Iterator[list[Question]]:
+    chunk: list[Question] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        loaded = load_model(args.checkpoint, args.device)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    answerer = Answerer(loaded, args)
+    source = open(args.input, "rb") if args.input else sys.stdin.buffer
+    sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    interactive = args.input is None and sys.stdin.isatty()
+    try:
+        if interactive:
+            print("Type a question and press Enter (Ctrl-D to quit).", file=sys.stderr)
+        stream = _prompted(source) if interactive else source
+        for chunk in chunks(read_questions(stream), 1 if interactive else CHUNK):
+            for question, result in answerer(chunk):
+                if isinstance(result, str):
+                    print(f"line {question.line}: {result}; skipped", file=sys.stderr)
+                print(answerer.render(question, result), file=sink, flush=interactive)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if args.input:
+            source.close()
+        if args.output:
+            sink.close()
+    return 0
+
+
+def _prompted(stream: IO[bytes]) -> Iterator[bytes]:
+    while True:
+        print("question> ", end="", file=sys.stderr, flush=True)
+        line = stream.readline()
+        if not line:
+            return
+        yield line
+
+
+if __name__ == "__main__":
+    sys.exit(main())

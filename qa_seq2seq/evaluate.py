@@ -1,0 +1,99 @@
+"""Evaluation entry point: decode a split with a trained checkpoint and score the answers.
+
+    python -m qa_seq2seq.evaluate                                  # newest run, test split, greedy
+    python -m qa_seq2seq.evaluate ckpt_path=outputs/toy_lstm/2026-... split=validation decode=beam
+
+Writes ``predictions.jsonl`` (question, gold, prediction, score, correct, family) and
+``metrics.json`` into ``eval-<split>-<decode>/`` beside the checkpoint, prints a table, and logs
+the metrics to the run's TensorBoard under ``eval/<split>/<decode>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from qa_seq2seq.checkpoint import MODEL_TARGETS, check_targets, load_model
+from qa_seq2seq.inference import answer
+from qa_seq2seq.metrics import corpus_metrics, exact_match
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig, decode_name: str = "greedy") -> dict[str, Any]:
+    """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; returns the metrics (also written to disk)."""
+    loaded = load_model(cfg.ckpt_path, cfg.device)
+    ckpt = loaded.checkpoint
+    data_cfg = OmegaConf.merge(ckpt.payload["data"], cfg.get("data") or {})
+    check_targets(OmegaConf.to_container(data_cfg), MODEL_TARGETS, f"{ckpt.path} [data config]")
+    datamodule = instantiate(data_cfg)
+    datamodule.prepare_data()
+    rows = datamodule.raw_split(cfg.split)
+    questions = list(rows[datamodule.question_field])
+    golds = list(rows[datamodule.answer_field])
+    family_field = datamodule.family_field
+    families = list(rows[family_field]) if family_field in rows.column_names else None
+
+    max_question_length = datamodule.limits[0]
+    ids = [q[:max_question_length] for q in loaded.tokenizer.encode(questions)]
+    search = instantiate(cfg.decode)
+    log.info("decoding %d %s questions with %s from %s", len(ids), cfg.split, decode_name, ckpt.path)
+    hypotheses = answer(loaded.model, ids, search, cfg.batch_size, cfg.device)
+    best = [h[0] for h in hypotheses]
+    predictions = loaded.tokenizer.decode([h.tokens for h in best])
+    metrics = corpus_metrics(predictions, golds, families)
+
+    out_dir = ckpt.path.parent / f"eval-{cfg.split}-{decode_name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / "predictions.jsonl").open("w", encoding="utf-8") as f:
+        for i, (question, gold, prediction, hyp) in enumerate(zip(questions, golds, predictions,
+                                                                   best)):
+            row = {"question": question, "gold": gold, "prediction": prediction,
+                   "score": hyp.score, "correct": bool(exact_match(prediction, gold))}
+            if families is not None:
+                row["family"] = families[i]
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    summary = {"checkpoint": str(ckpt.path), "split": cfg.split, "decode": decode_name,
+               "metrics": metrics}
+    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _log_to_tensorboard(ckpt.path, ckpt.raw.get("global_step", 0),
+                        f"eval/{cfg.split}/{decode_name}", metrics)
+    print(format_table(metrics, title=f"{cfg.split} ({decode_name}) — {ckpt.path}"))
+    print(f"wrote {out_dir}/predictions.jsonl and metrics.json")
+    return metrics
+
+
+def format_table(metrics: dict[str, float], title: str) -> str:
+    width = max(len(k) for k in metrics)
+    lines = [title, "-" * len(title)]
+    for key, value in metrics.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"{key:<{width}}  {shown}")
+    return "\n".join(lines)
+
+
+def _log_to_tensorboard(ckpt_path: Path, step: int, prefix: str, metrics: dict) -> None:
+    run_dir = ckpt_path.parent.parent
+    if not (run_dir / "tensorboard").is_dir():
+        return
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(run_dir / "tensorboard")) as writer:
+        for key, value in metrics.items():
+            writer.add_scalar(f"{prefix}/{key}", value, step)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg, HydraConfig.get().runtime.choices.get("decode", "greedy"))
+
+
+if __name__ == "__main__":
+    main()

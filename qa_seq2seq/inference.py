@@ -1,0 +1,32 @@
+"""Answering many questions: length-sorted batches through a search, results in input order.
+
+Shared by evaluation and the decoding CLI; imports nothing heavier than torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from qa_seq2seq.batching import pad
+from qa_seq2seq.search import Hypothesis
+from qa_seq2seq.tokenizer import PAD_ID
+
+
+def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: Callable,
+           batch_size: int = 64, device: str | torch.device = "cpu") -> list[list[Hypothesis]]:
+    """Run ``search`` over tokenised ``questions`` (each non-empty); one n-best list per question.
+
+    Questions are sorted by length so each batch pads little; the result follows input order.
+    """
+    if any(len(q) == 0 for q in questions):
+        raise ValueError("every question needs at least one token")
+    order = sorted(range(len(questions)), key=lambda i: len(questions[i]))
+    results: list[list[Hypothesis]] = [[] for _ in questions]
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        src, lengths = pad([questions[i] for i in rows], PAD_ID)
+        for i, hypotheses in zip(rows, search(model, src.to(device), lengths.to(device))):
+            results[i] = hypotheses
+    return results

@@ -1,0 +1,70 @@
+"""Answer-quality metrics as pure functions.
+
+Exact match and token F1 follow the SQuAD evaluation script: lower-case, strip punctuation and
+the articles a/an/the, collapse white space. BLEU and chrF come from ``torchmetrics``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """Harmonic mean of token precision and recall after normalisation."""
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def corpus_metrics(predictions: Sequence[str], golds: Sequence[str],
+                   families: Sequence[str | None] | None = None) -> dict[str, float]:
+    """Exact match and F1 (means in [0, 1]), BLEU-2 (answers are short) and chrF (0-100), answer
+    lengths, and exact match and F1 per family when ``families`` are given."""
+    from torchmetrics.functional.text import bleu_score, chrf_score
+
+    n = len(predictions)
+    if n == 0:
+        return {"count": 0}
+    em = [exact_match(p, g) for p, g in zip(predictions, golds)]
+    f1 = [token_f1(p, g) for p, g in zip(predictions, golds)]
+    pred_words = [len(p.split()) for p in predictions]
+    result = {
+        "count": n,
+        "exact_match": sum(em) / n,
+        "f1": sum(f1) / n,
+        "bleu2": 100 * float(bleu_score(list(predictions), [[g] for g in golds], n_gram=2)),
+        "chrf": 100 * float(chrf_score(list(predictions), [[g] for g in golds])),
+        "answer_words_mean": sum(pred_words) / n,
+        "answer_words_max": max(pred_words),
+        "gold_words_mean": sum(len(g.split()) for g in golds) / n,
+        "empty_answers": sum(1 for p in predictions if not p.strip()) / n,
+    }
+    if families is not None and any(f is not None for f in families):
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, family in enumerate(families):
+            groups[str(family)].append(i)
+        for family, rows in sorted(groups.items()):
+            result[f"{family}/exact_match"] = sum(em[i] for i in rows) / len(rows)
+            result[f"{family}/f1"] = sum(f1[i] for i in rows) / len(rows)
+            result[f"{family}/count"] = len(rows)
+    return result

@@ -1,0 +1,107 @@
+"""The LightningModule: a thin training wrapper around a plain ``Seq2Seq`` network.
+
+It owns the loss, the validation metrics (loss, perplexity, exact match by actually decoding the
+validation questions), what is logged, and what is stored in checkpoints beside the weights.
+Logged: ``train/loss``, ``train/grad_norm``, ``val/loss``, ``val/ppl``, ``val/exact_match`` and
+a table of validation questions with predicted and gold answers (TensorBoard text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+from torchmetrics import MeanMetric
+
+from qa_seq2seq.checkpoint import PAYLOAD_KEY
+from qa_seq2seq.data import Batch
+from qa_seq2seq.metrics import exact_match
+from qa_seq2seq.model import Seq2Seq
+from qa_seq2seq.tokenizer import PAD_ID, Tokenizer
+
+
+class Seq2SeqModule(L.LightningModule):
+    """Args:
+        net: the network.
+        tokenizer: to turn decoded ids into text for exact match and samples.
+        optimizer: ``_partial_`` optimizer, called with the trainable parameters only.
+        scheduler: optional ``_partial_`` LR scheduler, stepped every optimizer step.
+        search: ``_partial_`` search function used for ``val/exact_match`` (``decode=`` group).
+        label_smoothing: for the training loss (validation loss is plain cross-entropy).
+        payload: stored in every checkpoint under ``qa_seq2seq`` (model config, data config,
+            format); the tokenizer bytes are added here.
+        text_samples: validation questions shown in TensorBoard each validation.
+    """
+
+    def __init__(self, net: Seq2Seq, tokenizer: Tokenizer, optimizer: Callable,
+                 search: Callable, scheduler: Callable | None = None,
+                 label_smoothing: float = 0.0, payload: dict[str, Any] | None = None,
+                 text_samples: int = 8):
+        super().__init__()
+        self.net, self.tokenizer = net, tokenizer
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.search, self.label_smoothing = search, label_smoothing
+        self.payload = {**(payload or {}), "tokenizer": tokenizer.model_proto}
+        self.text_samples = text_samples
+        self.val_loss, self.val_exact_match = MeanMetric(), MeanMetric()
+        self._samples: list[tuple[str, str, str]] = []
+
+    def forward(self, batch: Batch) -> Tensor:
+        return self.net(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
+
+    def model_step(self, batch: Batch, label_smoothing: float = 0.0) -> Tensor:
+        """Mean cross-entropy per answer token (padding ignored)."""
+        logits = self(batch)
+        return F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(),
+                               ignore_index=PAD_ID, label_smoothing=label_smoothing)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss = self.model_step(batch, self.label_smoothing)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch.src.size(0))
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.trainer.global_step % self.trainer.log_every_n_steps == 0:
+            grads = [p.grad for p in self.net.parameters() if p.grad is not None]
+            self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads))
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        tokens = int((batch.tgt_out != PAD_ID).sum())
+        self.val_loss.update(self.model_step(batch), weight=tokens)
+        hypotheses = self.search(self.net, batch.src, batch.src_lengths)
+        predictions = self.tokenizer.decode([h[0].tokens for h in hypotheses])
+        golds = self.tokenizer.decode(batch.tgt_out.tolist())
+        self.val_exact_match.update(torch.tensor([exact_match(p, g)
+                                                  for p, g in zip(predictions, golds)]))
+        if len(self._samples) < self.text_samples:
+            questions = self.tokenizer.decode(batch.src.tolist())
+            self._samples += list(zip(questions, predictions, golds))[: self.text_samples]
+
+    def on_validation_epoch_end(self) -> None:
+        loss = self.val_loss.compute()
+        self.log_dict({"val/loss": loss, "val/ppl": torch.exp(loss.clamp(max=50)),
+                       "val/exact_match": self.val_exact_match.compute()}, prog_bar=True)
+        self.val_loss.reset()
+        self.val_exact_match.reset()
+        if isinstance(self.logger, TensorBoardLogger) and self._samples:
+            rows = "\n".join(f"| {q} | {p} | {g} | {'✓' if exact_match(p, g) else '✗'} |"
+                             for q, p, g in self._samples[: self.text_samples])
+            table = "| question | predicted | gold | |\n|---|---|---|---|\n" + rows
+            self.logger.experiment.add_text("val/samples", table, self.global_step)
+        self._samples = []
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory([p for p in self.net.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler,
+                                                         "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[PAYLOAD_KEY] = self.payload

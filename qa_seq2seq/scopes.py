@@ -1,0 +1,44 @@
+"""Parameter scopes: glob patterns over parameter names, and freezing.
+
+Patterns use shell globs (``fnmatch``), where ``*`` also crosses dots: ``decoder.*.weight_hh*``
+matches ``decoder.rnn.weight_hh_l0``. A pattern that matches nothing is a configuration error,
+so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+
+from torch import nn
+
+
+def parameter_names(model: nn.Module) -> list[str]:
+    """Every name a parameter is reachable by, shared parameters under each of their names."""
+    return [name for name, _ in model.named_parameters(remove_duplicate=False)]
+
+
+def match(names: Iterable[str], patterns: Sequence[str], key: str) -> dict[str, list[str]]:
+    """``{pattern: [matching names]}``; raises if a pattern matches nothing.
+
+    ``key`` names the config entry the patterns came from, for the error message.
+    """
+    names = list(names)
+    matches = {pattern: fnmatch.filter(names, pattern) for pattern in patterns}
+    empty = [pattern for pattern, found in matches.items() if not found]
+    if empty:
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        raise ValueError(
+            f"{key}: pattern(s) {empty} match no parameter. Parameter names look like: {shown} "
+            f"(see `python -m qa_seq2seq.inspect` for the full list)"
+        )
+    return matches
+
+
+def freeze_(model: nn.Module, patterns: Sequence[str]) -> list[str]:
+    """Set ``requires_grad=False`` on every parameter matching one of ``patterns``."""
+    params = dict(model.named_parameters(remove_duplicate=False))
+    frozen = sorted({n for found in match(params, patterns, "model.freeze").values() for n in found})
+    for name in frozen:
+        params[name].requires_grad_(False)
+    return frozen

@@ -1,0 +1,256 @@
+"""Greedy, beam and sampling search over a trained model, batched.
+
+The model is reached through three calls only (see ``Seq2Seq``): ``encode(src, src_lengths)`` once
+per question, ``step(tokens, state)`` per output position, and ``reorder_state(state, order)`` to
+select, repeat or drop batch rows. Questions whose answers are complete leave the batch at once,
+so later steps run on fewer rows; the search stops when every question is done.
+
+Shared options:
+    max_length: most answer tokens (``<eos>`` included); ``max_length_ratio`` additionally caps
+        it at ``ceil(ratio * question length)``. A hypothesis cut there is returned with
+        ``finished=False``.
+    min_length: ``<eos>`` is blocked before this many answer tokens.
+
+Padding and ``<bos>`` are never emitted. Blocking happens after the softmax, so a returned
+``score`` is exactly the model's teacher-forced log-probability of the returned tokens (plus
+``<eos>`` when finished).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+LENGTH_PENALTIES = ("none", "average", "gnmt")
+
+
+class Hypothesis(NamedTuple):
+    tokens: list[int]  # answer ids, without <bos> and <eos>
+    score: float  # total log-probability, <eos> included when finished
+    normalized_score: float  # score after the length penalty: what beam search ranks by
+    token_log_probs: list[float]  # one per emitted token, <eos> included when finished
+    finished: bool  # ended with <eos> (False: cut at the length limit)
+
+
+class SearchModel(Protocol):
+    def encode(self, src: Tensor, src_lengths: Tensor): ...
+    def step(self, tokens: Tensor, state) -> tuple[Tensor, object]: ...
+    def reorder_state(self, state, order: Tensor): ...
+
+
+def length_penalty(length: int | Tensor, mode: str, alpha: float) -> float | Tensor:
+    """Divisor of the score: 1 (``none``), the length (``average``), ((5+len)/6)^alpha (``gnmt``)."""
+    if mode == "none":
+        return 1.0
+    if mode == "average":
+        return length
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def _limits(src_lengths: Tensor, max_length: int, max_length_ratio: float | None) -> Tensor:
+    """Per-question cap on answer tokens (B,)."""
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    limits = torch.full_like(src_lengths, max_length)
+    if max_length_ratio is not None:
+        relative = torch.ceil(src_lengths.float() * max_length_ratio).long().clamp(min=1)
+        limits = torch.minimum(limits, relative)
+    return limits
+
+
+def _log_probs(model: SearchModel, tokens: Tensor, state, t: int, min_length: int):
+    """One step: log-probabilities (rows, V) with pad/bos (and early eos) blocked."""
+    logits, state = model.step(tokens, state)
+    log_probs = F.log_softmax(logits.float(), -1)
+    log_probs[:, PAD_ID] = -math.inf
+    log_probs[:, BOS_ID] = -math.inf
+    if t < min_length:
+        log_probs[:, EOS_ID] = -math.inf
+    return log_probs, state
+
+
+def _hypothesis(tokens: list[int], log_probs: list[float], finished: bool, mode: str,
+                alpha: float) -> Hypothesis:
+    score = sum(log_probs)
+    answer = tokens[:-1] if finished else tokens
+    return Hypothesis(answer, score, score / length_penalty(len(tokens), mode, alpha), log_probs,
+                      finished)
+
+
+@torch.no_grad()
+def greedy_search(model: SearchModel, src: Tensor, src_lengths: Tensor, max_length: int = 64,
+                  max_length_ratio: float | None = None,
+                  min_length: int = 0) -> list[list[Hypothesis]]:
+    """The most likely token at every step. Returns one hypothesis per question: (B, 1)."""
+    return _single_path(model, src, src_lengths, max_length, max_length_ratio, min_length,
+                        choose=lambda log_probs: log_probs.max(-1))
+
+
+@torch.no_grad()
+def sample(model: SearchModel, src: Tensor, src_lengths: Tensor, temperature: float = 1.0,
+           top_k: int = 0, top_p: float = 1.0, seed: int | None = None, max_length: int = 64,
+           max_length_ratio: float | None = None, min_length: int = 0) -> list[list[Hypothesis]]:
+    """Ancestral sampling from the tempered, top-k / nucleus (top-p) filtered distribution.
+
+    ``seed`` makes the draw reproducible. Scores are the model's own (unfiltered) log-probabilities.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 (use decode=greedy for argmax), got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    generator = torch.Generator(device=src.device)
+    generator.manual_seed(torch.seed() if seed is None else seed)
+
+    def choose(log_probs: Tensor) -> tuple[Tensor, Tensor]:
+        filtered = log_probs / temperature
+        if top_k > 0:
+            kth = filtered.topk(min(top_k, filtered.size(-1)), -1).values[:, -1:]
+            filtered = filtered.masked_fill(filtered < kth, -math.inf)
+        if top_p < 1:
+            ordered, order = filtered.sort(-1, descending=True)
+            cumulative = ordered.softmax(-1).cumsum(-1)
+            drop = cumulative - ordered.softmax(-1) >= top_p  # keep the smallest set reaching p
+            filtered = filtered.scatter(-1, order, ordered.masked_fill(drop, -math.inf))
+        token = torch.multinomial(filtered.softmax(-1), 1, generator=generator)[:, 0]
+        return log_probs.gather(1, token[:, None])[:, 0], token
+
+    return _single_path(model, src, src_lengths, max_length, max_length_ratio, min_length, choose)
+
+
+def _single_path(model, src, src_lengths, max_length, max_length_ratio, min_length, choose):
+    """One token per question per step, chosen by ``choose(log_probs) -> (log_prob, token)``."""
+    batch = src.size(0)
+    limits = _limits(src_lengths, max_length, max_length_ratio).to(src.device)
+    steps = int(limits.max())
+    out_tokens = src.new_zeros(batch, steps)
+    out_log_probs = torch.zeros(batch, steps, device=src.device)
+    lengths = src.new_zeros(batch)
+    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
+    alive = torch.arange(batch, device=src.device)  # question of each row
+    tokens = src.new_full((batch,), BOS_ID)
+    state = model.encode(src, src_lengths)
+    for t in range(steps):
+        log_probs, state = _log_probs(model, tokens, state, t, min_length)
+        log_prob, tokens = choose(log_probs)
+        out_tokens[alive, t], out_log_probs[alive, t] = tokens, log_prob
+        ended = tokens == EOS_ID
+        done = ended | (t + 1 >= limits[alive])
+        lengths[alive], finished[alive] = t + 1, ended
+        if bool(done.all()):
+            break
+        if bool(done.any()):
+            keep = (~done).nonzero()[:, 0]
+            alive, tokens = alive[keep], tokens[keep]
+            state = model.reorder_state(state, keep)
+    return [[_hypothesis(out_tokens[i, :n].tolist(), out_log_probs[i, :n].tolist(),
+                         bool(finished[i]), "none", 0.0)]
+            for i, n in enumerate(lengths.tolist())]
+
+
+@torch.no_grad()
+def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size: int = 5,
+                n_best: int = 1, max_length: int = 64, max_length_ratio: float | None = None,
+                min_length: int = 0, length_penalty: str = "none", alpha: float = 0.6,
+                no_repeat_ngram_size: int = 0) -> list[list[Hypothesis]]:
+    """Beam search over batch x beam rows, flattened into one dimension.
+
+    Args:
+        beam_size: hypotheses kept per question; ``n_best`` (<= beam_size) are returned, best
+            first.
+        length_penalty: ``none`` ranks by total log-probability; ``average`` by log-probability
+            per token; ``gnmt`` by score / ((5 + len) / 6) ** alpha (Wu et al. 2016).
+        no_repeat_ngram_size: if > 0, no n-gram of this size occurs twice in an answer.
+
+    A question stops when its ``n_best`` finished hypotheses cannot be beaten by any live one:
+    with ``length_penalty=none`` this is exact (scores only fall); with a penalty the bound
+    assumes the live hypothesis grows to the length limit, and the search also stops once
+    ``beam_size`` hypotheses have finished (as fairseq does).
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best must be between 1 and beam_size={beam_size}, got {n_best}")
+    if length_penalty not in LENGTH_PENALTIES:
+        raise ValueError(f"length_penalty={length_penalty!r}: use one of {LENGTH_PENALTIES}")
+    batch, k, device = src.size(0), beam_size, src.device
+    limits = _limits(src_lengths, max_length, max_length_ratio).to(device)
+    state = model.encode(src, src_lengths)
+    state = model.reorder_state(state, torch.arange(batch, device=device).repeat_interleave(k))
+    alive = torch.arange(batch, device=device)  # question of each block of k rows
+    scores = torch.full((batch, k), -math.inf, device=device)
+    scores[:, 0] = 0.0  # the first step expands one beam only
+    history = src.new_zeros(batch * k, 0)
+    history_log_probs = torch.zeros(batch * k, 0, device=device)
+    tokens = src.new_full((batch * k,), BOS_ID)
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    for t in range(int(limits.max())):
+        log_probs, state = _log_probs(model, tokens, state, t, min_length)
+        vocab, questions = log_probs.size(1), alive.numel()
+        if no_repeat_ngram_size > 0:
+            _block_repeated_ngrams(log_probs, history, no_repeat_ngram_size)
+        candidates = (scores[:, :, None] + log_probs.view(questions, k, vocab)).view(questions, -1)
+        top_scores, top_ids = candidates.topk(min(2 * k, candidates.size(1)), dim=1)  # (b, 2k)
+        rows = torch.div(top_ids, vocab, rounding_mode="floor") + (
+            torch.arange(questions, device=device) * k)[:, None]
+        top_tokens = top_ids % vocab
+        top_log_probs = log_probs[rows, top_tokens]
+        is_eos = (top_tokens == EOS_ID) & torch.isfinite(top_scores)
+        at_limit = t + 1 >= limits[alive]  # (b,)
+        # The k best candidates that do not end, per question (at least k of the 2k do not).
+        rank = torch.arange(top_ids.size(1), device=device).expand_as(top_ids)
+        keep = (rank + is_eos * top_ids.size(1)).topk(k, dim=1, largest=False).indices  # (b, k)
+        # Candidates that finish now: <eos> among the k best, or every kept one at the limit.
+        ending = is_eos & (rank < k)
+        limit_ending = torch.zeros_like(ending).scatter(1, keep, True) & at_limit[:, None] & (
+            torch.isfinite(top_scores))
+        for q, c in (ending | limit_ending).nonzero().tolist():
+            row = int(rows[q, c])
+            finished[int(alive[q])].append(_hypothesis(
+                history[row].tolist() + [int(top_tokens[q, c])],
+                history_log_probs[row].tolist() + [float(top_log_probs[q, c])],
+                bool(is_eos[q, c]), length_penalty, alpha))
+        scores = top_scores.gather(1, keep)
+        done = at_limit | torch.tensor([_is_done(finished[int(alive[q])], float(scores[q, 0]),
+                                                 n_best, k, int(limits[alive[q]]), length_penalty,
+                                                 alpha) for q in range(questions)], device=device)
+        if bool(done.all()):
+            break
+        active = (~done).nonzero()[:, 0]
+        order = rows.gather(1, keep)[active].reshape(-1)  # (b' * k,) source rows
+        alive, scores = alive[active], scores[active]
+        tokens = top_tokens.gather(1, keep)[active].reshape(-1)
+        history = torch.cat([history[order], tokens[:, None]], 1)
+        history_log_probs = torch.cat(
+            [history_log_probs[order], top_log_probs.gather(1, keep)[active].reshape(-1, 1)], 1)
+        state = model.reorder_state(state, order)
+    return [sorted(hyps, key=lambda h: -h.normalized_score)[:n_best] for hyps in finished]
+
+
+def _is_done(finished: list[Hypothesis], best_live: float, n_best: int, beam_size: int,
+             limit: int, mode: str, alpha: float) -> bool:
+    """No live hypothesis (best raw score ``best_live``) can enter this question's n-best."""
+    if len(finished) < n_best:
+        return False
+    if mode != "none" and len(finished) >= beam_size:
+        return True
+    worst_kept = sorted(h.normalized_score for h in finished)[-n_best]
+    best_possible = best_live / length_penalty(limit, mode, alpha)  # scores are <= 0
+    return best_possible <= worst_kept
+
+
+def _block_repeated_ngrams(log_probs: Tensor, history: Tensor, n: int) -> None:
+    """Forbid each row's tokens that would repeat an n-gram already in its history."""
+    if history.size(1) == 0 or history.size(1) < n - 1:
+        return
+    for row, seq in enumerate(history.tolist()):
+        prefix = tuple(seq[len(seq) - (n - 1):]) if n > 1 else ()
+        banned = [seq[i + n - 1] for i in range(len(seq) - n + 1)
+                  if tuple(seq[i:i + n - 1]) == prefix]
+        if banned:
+            log_probs[row, banned] = -math.inf

@@ -1,0 +1,66 @@
+"""Weight sharing between scopes (``model/sharing=``), applied once after construction.
+
+- ``embeddings``: the decoder uses the encoder's embedding table;
+- ``tied_output``: the decoder's output layer uses the decoder embedding as its weight
+  (Press & Wolf 2017); needs ``embedding_size`` equal to the decoder's output size;
+- ``encoder_decoder``: encoder and decoder run the same RNN module (same class, sizes and input
+  size; the encoder unidirectional, no ``feed_encoder_state``).
+
+Shared tensors are the same object: ``model.parameters()`` yields them once, so the optimizer
+updates them once, and ``torch.save`` stores them once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qa_seq2seq.model import Seq2Seq
+
+
+class Sharing:
+    def __init__(self, embeddings: bool = False, tied_output: bool = False,
+                 encoder_decoder: bool = False):
+        self.embeddings, self.tied_output, self.encoder_decoder = (
+            embeddings, tied_output, encoder_decoder)
+
+    def __repr__(self) -> str:
+        on = [k for k in ("embeddings", "tied_output", "encoder_decoder") if getattr(self, k)]
+        return f"Sharing({', '.join(on) or 'none'})"
+
+    def apply(self, model: Seq2Seq) -> None:
+        """Tie the chosen scopes of ``model`` in place; raise on incompatible sizes or cells."""
+        encoder, decoder = model.encoder, model.decoder
+        if self.embeddings:
+            decoder.embedding = encoder.embedding
+        if self.tied_output:
+            emb, out = decoder.embedding.weight, decoder.output.weight
+            if emb.shape != out.shape:
+                raise ValueError(
+                    f"model/sharing=tied_output needs model.embedding_size ({emb.shape[1]}) equal "
+                    f"to the decoder's output size ({out.shape[1]}: its hidden_size, or proj_size)."
+                    f" Set model.embedding_size={out.shape[1]} or choose another model/sharing."
+                )
+            decoder.output.weight = decoder.embedding.weight
+        if self.encoder_decoder:
+            enc, dec = encoder.rnn, decoder.rnn
+            mismatches = [
+                f"{what}: encoder {a} vs decoder {b}"
+                for what, a, b in (
+                    ("cell", type(enc).__name__, type(dec).__name__),
+                    ("input_size", enc.input_size, dec.input_size),
+                    ("hidden_size", enc.hidden_size, dec.hidden_size),
+                    ("num_layers", enc.num_layers, dec.num_layers),
+                    ("bidirectional", enc.bidirectional, dec.bidirectional),
+                    ("proj_size", getattr(enc, "proj_size", 0), getattr(dec, "proj_size", 0)),
+                )
+                if a != b
+            ]
+            if mismatches:
+                raise ValueError(
+                    "model/sharing=encoder_decoder runs one RNN on both sides, but they differ: "
+                    + "; ".join(mismatches)
+                    + ". Use the same model/cell for both, model.bidirectional_encoder=false and "
+                    "model.feed_encoder_state=false, or choose another model/sharing."
+                )
+            decoder.rnn = enc

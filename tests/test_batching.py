@@ -1,0 +1,57 @@
+import random
+
+import pytest
+
+from qa_seq2seq.batching import LengthBucketBatchSampler, pad
+
+
+def lengths(n=1000, seed=0):
+    rng = random.Random(seed)
+    return [(rng.randint(5, 60), rng.randint(1, 3)) for _ in range(n)]
+
+
+def test_every_row_once_per_epoch_with_little_padding():
+    sizes = lengths()
+    sampler = LengthBucketBatchSampler(sizes, batch_size=32, window=100)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert len(batches) == len(sampler) == 32
+    assert sampler.padding_fraction() < 0.10
+    random_batches = LengthBucketBatchSampler(sizes, batch_size=32, window=1)
+    assert random_batches.padding_fraction() > 3 * sampler.padding_fraction()
+
+
+def test_order_is_reproducible_per_epoch_and_changes_across_epochs():
+    a, b = LengthBucketBatchSampler(lengths(), 32, seed=5), LengthBucketBatchSampler(lengths(), 32, seed=5)
+    assert list(a) == list(b)
+    first = list(a)
+    a.sampler.set_epoch(1)
+    assert list(a) != first
+    b.sampler.set_epoch(1)
+    assert list(a) == list(b)
+
+
+def test_evaluation_order_is_sorted_and_complete():
+    sizes = lengths(100)
+    batches = list(LengthBucketBatchSampler(sizes, 16, shuffle=False))
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(100))
+    assert [sizes[i] for i in flat] == sorted(sizes)
+
+
+def test_token_budget_and_sharding():
+    sizes = lengths()
+    sampler = LengthBucketBatchSampler(sizes, batch_size=512, max_tokens=600)
+    for batch in sampler:
+        padded = max(sizes[i][0] for i in batch) + max(sizes[i][1] for i in batch)
+        assert padded * len(batch) <= 600
+    shards = [set(i for b in LengthBucketBatchSampler(sizes, 32, num_replicas=2, rank=r) for i in b)
+              for r in (0, 1)]
+    assert not shards[0] & shards[1] and len(shards[0] | shards[1]) == 1000
+    with pytest.raises(ValueError, match="max_tokens=10"):
+        LengthBucketBatchSampler(sizes, 32, max_tokens=10)
+
+
+def test_pad():
+    padded, n = pad([[5, 6, 7], [8]], 0)
+    assert padded.tolist() == [[5, 6, 7], [8, 0, 0]] and n.tolist() == [3, 1]

@@ -1,0 +1,74 @@
+"""Every config in conf/ composes and instantiates."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose_train(overrides, tmp_path):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("train", overrides=[f"output_dir={tmp_path}", *overrides])
+
+
+def instantiate_everything(cfg):
+    datamodule = instantiate(cfg.data)
+    net = instantiate(cfg.model, vocab_size=32)
+    optimizer = instantiate(cfg.optimizer)(net.parameters())
+    if cfg.get("scheduler"):
+        instantiate(cfg.scheduler)(optimizer)
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger))
+    assert callable(instantiate(cfg.decode))
+    return datamodule, net
+
+
+GROUPS = ["data", "model/cell", "model/init", "model/sharing", "optimizer", "scheduler",
+          "trainer", "decode", "logger", "callbacks"]
+CASES = [(g, o) for g in GROUPS for o in options(g)]
+
+
+@pytest.mark.parametrize("group,option", CASES, ids=[f"{g}={o}" for g, o in CASES])
+def test_group_option_composes_and_instantiates(group, option, tmp_path):
+    extra = []
+    if option == "jsonl":
+        extra = [f"data.{s}_file=x.jsonl" for s in ("train", "validation", "test")]
+    if option in ("tied_output", "all"):
+        extra = ["model.embedding_size=256"]
+    if group == "scheduler":
+        extra = ["trainer.max_steps=100"]
+    if option == "gpu":
+        pytest.importorskip("torch").cuda.is_available() or pytest.skip("no GPU here")
+    instantiate_everything(compose_train([f"{group}={option}", *extra], tmp_path))
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiment_composes_and_instantiates(experiment, tmp_path):
+    instantiate_everything(compose_train([f"+experiment={experiment}"], tmp_path))
+
+
+def test_evaluate_config_composes():
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("evaluate", overrides=["decode=beam", "split=validation"])
+    assert cfg.decode.beam_size == 5 and cfg.split == "validation"
+
+
+def test_per_side_cell_override(tmp_path):
+    cfg = compose_train(["+model/cell@model.decoder_cell=gru", "model.bridge=hidden_only"],
+                        tmp_path)
+    net = instantiate(cfg.model, vocab_size=32)
+    assert type(net.encoder.rnn).__name__ == "LSTM" and type(net.decoder.rnn).__name__ == "GRU"
+
+
+def test_unknown_key_is_refused(tmp_path):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match="hiden_size"):
+        compose_train(["model.hiden_size=3"], tmp_path)

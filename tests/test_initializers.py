@@ -1,0 +1,112 @@
+"""Initializer statistics against their formulas, per gate block, with per-glob overrides."""
+
+import math
+
+import pytest
+import torch
+
+from qa_seq2seq.initializers import Initializer, fans, init_, variance_scaling_
+from qa_seq2seq.rnn import LSTM
+from tests.conftest import tiny_model
+
+
+def test_orthogonal_is_per_gate_block():
+    torch.manual_seed(0)
+    rnn = LSTM(16, 32, forget_bias=1.0)
+    Initializer("glorot_uniform", {"*weight_hh*": "orthogonal"})(rnn)
+    for gate in ("input", "forget", "cell", "output"):
+        block = rnn.gate("weight_hh_l0", gate)  # (32, 32)
+        torch.testing.assert_close(block @ block.T, torch.eye(32), atol=1e-5, rtol=0)
+    whole = rnn.weight_hh_l0  # (128, 32): not orthogonal as a whole stack, each block is
+    assert not torch.allclose(whole.T @ whole, torch.eye(32), atol=1e-3)
+
+
+def test_truncated_normal_stays_within_two_std():
+    torch.manual_seed(0)
+    t = init_(torch.empty(200, 200), {"name": "truncated_normal", "mean": 0.5, "std": 0.1})
+    assert t.min() >= 0.3 - 1e-6 and t.max() <= 0.7 + 1e-6
+    assert abs(t.mean().item() - 0.5) < 0.005
+
+
+@pytest.mark.parametrize("mode,expected_n", [("fan_in", 300), ("fan_out", 200), ("fan_avg", 250)])
+@pytest.mark.parametrize("distribution", ["truncated_normal", "untruncated_normal", "uniform"])
+def test_variance_scaling_matches_its_formula(mode, expected_n, distribution):
+    torch.manual_seed(0)
+    t = variance_scaling_(torch.empty(200, 300), 2.0, mode, distribution)
+    assert fans(t) == (300, 200)
+    assert t.var().item() == pytest.approx(2.0 / expected_n, rel=0.03)
+
+
+def test_fans_are_per_gate_block_for_fused_kernels():
+    torch.manual_seed(0)
+    rnn = LSTM(100, 50)
+    Initializer("glorot_uniform")(rnn)
+    limit = math.sqrt(6 / (100 + 50))  # one gate: fan_in 100, fan_out 50 (not 200 rows)
+    assert rnn.weight_ih_l0.abs().max() <= limit
+    assert rnn.weight_ih_l0.abs().max() > 0.9 * limit
+
+
+def test_uniform_unit_scaling_and_glorot_normal():
+    torch.manual_seed(0)
+    t = init_(torch.empty(300, 400), {"name": "uniform_unit_scaling", "factor": 2.0})
+    assert t.abs().max() <= 2.0 * math.sqrt(3 / 400)
+    assert t.var().item() == pytest.approx(4.0 / 400, rel=0.03)
+    g = init_(torch.empty(300, 400), "glorot_normal")
+    assert g.var().item() == pytest.approx(2 / 700, rel=0.03)
+
+
+def test_biases_zero_except_forget_gate_exactly_as_configured():
+    torch.manual_seed(0)
+    model = tiny_model(init=None)
+    model.decoder.rnn.forget_bias = 2.5
+    Initializer("glorot_uniform")(model)
+    for rnn, forget in ((model.encoder.rnn, 1.0), (model.decoder.rnn, 2.5)):
+        for layer in range(2):
+            bias_ih = rnn.get_parameter(f"bias_ih_l{layer}").view(4, -1)
+            assert torch.all(bias_ih[1] == forget)
+            assert torch.all(bias_ih[[0, 2, 3]] == 0)
+            assert torch.all(rnn.get_parameter(f"bias_hh_l{layer}") == 0)
+    assert torch.all(model.decoder.output.bias == 0)
+
+
+def test_overrides_by_glob_last_match_wins_and_plan_reports_it():
+    torch.manual_seed(0)
+    model = tiny_model()
+    plan = Initializer("glorot_uniform", {
+        "*embedding*": {"name": "truncated_normal", "std": 0.01},
+        "decoder.*": "zeros",
+        "decoder.rnn.weight_hh*": "orthogonal",
+    })(model)
+    assert plan["encoder.embedding.weight"] == "truncated_normal(std=0.01)"
+    assert plan["decoder.embedding.weight"] == "zeros"  # decoder.* comes after *embedding*
+    assert plan["decoder.rnn.weight_hh_l0"] == "orthogonal"
+    assert plan["encoder.rnn.weight_ih_l0"] == "glorot_uniform"
+    assert plan["encoder.rnn.bias_hh_l0"] == "zeros"
+    assert model.encoder.embedding.weight.abs().max() <= 0.02
+    assert torch.all(model.decoder.output.weight == 0)
+
+
+def test_unknown_pattern_or_name_is_an_error():
+    with pytest.raises(ValueError, match="match no parameter"):
+        Initializer("glorot_uniform", {"encodr.*": "zeros"})(tiny_model())
+    with pytest.raises(ValueError, match="unknown initializer 'glorot'"):
+        Initializer("glorot")
+
+
+def test_reproducible_from_seed_and_different_draws_per_rnn():
+    a = tiny_model(seed=3, init=Initializer("glorot_uniform"))
+    b = tiny_model(seed=3, init=Initializer("glorot_uniform"))
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(p, q), name
+    assert not torch.equal(a.encoder.rnn.weight_hh_l1, a.decoder.rnn.weight_hh_l1)
+
+
+def test_torch_default_keeps_torch_values_but_sets_forget_bias():
+    torch.manual_seed(0)
+    model = tiny_model()
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    plan = Initializer("torch_default")(model)
+    assert set(plan.values()) == {"torch_default"}
+    for name, p in model.named_parameters():
+        if "bias" not in name:
+            assert torch.equal(p, before[name]), name

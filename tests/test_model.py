@@ -1,0 +1,139 @@
+"""The network: padding never leaks, bridges, the thought-vector feed, explicit initial states."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from qa_seq2seq.rnn import State
+from tests.conftest import random_batch, tiny_model
+
+
+@pytest.mark.parametrize("cell", ["lstm", "peephole_lstm", "layernorm_lstm", "gru", "rnn"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_encoder_state_does_not_depend_on_batch_padding(cell, bidirectional):
+    model = tiny_model(cell, bidirectional_encoder=bidirectional,
+                       bridge="linear" if bidirectional else "state").eval()
+    src, lengths = random_batch()
+    batched = model.encoder(src, lengths).state
+    for b in range(src.size(0)):
+        alone = model.encoder(src[b : b + 1, : lengths[b]], lengths[b : b + 1]).state
+        torch.testing.assert_close(batched.h[:, b], alone.h[:, 0], atol=1e-5, rtol=1e-5)
+        if alone.c is not None:
+            torch.testing.assert_close(batched.c[:, b], alone.c[:, 0], atol=1e-5, rtol=1e-5)
+        # Extra padding after the question changes nothing either.
+        padded = torch.cat([src[b : b + 1, : lengths[b]], torch.zeros(1, 3, dtype=torch.long)], 1)
+        more = model.encoder(padded, lengths[b : b + 1]).state
+        torch.testing.assert_close(more.h, alone.h, atol=1e-5, rtol=1e-5)
+
+
+def test_hidden_only_and_state_bridges_differ_exactly_in_c():
+    src, lengths = random_batch()
+    state = tiny_model(bridge="state").eval()
+    hidden_only = tiny_model(bridge="hidden_only").eval()
+    hidden_only.load_state_dict(state.state_dict())
+    a, b = state.encode(src, lengths).rnn, hidden_only.encode(src, lengths).rnn
+    torch.testing.assert_close(a.h, b.h)
+    assert torch.all(b.c == 0) and not torch.all(a.c == 0)
+    encoder_state = state.encoder(src, lengths).state
+    torch.testing.assert_close(a.c, encoder_state.c)
+
+
+def test_none_bridge_starts_from_zeros_and_linear_bridges_any_pair():
+    src, lengths = random_batch()
+    zero = tiny_model(bridge="none").eval().encode(src, lengths).rnn
+    assert torch.all(zero.h == 0) and torch.all(zero.c == 0)
+    lstm_to_gru = tiny_model(bridge="linear", decoder_cell=tiny_gru_factory()).eval()
+    state = lstm_to_gru.encode(src, lengths).rnn
+    assert state.c is None and state.h.shape == (2, 5, 12)
+
+
+def tiny_gru_factory():
+    from functools import partial
+
+    from qa_seq2seq.rnn import GRU
+
+    return partial(GRU)
+
+
+def test_depth_mismatch_aligns_top_layers():
+    from functools import partial
+
+    from qa_seq2seq.rnn import LSTM
+
+    src, lengths = random_batch()
+    deep_encoder = tiny_model(encoder_cell=partial(LSTM, num_layers=3)).eval()
+    enc = deep_encoder.encoder(src, lengths).state
+    dec = deep_encoder.encode(src, lengths).rnn
+    torch.testing.assert_close(dec.h, enc.h[1:])  # the encoder's top two layers
+    deep_decoder = tiny_model(decoder_cell=partial(LSTM, num_layers=3)).eval()
+    enc = deep_decoder.encoder(src, lengths).state
+    dec = deep_decoder.encode(src, lengths).rnn
+    torch.testing.assert_close(dec.h[1:], enc.h)  # aligned at the top
+    assert torch.all(dec.h[0] == 0)  # the extra bottom layer starts at zero
+
+
+def test_state_bridge_with_mismatched_sizes_names_the_fix():
+    from functools import partial
+
+    from qa_seq2seq.rnn import GRU
+
+    with pytest.raises(ValueError, match="model.bridge=linear"):
+        tiny_model(bidirectional_encoder=True, bridge="state")
+    with pytest.raises(ValueError, match="c size"):
+        tiny_model(decoder_cell=partial(GRU), bridge="state")
+
+
+def test_feed_encoder_state_concatenates_the_thought_vector_to_every_step():
+    model = tiny_model(feed_encoder_state=True).eval()
+    assert model.decoder.rnn.input_size == 8 + 12
+    src, lengths = random_batch()
+    state = model.encode(src, lengths)
+    torch.testing.assert_close(state.context, model.encoder(src, lengths).state.h[-1])
+    tgt = torch.randint(4, 11, (5, 3))
+    logits = model(src, lengths, tgt)
+    assert logits.shape == (5, 3, 11)
+    # Changing the context changes every step's output.
+    other, _ = model.decoder(tgt, state._replace(context=torch.zeros_like(state.context)))
+    assert not torch.allclose(other[:, -1], logits[:, -1])
+
+
+def test_explicit_initial_state_replaces_the_bridge():
+    model = tiny_model().eval()
+    src, lengths = random_batch()
+    tgt = torch.randint(4, 11, (5, 3))
+    zeros = State(torch.zeros(2, 5, 12), torch.zeros(2, 5, 12))
+    expected = tiny_model(bridge="none").eval()
+    expected.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model(src, lengths, tgt, initial_state=zeros),
+                               expected(src, lengths, tgt))
+
+
+def test_step_by_step_decoding_equals_teacher_forcing():
+    model = tiny_model("peephole_lstm").eval()
+    src, lengths = random_batch()
+    tgt = torch.randint(4, 11, (5, 4))
+    full = model(src, lengths, tgt)
+    state = model.encode(src, lengths)
+    for t in range(tgt.size(1)):
+        logits, state = model.step(tgt[:, t], state)
+        torch.testing.assert_close(logits, full[:, t], atol=1e-5, rtol=1e-5)
+
+
+def test_overfits_one_batch_and_decodes_it_back():
+    from qa_seq2seq.search import greedy_search
+
+    model = tiny_model(vocab_size=12, hidden_size=32, dropout=0.0)
+    src, lengths = random_batch(batch=8, vocab_size=12, max_len=5, seed=1)
+    answers = torch.stack([src[:, 0], src[:, 1]], 1)  # answer: the first two question tokens
+    answers[lengths == 1, 1] = 5
+    tgt_in = torch.cat([torch.full((8, 1), 2), answers], 1)
+    tgt_out = torch.cat([answers, torch.full((8, 1), 3)], 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        loss = F.cross_entropy(model(src, lengths, tgt_in).flatten(0, 1), tgt_out.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.01
+    decoded = greedy_search(model.eval(), src, lengths)
+    assert [h[0].tokens for h in decoded] == answers.tolist()

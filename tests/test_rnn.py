@@ -1,0 +1,206 @@
+"""Recurrent layers against torch's own modules (the trusted reference), with copied weights."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qa_seq2seq.rnn import GRU, LSTM, RNN, LayerNormLSTM, PeepholeLSTM, State
+
+B, T, I, H = 4, 7, 5, 6  # noqa: E741  (batch, time, input, hidden)
+LENGTHS = torch.tensor([7, 3, 5, 1])
+
+
+def inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, T, I, generator=g)
+
+
+def copy_into(ours: nn.Module, reference: nn.Module) -> None:
+    """Copy the reference's parameters into ours by (shared) name."""
+    with torch.no_grad():
+        for name, param in reference.named_parameters():
+            getattr(ours, name).copy_(param)
+
+
+def reference_final_state(reference, x, lengths):
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, hx = reference(packed)
+    out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+    return out, hx
+
+
+CASES = [
+    (LSTM, nn.LSTM, {}),
+    (LSTM, nn.LSTM, {"proj_size": 3}),
+    (PeepholeLSTM, nn.LSTM, {}),
+    (PeepholeLSTM, nn.LSTM, {"proj_size": 3}),
+    (GRU, nn.GRU, {}),
+    (RNN, nn.RNN, {}),
+]
+
+
+@pytest.mark.parametrize("ours_cls,ref_cls,extra", CASES)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_loop_matches_torch_forward_and_gradients(ours_cls, ref_cls, extra, bidirectional):
+    torch.manual_seed(0)
+    reference = ref_cls(I, H, num_layers=2, batch_first=True, bidirectional=bidirectional, **extra)
+    ours = ours_cls(I, H, num_layers=2, bidirectional=bidirectional, **extra)
+    copy_into(ours, reference)
+    x1, x2 = inputs().requires_grad_(), inputs().requires_grad_()
+    ref_out, ref_hx = reference_final_state(reference, x1, LENGTHS)
+    out = ours.loop(x2, LENGTHS)
+    torch.testing.assert_close(out.output, ref_out, atol=1e-5, rtol=1e-5)
+    ref_h, ref_c = ref_hx if isinstance(ref_hx, tuple) else (ref_hx, None)
+    torch.testing.assert_close(out.state.h, ref_h, atol=1e-5, rtol=1e-5)
+    if ref_c is not None:
+        torch.testing.assert_close(out.state.c, ref_c, atol=1e-5, rtol=1e-5)
+    # Gradients of a loss on every output and on the final state.
+    (ref_out.square().sum() + ref_h.sum()).backward()
+    (out.output.square().sum() + out.state.h.sum()).backward()
+    torch.testing.assert_close(x2.grad, x1.grad, atol=1e-5, rtol=1e-5)
+    for name, param in reference.named_parameters():
+        torch.testing.assert_close(getattr(ours, name).grad, param.grad, atol=1e-5, rtol=1e-5,
+                                   msg=name)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU, RNN])
+def test_fused_path_equals_loop_path(cls):
+    torch.manual_seed(0)
+    rnn = cls(I, H, num_layers=2)
+    x = inputs()
+    torch.testing.assert_close(rnn(x, LENGTHS).output, rnn.loop(x, LENGTHS).output,
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_lstm_cell_step_matches_lstmcell_with_initial_state():
+    torch.manual_seed(0)
+    cell = nn.LSTMCell(I, H)
+    ours = LSTM(I, H)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(ours, name + "_l0").copy_(getattr(cell, name))
+    x = inputs()[:, :1]
+    h0, c0 = torch.randn(B, H), torch.randn(B, H)
+    h, c = cell(x[:, 0], (h0, c0))
+    out = ours.loop(x, None, State(h0[None], c0[None]))
+    torch.testing.assert_close(out.state.h[0], h, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out.state.c[0], c, atol=1e-6, rtol=1e-5)
+
+
+def test_fused_lstm_checkpoint_loads_into_peephole_lstm_with_same_outputs():
+    torch.manual_seed(0)
+    fused = LSTM(I, H, num_layers=2)
+    peephole = PeepholeLSTM(I, H, num_layers=2)
+    result = peephole.load_state_dict(fused.state_dict(), strict=False)
+    assert sorted(result.missing_keys) == ["weight_peephole_l0", "weight_peephole_l1"]
+    assert not result.unexpected_keys
+    x = inputs()
+    expected, actual = fused(x, LENGTHS), peephole(x, LENGTHS)
+    torch.testing.assert_close(actual.output, expected.output, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(actual.state.c, expected.state.c, atol=1e-5, rtol=1e-5)
+
+
+def test_peephole_and_cell_clip_change_the_result():
+    torch.manual_seed(0)
+    rnn = PeepholeLSTM(I, H, cell_clip=0.1)
+    out = rnn(inputs() * 10)
+    assert out.state.c.abs().max() <= 0.1 + 1e-7
+    before = rnn(inputs()).output
+    with torch.no_grad():
+        rnn.gate("weight_peephole_l0", "forget").fill_(2.0)
+    assert not torch.allclose(rnn(inputs()).output, before)
+
+
+def layernorm_lstm_reference(rnn: LayerNormLSTM, x: torch.Tensor) -> torch.Tensor:
+    """A direct per-step transcription of the layer-norm LSTM equations (one layer)."""
+    h = x.new_zeros(x.size(0), H)
+    c = x.new_zeros(x.size(0), H)
+
+    def norm(v, gain):  # per gate block
+        return torch.cat([F.layer_norm(block, (H,)) for block in v.split(H, -1)], -1) * gain
+
+    outs = []
+    for t in range(x.size(1)):
+        gates = (norm(x[:, t] @ rnn.weight_ih_l0.T, rnn.weight_ln_ih_l0)
+                 + norm(h @ rnn.weight_hh_l0.T, rnn.weight_ln_hh_l0)
+                 + rnn.bias_ih_l0 + rnn.bias_hh_l0)
+        i, f, g, o = gates.split(H, -1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        h = o.sigmoid() * F.layer_norm(c, (H,), rnn.weight_ln_c_l0, rnn.bias_ln_c_l0).tanh()
+        outs.append(h)
+    return torch.stack(outs, 1)
+
+
+def test_layernorm_lstm_matches_the_equations_and_respects_lengths():
+    torch.manual_seed(0)
+    rnn = LayerNormLSTM(I, H)
+    with torch.no_grad():  # non-trivial gains so that they are exercised
+        for name, p in rnn.named_parameters():
+            if "ln" in name:
+                p.uniform_(0.5, 1.5)
+    x = inputs()
+    torch.testing.assert_close(rnn(x).output, layernorm_lstm_reference(rnn, x),
+                               atol=1e-5, rtol=1e-5)
+    # Each sequence alone, unpadded, gives the same final state as in the padded batch.
+    batched = rnn(x, LENGTHS).state.h[0]
+    for b, n in enumerate(LENGTHS.tolist()):
+        alone = rnn(x[b : b + 1, :n]).state.h[0, 0]
+        torch.testing.assert_close(batched[b], alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [LSTM, PeepholeLSTM, LayerNormLSTM, GRU, RNN])
+def test_dropout_and_recurrent_dropout_active_in_training_only(cls):
+    torch.manual_seed(0)
+    rnn = cls(I, H, num_layers=2, dropout=0.3, recurrent_dropout=0.3)
+    x = inputs()
+    rnn.eval()
+    torch.testing.assert_close(rnn(x, LENGTHS).output, rnn(x, LENGTHS).output)
+    rnn.train()
+    assert not torch.allclose(rnn(x, LENGTHS).output, rnn(x, LENGTHS).output)
+
+
+def test_recurrent_dropout_alone_uses_one_mask_per_sequence():
+    """Variational: the same units of h are dropped at every step of a sequence."""
+    torch.manual_seed(0)
+    rnn = RNN(I, H, recurrent_dropout=0.5).train()
+    with torch.no_grad():
+        rnn.weight_ih_l0.zero_()
+        rnn.bias_ih_l0.fill_(0.5)
+        rnn.bias_hh_l0.zero_()
+        rnn.weight_hh_l0.copy_(torch.eye(H))  # h' = tanh(0.5 + mask * h)
+    out = rnn(inputs()).output  # (B, T, H)
+    grows = out[:, -1] > out[:, 0] + 1e-3  # units whose recurrence was kept keep growing
+    stays = (out[:, -1] - out[:, 0]).abs() < 1e-6  # units dropped at every step stay tanh(0.5)
+    assert bool((grows | stays).all()) and bool(grows.any()) and bool(stays.any())
+
+
+def test_forget_bias_goes_into_bias_ih_only():
+    rnn = LSTM(I, H, num_layers=2, forget_bias=1.5)
+    for layer in range(2):
+        assert torch.all(rnn.gate(f"bias_ih_l{layer}", "forget") == 1.5)
+        assert torch.all(rnn.gate(f"bias_hh_l{layer}", "forget") == 0.0)
+    # Effective forget bias is exactly 1.5 (not 3.0) — torch adds the two bias vectors.
+    total = rnn.bias_ih_l0 + rnn.bias_hh_l0
+    assert torch.all(total.view(4, H)[1] == 1.5)
+
+
+def test_gate_views_are_writable_views_of_the_fused_kernel():
+    rnn = LSTM(I, H)
+    view = rnn.gate("weight_hh_l0", "output")
+    assert view.shape == (H, H)
+    with torch.no_grad():
+        view.fill_(7.0)
+    assert torch.all(rnn.weight_hh_l0[3 * H :] == 7.0)
+    assert not torch.any(rnn.weight_hh_l0[: 3 * H] == 7.0)
+    with pytest.raises(KeyError, match="no gate"):
+        rnn.gate("weight_hh_l0", "reset")
+    assert GRU(I, H).gate("weight_ih_l0", "new").shape == (H, I)
+
+
+def test_names_and_repr():
+    rnn = LSTM(I, H, name="encoder", recurrent_dropout=0.1)
+    text = repr(rnn)
+    assert "name='encoder'" in text and "recurrent_dropout=0.1" in text
+    assert [n for n, _ in rnn.named_parameters()] == [
+        "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]

@@ -1,0 +1,186 @@
+"""Search against trusted references: greedy, exhaustive enumeration, teacher forcing."""
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from qa_seq2seq.search import beam_search, greedy_search, sample
+from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from tests.conftest import random_batch, tiny_model
+
+
+def peaked_model(vocab_size=11, seed=0, cell="lstm"):
+    """A random model with a confident (non-uniform) output distribution."""
+    model = tiny_model(cell, vocab_size=vocab_size, seed=seed).eval()
+    with torch.no_grad():
+        model.decoder.output.weight.mul_(6.0)
+        model.decoder.output.bias[EOS_ID] += 1.0  # answers of a few tokens
+    return model
+
+
+def teacher_forced_log_prob(model, src, lengths, tokens, finished=True):
+    """log P(tokens [+ <eos>] | question) for one question, by one teacher-forced pass."""
+    target = tokens + ([EOS_ID] if finished else [])
+    tgt_in = torch.tensor([[BOS_ID] + target[:-1]])
+    log_probs = F.log_softmax(model(src, lengths, tgt_in), -1)[0]
+    return sum(log_probs[t, tok].item() for t, tok in enumerate(target))
+
+
+def test_beam_size_one_equals_greedy():
+    model = peaked_model()
+    src, lengths = random_batch(batch=8)
+    greedy = greedy_search(model, src, lengths, max_length=8)
+    beam = beam_search(model, src, lengths, beam_size=1, max_length=8)
+    for g, b in zip(greedy, beam):
+        assert g[0].tokens == b[0].tokens
+        assert g[0].finished == b[0].finished
+        assert g[0].score == pytest.approx(b[0].score, abs=1e-5)
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam", "sample"])
+def test_score_is_the_teacher_forced_log_probability(search):
+    model = peaked_model()
+    src, lengths = random_batch(batch=6)
+    run = {"greedy": lambda: greedy_search(model, src, lengths, max_length=6),
+           "beam": lambda: beam_search(model, src, lengths, beam_size=4, n_best=3, max_length=6),
+           "sample": lambda: sample(model, src, lengths, seed=0, top_k=3, max_length=6)}[search]
+    for b, hyps in enumerate(run()):
+        for h in hyps:
+            expected = teacher_forced_log_prob(model, src[b : b + 1], lengths[b : b + 1],
+                                               h.tokens, h.finished)
+            assert h.score == pytest.approx(expected, abs=1e-4)
+            assert sum(h.token_log_probs) == pytest.approx(h.score, abs=1e-6)
+
+
+@pytest.mark.parametrize("search", [
+    lambda m, s, n: greedy_search(m, s, n, max_length=8),
+    lambda m, s, n: beam_search(m, s, n, beam_size=5, n_best=2, max_length=8),
+])
+def test_results_do_not_depend_on_batch_neighbours_or_size(search):
+    model = peaked_model()
+    src, lengths = random_batch(batch=9, seed=3)
+    together = search(model, src, lengths)
+    alone = [search(model, src[b : b + 1, : lengths[b]], lengths[b : b + 1])[0]
+             for b in range(9)]
+    reordered_idx = torch.tensor([4, 0, 8, 2])
+    subset = search(model, src[reordered_idx], lengths[reordered_idx])
+    for b in range(9):
+        assert [h.tokens for h in together[b]] == [h.tokens for h in alone[b]]
+        for x, y in zip(together[b], alone[b]):
+            assert x.score == pytest.approx(y.score, abs=1e-4)
+    for row, b in enumerate(reordered_idx.tolist()):
+        assert [h.tokens for h in subset[row]] == [h.tokens for h in together[b]]
+
+
+def exhaustive(model, src, lengths, vocab_size, max_length):
+    """Every answer up to max_length tokens (eos included), with its teacher-forced score."""
+    emit = [t for t in range(vocab_size) if t not in (PAD_ID, BOS_ID, EOS_ID)]
+    results = []
+    for n in range(max_length):  # finished: n tokens + <eos>
+        for tokens in itertools.product(emit, repeat=n):
+            results.append((teacher_forced_log_prob(model, src, lengths, list(tokens)), tokens))
+    for tokens in itertools.product(emit, repeat=max_length):  # cut at the limit
+        results.append((teacher_forced_log_prob(model, src, lengths, list(tokens), False),
+                        tokens))
+    return sorted(results, reverse=True)
+
+
+@pytest.mark.parametrize("seed", [0, 3, 7])
+def test_wide_beam_equals_exhaustive_search_on_a_tiny_vocabulary(seed):
+    vocab_size, max_length = 6, 4  # emitted tokens: unk, 4, 5 (+ eos): 121 answers in all
+    model = tiny_model(vocab_size=vocab_size, seed=seed).eval()
+    with torch.no_grad():
+        model.decoder.output.weight.mul_(2.0)
+    src, lengths = random_batch(batch=2, vocab_size=vocab_size, max_len=4, seed=seed)
+    # 108 = 3^3 * 4 candidates at the last step: every hypothesis fits in the beam.
+    beams = beam_search(model, src, lengths, beam_size=108, n_best=8, max_length=max_length)
+    greedy = greedy_search(model, src, lengths, max_length=max_length)
+    for b in range(2):
+        truth = exhaustive(model, src[b : b + 1], lengths[b : b + 1], vocab_size, max_length)
+        assert [tuple(h.tokens) for h in beams[b]] == [t for _, t in truth[:8]]
+        assert beam_search(model, src[b : b + 1], lengths[b : b + 1], beam_size=5,
+                           max_length=max_length)[0][0].tokens == list(truth[0][1])
+        for h, (score, _) in zip(beams[b], truth):
+            assert h.score == pytest.approx(score, abs=1e-4)
+        # On these models greedy misses the best answer: the comparison has teeth.
+        assert greedy[b][0].score < truth[0][0] - 1.0
+
+
+def test_never_emits_padding_or_bos_and_respects_min_and_max_length():
+    model = tiny_model(vocab_size=11).eval()
+    with torch.no_grad():  # make pad and bos the most likely tokens
+        model.decoder.output.bias[PAD_ID] += 50
+        model.decoder.output.bias[BOS_ID] += 50
+        model.decoder.output.bias[EOS_ID] += 20
+    src, lengths = random_batch(batch=6)
+    for hyps in (greedy_search(model, src, lengths, min_length=2, max_length=5)
+                 + beam_search(model, src, lengths, beam_size=3, n_best=3, min_length=2,
+                               max_length=5)):
+        for h in hyps:
+            assert PAD_ID not in h.tokens and BOS_ID not in h.tokens
+            assert len(h.tokens) >= 2 and len(h.token_log_probs) <= 5
+
+
+def test_max_length_ratio_caps_by_question_length():
+    model = tiny_model(vocab_size=11).eval()
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] -= 50  # never stops by itself
+    src, lengths = random_batch(batch=5)
+    for b, hyps in enumerate(greedy_search(model, src, lengths, max_length=20,
+                                           max_length_ratio=0.5)):
+        assert len(hyps[0].tokens) == math.ceil(lengths[b].item() * 0.5)
+        assert not hyps[0].finished
+
+
+def test_n_best_sorted_and_length_penalties():
+    model = peaked_model()
+    src, lengths = random_batch(batch=4)
+    for penalty in ("none", "average", "gnmt"):
+        for hyps in beam_search(model, src, lengths, beam_size=5, n_best=5, max_length=6,
+                                length_penalty=penalty):
+            scores = [h.normalized_score for h in hyps]
+            assert scores == sorted(scores, reverse=True)
+            for h in hyps:
+                n = len(h.token_log_probs)
+                divisor = {"none": 1, "average": n, "gnmt": ((5 + n) / 6) ** 0.6}[penalty]
+                assert h.normalized_score == pytest.approx(h.score / divisor)
+
+
+def test_no_repeat_ngram_size():
+    model = tiny_model(vocab_size=11).eval()
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] -= 50
+    src, lengths = random_batch(batch=4)
+    for hyps in beam_search(model, src, lengths, beam_size=3, max_length=12,
+                            no_repeat_ngram_size=2):
+        tokens = hyps[0].tokens
+        bigrams = list(zip(tokens, tokens[1:]))
+        assert len(bigrams) == len(set(bigrams))
+
+
+def test_sampling_is_seeded_and_top_k_one_is_greedy():
+    model = tiny_model(vocab_size=11).eval()
+    src, lengths = random_batch(batch=6)
+    a = sample(model, src, lengths, seed=7, max_length=6)
+    b = sample(model, src, lengths, seed=7, max_length=6)
+    assert [h[0].tokens for h in a] == [h[0].tokens for h in b]
+    greedy = greedy_search(model, src, lengths, max_length=6)
+    top1 = sample(model, src, lengths, seed=1, top_k=1, max_length=6)
+    nucleus = sample(model, src, lengths, seed=1, top_p=1e-6, max_length=6)
+    assert [h[0].tokens for h in top1] == [h[0].tokens for h in greedy]
+    assert [h[0].tokens for h in nucleus] == [h[0].tokens for h in greedy]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"beam_size": 0}, "beam_size must be >= 1"),
+    ({"beam_size": 2, "n_best": 3}, "n_best must be between 1 and beam_size=2"),
+    ({"length_penalty": "wu"}, "length_penalty='wu'"),
+    ({"max_length": 0}, "max_length must be >= 1"),
+])
+def test_bad_options_are_refused(kwargs, message):
+    src, lengths = random_batch()
+    with pytest.raises(ValueError, match=message):
+        beam_search(tiny_model().eval(), src, lengths, **kwargs)
