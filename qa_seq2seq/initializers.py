@@ -165,8 +165,15 @@ class Initializer:
 
     def plan(self, model: nn.Module) -> dict[str, str]:
         """``{parameter name: what it gets}``, without touching any value."""
-        return {name: describe(spec) if spec is not None else why
-                for name, (_, spec, why, _) in self._decide(model).items()}
+        plan = {}
+        for name, (_, spec, why, _) in self._decide(model).items():
+            plan[name] = describe(spec) if spec is not None else why
+            owner, local = _owner(model, name)
+            if isinstance(owner, Recurrent) and owner.has_cell_state and local.startswith(
+                    ("bias_ih", "bias_hh")):
+                forget = owner.forget_bias if local.startswith("bias_ih") else 0.0
+                plan[name] += f", forget gate {forget}"
+        return plan
 
     def __call__(self, model: nn.Module) -> dict[str, str]:
         """Initialise ``model`` in place; returns the plan it followed."""
@@ -205,9 +212,14 @@ class Initializer:
         return decisions
 
 
+def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    """The module holding parameter ``name``, and the parameter's name within it."""
+    owner_path, _, local = name.rpartition(".")
+    return (model.get_submodule(owner_path) if owner_path else model), local
+
+
 def _gate_blocks(model: nn.Module, name: str) -> int:
     """How many gate blocks the parameter ``name`` stacks (1 unless it is a fused RNN kernel)."""
-    owner_path, _, local = name.rpartition(".")
-    owner = model.get_submodule(owner_path) if owner_path else model
+    owner, local = _owner(model, name)
     gates = owner.gate_names(local) if isinstance(owner, Recurrent) else None
     return len(gates) if gates else 1

@@ -3,7 +3,7 @@
 Four families, each needing the model to read the question rather than copy it:
 
 - ``arithmetic``: "What is 12 plus 7?" -> "19"
-- ``story``: "Mary went to the kitchen. John went to the garden. Where is Mary?" -> "kitchen"
+- ``story``: "Where is Mary? Mary went to the kitchen. John went to the garden." -> "kitchen"
 - ``compare``: "Which is larger, 31 or 13?" -> "31"
 - ``count``: "How many times does red appear in: red blue red green?" -> "2"
 
@@ -39,7 +39,8 @@ def story(rng: random.Random) -> Example:
     places = rng.sample(PLACES, len(people))
     facts = " ".join(f"{p} went to the {q}." for p, q in zip(people, places))
     asked = rng.randrange(len(people))
-    return {"question": f"{facts} Where is {people[asked]}?", "answer": places[asked]}
+    # The question comes first, then its context, as in "question: ... context: ..." QA formats.
+    return {"question": f"Where is {people[asked]}? {facts}", "answer": places[asked]}
 
 
 def compare(rng: random.Random) -> Example:

@@ -37,13 +37,16 @@ class WarmStartReport(NamedTuple):
 
 
 class WarmStart:
-    def __init__(self, checkpoint: str, scopes: Sequence[str] = ("*",),
+    def __init__(self, checkpoint: str | None, scopes: Sequence[str] = ("*",),
                  rename: Mapping[str, str] | None = None, strict: bool = True):
-        """``strict``: raise if any selected parameter is skipped or shape-mismatched."""
+        """``checkpoint`` None: do nothing. ``strict``: raise if a selected parameter is skipped
+        or shape-mismatched."""
         self.checkpoint, self.scopes = checkpoint, list(scopes)
         self.rename, self.strict = dict(rename or {}), strict
 
-    def __call__(self, model: nn.Module) -> WarmStartReport:
+    def __call__(self, model: nn.Module) -> WarmStartReport | None:
+        if self.checkpoint is None:
+            return None
         source = read_checkpoint(self.checkpoint).state_dict
         selected = sorted({n for found in match(source, self.scopes, "model.init_from.scopes")
                            .values() for n in found})

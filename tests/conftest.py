@@ -31,3 +31,29 @@ def random_batch(batch=5, vocab_size=11, max_len=7, seed=0):
     src = torch.randint(4, vocab_size, (batch, max_len), generator=g)
     src[torch.arange(max_len)[None, :] >= lengths[:, None]] = 0
     return src, lengths
+
+
+def compose_train(overrides, output_dir):
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        return compose("train", overrides=[f"output_dir={output_dir}", *overrides])
+
+
+def toy_data_overrides(data_dir) -> list[str]:
+    """Point data=toy at a private folder (generated there on first use)."""
+    return [f"data.{split}_file={data_dir}/{split}.jsonl"
+            for split in ("train", "validation", "test")] + [f"data.generate.out_dir={data_dir}"]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """Train the smoke experiment once; returns (run directory, metrics)."""
+    from qa_seq2seq.train import train
+
+    root = tmp_path_factory.mktemp("smoke")
+    cfg = compose_train(["+experiment=smoke", *toy_data_overrides(root / "data")], root / "run")
+    return root / "run", train(cfg)

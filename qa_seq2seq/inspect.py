@@ -1,0 +1,99 @@
+"""Print a model's parameters: scope, name, shape, trainable or frozen, initializer, gate rows.
+
+    python -m qa_seq2seq.inspect model/cell=peephole_lstm model/init=orthogonal model.freeze=[encoder.*]
+    python -m qa_seq2seq.inspect --checkpoint outputs/toy_lstm/<run>
+
+From config overrides the model is built as ``train`` would build it (``model.vocab_size``
+defaults to 256 here, since no tokenizer is trained). From a checkpoint, the trained model is
+loaded and the initializer column comes from the run's ``.hydra/config.yaml`` when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from torch import nn
+
+from qa_seq2seq.rnn import Recurrent
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def parameter_table(model: nn.Module, plan: dict[str, str] | None = None) -> str:
+    """One row per parameter (shared ones once, with their other names), then totals."""
+    plan = plan or {}
+    aliases: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        aliases.setdefault(id(param), []).append(name)
+    rows = [("scope", "parameter", "shape", "state", "initializer", "gate rows / shared with")]
+    totals = {"trainable": 0, "frozen": 0}
+    for name, param in model.named_parameters():
+        scope, _, local = name.rpartition(".")
+        state = "trainable" if param.requires_grad else "frozen"
+        totals[state] += param.numel()
+        owner = model.get_submodule(scope) if scope else model
+        notes = []
+        if isinstance(owner, Recurrent) and (gates := owner.gate_names(local)):
+            size = param.shape[0] // len(gates)
+            notes.append(" ".join(f"{g}[{i * size}:{(i + 1) * size}]" for i, g in enumerate(gates)))
+        others = [n for n in aliases[id(param)] if n != name]
+        if others:
+            notes.append("shared with " + ", ".join(others))
+        rows.append((scope, local, "x".join(map(str, param.shape)), state, plan.get(name, "-"),
+                     "; ".join(notes)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append(f"\ntrainable: {totals['trainable']:,}   frozen: {totals['frozen']:,}   "
+                 f"total: {sum(totals.values()):,}")
+    return "\n".join(lines)
+
+
+def from_config(overrides: list[str]) -> str:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["output_dir=.", *overrides])
+    if OmegaConf.is_missing(cfg.model, "vocab_size"):
+        cfg.model.vocab_size = 256
+    model = instantiate(cfg.model, _convert_="all")
+    plan = instantiate(cfg.model.init).plan(model) if cfg.model.get("init") else None
+    return parameter_table(model, plan)
+
+
+def from_checkpoint(path: str) -> str:
+    from omegaconf import OmegaConf
+
+    from qa_seq2seq.checkpoint import MODEL_TARGETS, check_targets, load_model
+    from qa_seq2seq.initializers import Initializer
+
+    loaded = load_model(path)
+    run_config = loaded.checkpoint.path.parent.parent / ".hydra" / "config.yaml"
+    plan = None
+    if run_config.is_file():
+        init = OmegaConf.to_container(OmegaConf.load(run_config).model.get("init") or {})
+        check_targets(init, MODEL_TARGETS, str(run_config))
+        if init:
+            plan = Initializer(init.get("default", "torch_default"), init.get("overrides")).plan(
+                loaded.model)
+    return f"{loaded.checkpoint.path}\n" + parameter_table(loaded.model, plan)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m qa_seq2seq.inspect",
+                                     description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", metavar="PATH", help="checkpoint file or run directory")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the training config")
+    args = parser.parse_args(argv)
+    if args.checkpoint and args.overrides:
+        parser.error("give either --checkpoint or config overrides, not both")
+    print(from_checkpoint(args.checkpoint) if args.checkpoint else from_config(args.overrides))
+
+
+if __name__ == "__main__":
+    main()

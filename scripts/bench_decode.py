@@ -1,0 +1,173 @@
+"""Decoding speed: greedy vs beam 5, batch 1 vs 64, a hand-written reference loop, CLI cold start.
+
+    python scripts/bench_decode.py [--checkpoint RUN_DIR] [--repeats 3]
+
+Uses the newest trained run under outputs/ (or --checkpoint) and the toy test questions; without
+a trained run, an untrained 2x256 LSTM model of the default shape. The reference is what a user
+writes by hand: the same weights in plain nn.Embedding/nn.LSTM/nn.Linear, length-sorted batches
+of 64, one nn.LSTM step at a time, stopping when every answer in the batch has ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from qa_seq2seq.checkpoint import CheckpointError, load_model
+from qa_seq2seq.inference import answer
+from qa_seq2seq.search import beam_search, greedy_search
+from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toy_questions() -> list[str]:
+    import json
+
+    from qa_seq2seq.toy_data import ensure_splits
+
+    folder = ensure_splits(ROOT / "data" / "toy")
+    return [json.loads(line)["question"] for line in (folder / "test.jsonl").open()]
+
+
+def untrained(questions):
+    from qa_seq2seq.model import Seq2Seq
+    from qa_seq2seq.rnn import LSTM
+    from qa_seq2seq.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.train(questions, vocab_size=256)
+    torch.manual_seed(0)
+    model = Seq2Seq(tokenizer.vocab_size, partial(LSTM), embedding_size=64, hidden_size=256,
+                    num_layers=2).eval()
+    return model, tokenizer, None
+
+
+@torch.no_grad()
+def reference_greedy(model, questions_ids, batch_size, max_length):
+    """The hand-written loop, on copies of the model's weights in plain torch modules."""
+    enc_emb, dec_emb = model.encoder.embedding, model.decoder.embedding
+    encoder, decoder = torch.nn.LSTM(1, 1), torch.nn.LSTM(1, 1)
+    for plain, ours in ((encoder, model.encoder.rnn), (decoder, model.decoder.rnn)):
+        plain.__init__(ours.input_size, ours.hidden_size, ours.num_layers, batch_first=True)
+        plain.load_state_dict(ours.state_dict())
+    output = model.decoder.output
+    order = sorted(range(len(questions_ids)), key=lambda i: len(questions_ids[i]))
+    answers = {}
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        lengths = torch.tensor([len(questions_ids[i]) for i in rows])
+        src = torch.full((len(rows), int(lengths.max())), PAD_ID)
+        for j, i in enumerate(rows):
+            src[j, : lengths[j]] = torch.tensor(questions_ids[i])
+        packed = torch.nn.utils.rnn.pack_padded_sequence(enc_emb(src), lengths, batch_first=True,
+                                                         enforce_sorted=False)
+        _, state = encoder(packed)
+        token = torch.full((len(rows),), BOS_ID)
+        done = torch.zeros(len(rows), dtype=torch.bool)
+        out = []
+        for _ in range(max_length):
+            hidden, state = decoder(dec_emb(token)[:, None], state)
+            token = output(hidden[:, 0]).argmax(-1)
+            out.append(token)
+            done |= token == EOS_ID
+            if done.all():
+                break
+        for j, i in enumerate(rows):
+            answers[i] = torch.stack(out, 1)[j].tolist()
+    return answers
+
+
+def timed(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def cold_start(checkpoint: Path | None, repeats: int) -> tuple[float, float]:
+    """Median seconds: `import torch`, and the CLI answering one question from nothing."""
+    torch_cmd = [sys.executable, "-c", "import torch"]
+    cli_cmd = [sys.executable, "-m", "qa_seq2seq.decode"] + (
+        ["--checkpoint", str(checkpoint)] if checkpoint else [])
+
+    def run(cmd, stdin=b""):
+        start = time.perf_counter()
+        result = subprocess.run(cmd, input=stdin, capture_output=True, cwd=ROOT)
+        if result.returncode:
+            raise RuntimeError(result.stderr.decode()[-2000:])
+        return time.perf_counter() - start
+
+    pairs = [(run(torch_cmd), run(cli_cmd, b"What is 3 plus 4?\n")) for _ in range(repeats)]
+    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+
+
+def run(checkpoint: str | None = None, repeats: int = 3, batch_sizes=(1, 64),
+        max_length: int = 16, single_questions: int = 128) -> dict:
+    questions = toy_questions()
+    try:
+        loaded = load_model(checkpoint)
+        model, tokenizer, source = loaded.model, loaded.tokenizer, loaded.checkpoint.path
+    except CheckpointError:
+        model, tokenizer, source = untrained(questions)
+    ids = tokenizer.encode(questions)
+    results = {"model": str(source or "untrained 2x256 LSTM"), "questions": len(ids)}
+    searches = {"greedy": partial(greedy_search, max_length=max_length),
+                "beam5": partial(beam_search, beam_size=5, max_length=max_length)}
+    for name, search in searches.items():
+        for batch in batch_sizes:
+            subset = ids if batch > 1 else ids[:single_questions]  # batch 1 is slow: a sample
+            seconds = timed(lambda: answer(model, subset, search, batch), repeats)
+            results[f"{name}_b{batch}"] = len(subset) / seconds
+    big = max(batch_sizes)
+    seconds = timed(lambda: reference_greedy(model, ids, big, max_length), repeats)
+    results[f"reference_greedy_b{big}"] = len(ids) / seconds
+    ours = answer(model, ids, searches["greedy"], big)
+    theirs = reference_greedy(model, ids, big, max_length)
+    same = sum(h[0].tokens == _until_eos(theirs[i]) for i, h in enumerate(ours)) / len(ids)
+    results["agreement_with_reference"] = same
+    torch_s, cli_s = cold_start(source, repeats)
+    results.update(import_torch_s=torch_s, cli_one_question_s=cli_s)
+
+    print(f"\nDecoding {len(ids)} toy test questions ({results['model']}), questions/s")
+    header = f"{'search':<10}" + "".join(f"{'batch ' + str(b):>12}" for b in batch_sizes)
+    print(header + "\n" + "-" * len(header))
+    for name in searches:
+        print(f"{name:<10}" + "".join(f"{results[f'{name}_b{b}']:>12,.0f}" for b in batch_sizes))
+    print(f"{'reference':<10}{'':>12}{results[f'reference_greedy_b{big}']:>12,.0f}"
+          f"   (hand-written greedy loop; same answers for {same:.1%})")
+    print(f"greedy vs reference (batch {big}): "
+          f"{results[f'greedy_b{big}'] / results[f'reference_greedy_b{big}']:.2f}x;  "
+          f"beam 5 cost per question vs greedy (batch {big}): "
+          f"{results[f'greedy_b{big}'] / results[f'beam5_b{big}']:.2f}x;  "
+          f"greedy batch {big} vs batch 1: "
+          f"{results[f'greedy_b{big}'] / results[f'greedy_b{min(batch_sizes)}']:.1f}x")
+    print(f"CLI cold start, one question: {cli_s:.2f}s vs `import torch` {torch_s:.2f}s "
+          f"({cli_s / torch_s:.2f}x)")
+    return results
+
+
+def _until_eos(tokens: list[int]) -> list[int]:
+    return tokens[: tokens.index(EOS_ID)] if EOS_ID in tokens else tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", help="checkpoint file or run directory (default: newest)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-length", type=int, default=16)
+    args = parser.parse_args()
+    run(args.checkpoint, args.repeats, max_length=args.max_length)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""End to end: train the smoke experiment, then evaluate and decode its run directory."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from qa_seq2seq.checkpoint import load_model, read_checkpoint
+from qa_seq2seq.evaluate import evaluate
+from tests.conftest import compose_train, toy_data_overrides
+
+
+def test_train_writes_a_self_contained_run_directory(smoke_run):
+    run_dir, metrics = smoke_run
+    for name in ("tokenizer.model", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert {"train/loss", "val/loss", "val/ppl", "val/exact_match"} <= set(metrics)
+    ckpt = read_checkpoint(run_dir)
+    assert ckpt.path.name == "best.ckpt"
+    assert ckpt.payload["model"]["_target_"] == "qa_seq2seq.model.Seq2Seq"
+    loaded = load_model(run_dir)
+    assert loaded.tokenizer.model_proto == (run_dir / "tokenizer.model").read_bytes()
+
+
+def test_evaluate_writes_predictions_and_metrics(smoke_run):
+    run_dir, _ = smoke_run
+    cfg = OmegaConf.create({"ckpt_path": str(run_dir), "split": "test", "batch_size": 64,
+                            "device": "cpu", "data": {},
+                            "decode": {"_target_": "qa_seq2seq.search.beam_search",
+                                       "_partial_": True, "beam_size": 3}})
+    metrics = evaluate(cfg, "beam")
+    out = run_dir / "checkpoints" / "eval-test-beam"
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == metrics["count"] == 1000
+    assert set(rows[0]) == {"question", "gold", "prediction", "score", "correct", "family"}
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["metrics"]["exact_match"] == metrics["exact_match"]
+    assert "story/exact_match" in metrics
+
+
+def run_decode(args, stdin: bytes):
+    return subprocess.run([sys.executable, "-m", "qa_seq2seq.decode", *args], input=stdin,
+                          capture_output=True, timeout=120)
+
+
+def test_decode_cli_answers_every_line_and_reports_bad_ones(smoke_run):
+    run_dir, _ = smoke_run
+    lines = b"What is 3 plus 4?\n\n" + b"\xff\xfe bad bytes\n" + b'{"question": "Which is larger, 3 or 9?"}\n' \
+            + b"Where is Mary? " * 400 + b"\n" + b"Where is Mary?\n"
+    result = run_decode(["--checkpoint", str(run_dir), "--format", "jsonl", "--beam-size", "2",
+                         "--n-best", "2"], lines)
+    assert result.returncode == 0, result.stderr.decode()
+    out = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [row["line"] for row in out] == [1, 2, 3, 4, 5, 6]
+    errors = {row["line"]: row["error"] for row in out if "error" in row}
+    assert set(errors) == {2, 3, 5}
+    assert "empty" in errors[2] and "UTF-8" in errors[3] and "tokens" in errors[5]
+    assert len(out[0]["n_best"]) == 2 and out[3]["question"] == "Which is larger, 3 or 9?"
+    stderr = result.stderr.decode()
+    assert "line 2: empty question" in stderr and "line 3: not valid UTF-8" in stderr
+
+
+def test_decode_cli_text_output_keeps_line_alignment(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    (tmp_path / "q.txt").write_text("What is 3 plus 4?\n\nWhere is Mary?\n")
+    result = run_decode(["--checkpoint", str(run_dir / "checkpoints" / "best.ckpt"),
+                         "--input", str(tmp_path / "q.txt"), "--output", str(tmp_path / "a.txt")],
+                        b"")
+    assert result.returncode == 0, result.stderr.decode()
+    answers = (tmp_path / "a.txt").read_text().split("\n")
+    assert len(answers) == 4 and answers[1] == "" and answers[3] == ""
+
+
+def test_decode_cli_refuses_a_non_checkpoint_cleanly(tmp_path):
+    (tmp_path / "model.ckpt").write_bytes(b"not a checkpoint at all")
+    result = run_decode(["--checkpoint", str(tmp_path / "model.ckpt")], b"hi\n")
+    assert result.returncode == 2
+    assert b"Traceback" not in result.stderr and b"not a readable torch checkpoint" in result.stderr
+    result = run_decode(["--checkpoint", str(tmp_path)], b"hi\n")
+    assert b"without checkpoints/best.ckpt" in result.stderr
+
+
+def test_decode_cli_help_and_bad_options():
+    assert b"--beam-size" in run_decode(["--help"], b"").stdout
+    result = run_decode(["--beam-size", "2", "--n-best", "3"], b"")
+    assert result.returncode == 2 and b"--n-best must be between" in result.stderr
+
+
+@pytest.mark.slow
+def test_toy_experiment_reaches_its_bar(tmp_path):
+    """The README's promise: `make train` reaches >= 0.90 exact match on the toy test split."""
+    from qa_seq2seq.train import train
+
+    cfg = compose_train(["+experiment=toy_lstm", *toy_data_overrides(tmp_path / "data")],
+                        tmp_path / "run")
+    train(cfg)
+    eval_cfg = OmegaConf.create({"ckpt_path": str(tmp_path / "run"), "split": "test",
+                                 "batch_size": 64, "device": "cpu", "data": {},
+                                 "decode": {"_target_": "qa_seq2seq.search.greedy_search",
+                                            "_partial_": True}})
+    assert evaluate(eval_cfg)["exact_match"] >= 0.90
