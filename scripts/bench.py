@@ -11,9 +11,10 @@ Rows (each in its own process, so that peak memory is its own):
   training step through the real path (QADataModule -> LightningModule -> Trainer.fit), validation,
   checkpointing and logging off so that only the training loop is timed.
 
-Reported per row: src+tgt tokens/s and the ratio to the reference (medians over timed steps,
-warm-up excluded), the share of padding, achieved GFLOP/s against float32 matmul GFLOP/s at the
-model's own GEMM shapes, and peak resident memory. Decoding rows come from bench_decode.py.
+Reported per row: real (non-padding) src+tgt tokens/s and the ratio to the reference (medians
+over timed steps, warm-up excluded), the share of padding, achieved GFLOP/s against float32
+matmul GFLOP/s at the model's own GEMM shapes, and peak resident memory.
+Decoding rows come from bench_decode.py.
 """
 
 from __future__ import annotations
@@ -194,8 +195,10 @@ def summarize(args, times, tokens, gates: int) -> dict:
     src_padded, tgt_padded, real = (statistics.median(t[i] for t in tokens) for i in range(3))
     batch = args.batch_size
     flops = training_flops(batch, src_padded / batch, tgt_padded / batch, args, gates)
-    return {"step_s": step, "tokens_per_s": (src_padded + tgt_padded) / step,
-            "real_tokens_per_s": real / step, "padding": 1 - real / (src_padded + tgt_padded),
+    # Throughput counts real (non-padding) question + answer tokens: padding is not work done.
+    return {"step_s": step, "tokens_per_s": real / step,
+            "padded_tokens_per_s": (src_padded + tgt_padded) / step,
+            "padding": 1 - real / (src_padded + tgt_padded),
             "gflops": flops / step / 1e9,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -242,8 +245,10 @@ def main() -> None:
     for row in args.rows.split(","):
         runs = []
         for _ in range(args.repeats):
+            shape = ("steps", "warmup", "batch_size", "embedding_size", "hidden_size",
+                     "num_layers", "question_len", "answer_len", "examples", "threads")
             cmd = [sys.executable, __file__, "--row", row] + [
-                a for a in sys.argv[1:] if not a.startswith("--json")]
+                x for key in shape for x in (f"--{key.replace('_', '-')}", str(getattr(args, key)))]
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:

@@ -14,6 +14,7 @@ import argparse
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -37,16 +38,22 @@ def toy_questions() -> list[str]:
     return [json.loads(line)["question"] for line in (folder / "test.jsonl").open()]
 
 
-def untrained(questions):
-    from qa_seq2seq.model import Seq2Seq
-    from qa_seq2seq.rnn import LSTM
+def untrained_checkpoint(questions: list[str], folder: Path) -> Path:
+    """A qa_seq2seq checkpoint of an untrained 2x256 LSTM model, for when no run exists."""
+    from qa_seq2seq.checkpoint import FORMAT_VERSION, PAYLOAD_KEY, build_model
     from qa_seq2seq.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.train(questions, vocab_size=256)
+    config = {"_target_": "qa_seq2seq.model.Seq2Seq", "vocab_size": tokenizer.vocab_size,
+              "cell": {"_target_": "qa_seq2seq.rnn.LSTM", "_partial_": True},
+              "embedding_size": 64, "hidden_size": 256, "num_layers": 2}
     torch.manual_seed(0)
-    model = Seq2Seq(tokenizer.vocab_size, partial(LSTM), embedding_size=64, hidden_size=256,
-                    num_layers=2).eval()
-    return model, tokenizer, None
+    model = build_model(config, "bench")
+    path = folder / "untrained.ckpt"
+    torch.save({"state_dict": {f"net.{k}": v for k, v in model.state_dict().items()},
+                PAYLOAD_KEY: {"format": FORMAT_VERSION, "model": config,
+                              "tokenizer": tokenizer.model_proto, "data": {}}}, path)
+    return path
 
 
 @torch.no_grad()
@@ -94,11 +101,10 @@ def timed(fn, repeats):
     return statistics.median(times)
 
 
-def cold_start(checkpoint: Path | None, repeats: int) -> tuple[float, float]:
+def cold_start(checkpoint: Path, repeats: int) -> tuple[float, float]:
     """Median seconds: `import torch`, and the CLI answering one question from nothing."""
     torch_cmd = [sys.executable, "-c", "import torch"]
-    cli_cmd = [sys.executable, "-m", "qa_seq2seq.decode"] + (
-        ["--checkpoint", str(checkpoint)] if checkpoint else [])
+    cli_cmd = [sys.executable, "-m", "qa_seq2seq.decode", "--checkpoint", str(checkpoint)]
 
     def run(cmd, stdin=b""):
         start = time.perf_counter()
@@ -114,19 +120,26 @@ def cold_start(checkpoint: Path | None, repeats: int) -> tuple[float, float]:
 def run(checkpoint: str | None = None, repeats: int = 3, batch_sizes=(1, 64),
         max_length: int = 16, single_questions: int = 128) -> dict:
     questions = toy_questions()
-    try:
-        loaded = load_model(checkpoint)
-        model, tokenizer, source = loaded.model, loaded.tokenizer, loaded.checkpoint.path
-    except CheckpointError:
-        model, tokenizer, source = untrained(questions)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            loaded = load_model(checkpoint)
+            label = str(loaded.checkpoint.path)
+        except CheckpointError:
+            loaded = load_model(untrained_checkpoint(questions, Path(tmp)))
+            label = "untrained 2x256 LSTM: train first for realistic answer lengths"
+        return _run(loaded, label, questions, repeats, batch_sizes, max_length, single_questions)
+
+
+def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_questions) -> dict:
+    model, tokenizer = loaded.model, loaded.tokenizer
     ids = tokenizer.encode(questions)
-    results = {"model": str(source or "untrained 2x256 LSTM"), "questions": len(ids)}
+    results = {"model": label, "questions": len(ids)}
     searches = {"greedy": partial(greedy_search, max_length=max_length),
                 "beam5": partial(beam_search, beam_size=5, max_length=max_length)}
     for name, search in searches.items():
         for batch in batch_sizes:
             subset = ids if batch > 1 else ids[:single_questions]  # batch 1 is slow: a sample
-            seconds = timed(lambda: answer(model, subset, search, batch), repeats)
+            seconds = timed(partial(answer, model, subset, search, batch), repeats)
             results[f"{name}_b{batch}"] = len(subset) / seconds
     big = max(batch_sizes)
     seconds = timed(lambda: reference_greedy(model, ids, big, max_length), repeats)
@@ -135,7 +148,7 @@ def run(checkpoint: str | None = None, repeats: int = 3, batch_sizes=(1, 64),
     theirs = reference_greedy(model, ids, big, max_length)
     same = sum(h[0].tokens == _until_eos(theirs[i]) for i, h in enumerate(ours)) / len(ids)
     results["agreement_with_reference"] = same
-    torch_s, cli_s = cold_start(source, repeats)
+    torch_s, cli_s = cold_start(loaded.checkpoint.path, repeats)
     results.update(import_torch_s=torch_s, cli_one_question_s=cli_s)
 
     print(f"\nDecoding {len(ids)} toy test questions ({results['model']}), questions/s")

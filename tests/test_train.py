@@ -48,8 +48,9 @@ def run_decode(args, stdin: bytes):
 
 def test_decode_cli_answers_every_line_and_reports_bad_ones(smoke_run):
     run_dir, _ = smoke_run
-    lines = b"What is 3 plus 4?\n\n" + b"\xff\xfe bad bytes\n" + b'{"question": "Which is larger, 3 or 9?"}\n' \
-            + b"Where is Mary? " * 400 + b"\n" + b"Where is Mary?\n"
+    lines = (b"What is 3 plus 4?\n\n" + b"\xff\xfe bad bytes\n"
+             + b'{"question": "Which is larger, 3 or 9?"}\n'
+             + b"Where is Mary? " * 400 + b"\n" + b"Where is Mary?\n")
     result = run_decode(["--checkpoint", str(run_dir), "--format", "jsonl", "--beam-size", "2",
                          "--n-best", "2"], lines)
     assert result.returncode == 0, result.stderr.decode()
