@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DistributedSampler, Sampler
 
+from qa_seq2seq.errors import ConfigError
+
 
 def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
     """Right-pad id lists into (B, longest) and return it with the lengths (B,)."""
@@ -53,16 +55,17 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
                  window: int = 100, max_tokens: int | None = None, seed: int = 0,
                  num_replicas: int = 1, rank: int = 0):
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         longest = max((sum(pair) for pair in lengths), default=0)
         if max_tokens is not None and max_tokens < longest:
-            raise ValueError(f"data.max_tokens={max_tokens} is smaller than the longest row "
+            raise ConfigError(f"data.max_tokens={max_tokens} is smaller than the longest row "
                              f"({longest} tokens): raise it or lower the length limits")
         self.lengths, self.batch_size, self.shuffle = list(lengths), batch_size, shuffle
         self.window, self.max_tokens, self.seed = window, max_tokens, seed
         self.sampler = DistributedSampler(_Indices(len(self.lengths)), num_replicas=num_replicas,
                                           rank=rank, shuffle=shuffle, seed=seed)
         self._cached: tuple[int, list[list[int]]] | None = None
+        self._skip = 0
 
     def _batches(self) -> list[list[int]]:
         epoch = self.sampler.epoch
@@ -96,8 +99,16 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             src_max, tgt_max = grown_src, grown_tgt
         return batches + ([current] if current else [])
 
+    def skip_once(self, batches: int) -> None:
+        """Start the next pass after ``batches`` batches: a run resumed mid-epoch sees the rest
+        of the same epoch, not the start again."""
+        self._skip = batches
+
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
+        # A generator: nothing is read until the first batch is drawn, by which time Lightning
+        # has called set_epoch (it creates the iterator before doing so on a resumed run).
+        skip, self._skip = self._skip, 0
+        yield from self._batches()[skip:]
 
     def __len__(self) -> int:
         return len(self._batches())

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.rnn import State
 
 BRIDGES = ("state", "hidden_only", "linear", "none")
@@ -39,7 +40,7 @@ class Bridge(nn.Module):
     def __init__(self, mode: str, encoder: Side, decoder: Side):
         super().__init__()
         if mode not in BRIDGES:
-            raise ValueError(f"model.bridge={mode!r} is not one of {BRIDGES}")
+            raise ConfigError(f"model.bridge={mode!r} is not one of {BRIDGES}")
         self.mode, self.encoder_side, self.decoder_side = mode, encoder, decoder
         if mode == "state":
             wrong = []
@@ -48,14 +49,14 @@ class Bridge(nn.Module):
             if encoder.c_size != decoder.c_size:
                 wrong.append(f"c size {encoder.c_size} vs {decoder.c_size} (None: no c)")
             if wrong:
-                raise ValueError(
+                raise ConfigError(
                     f"model.bridge=state passes the encoder state unchanged, but encoder and "
                     f"decoder states differ ({'; '.join(wrong)}; a bidirectional encoder doubles "
                     f"its size; a GRU or RNN has no c). Use "
                     f"model.bridge=linear, or make the sizes and cell types match."
                 )
         if mode == "hidden_only" and encoder.h_size != decoder.h_size:
-            raise ValueError(
+            raise ConfigError(
                 f"model.bridge=hidden_only needs equal h sizes, got encoder {encoder.h_size} and "
                 f"decoder {decoder.h_size}; use model.bridge=linear"
             )

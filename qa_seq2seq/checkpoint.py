@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from qa_seq2seq.errors import CheckpointError
 from qa_seq2seq.tokenizer import Tokenizer
 
 PAYLOAD_KEY = "qa_seq2seq"
@@ -33,10 +34,6 @@ TRAINING_TARGETS = (
     "lightning.pytorch.Trainer",
 )
 DEFAULT_OUTPUTS = Path("outputs")
-
-
-class CheckpointError(Exception):
-    """A checkpoint or run directory that cannot be used, with what to do instead."""
 
 
 class Checkpoint(NamedTuple):
@@ -130,12 +127,12 @@ def load_model(path: str | Path | None, device: str | torch.device = "cpu") -> L
     """Rebuild the trained model and its tokenizer from a checkpoint file or run directory."""
     checkpoint = read_checkpoint(path)
     model = build_model(checkpoint.payload["model"], f"{checkpoint.path} [model config]")
-    result = model.load_state_dict(checkpoint.state_dict, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise CheckpointError(
-            f"{checkpoint.path}: weights do not fit the model its config describes (missing "
-            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]})"
-        )
+    try:
+        model.load_state_dict(checkpoint.state_dict)
+    except RuntimeError as e:  # missing, unexpected or differently shaped tensors
+        detail = " ".join(str(e).split())[:500]
+        raise CheckpointError(f"{checkpoint.path}: weights do not fit the model its config "
+                              f"describes: {detail}") from None
     tokenizer = Tokenizer(checkpoint.payload["tokenizer"])
     if tokenizer.vocab_size != model.vocab_size:
         raise CheckpointError(f"{checkpoint.path}: tokenizer has {tokenizer.vocab_size} pieces but "

@@ -22,14 +22,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from qa_seq2seq.batching import LengthBucketBatchSampler, pad
+from qa_seq2seq.errors import ConfigError, DataError
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
-
-
-class DataError(ValueError):
-    """Bad input data, with the file and line to look at."""
 
 
 class Batch(NamedTuple):
@@ -118,9 +115,9 @@ class QADataModule(L.LightningDataModule):
     ):
         super().__init__()
         if on_bad_row not in ("error", "skip"):
-            raise ValueError(f"data.on_bad_row={on_bad_row!r}: use 'error' or 'skip'")
+            raise ConfigError(f"data.on_bad_row={on_bad_row!r}: use 'error' or 'skip'")
         if overlength not in ("truncate", "drop", "error"):
-            raise ValueError(f"data.overlength={overlength!r}: use 'truncate', 'drop' or 'error'")
+            raise ConfigError(f"data.overlength={overlength!r}: use 'truncate', 'drop' or 'error'")
         self.files = {"train": train_file, "validation": validation_file, "test": test_file}
         self.question_field, self.answer_field = question_field, answer_field
         self.family_field = family_field
@@ -151,7 +148,7 @@ class QADataModule(L.LightningDataModule):
     def fit_tokenizer(self) -> Tokenizer:
         """Train the tokenizer on the training split's questions and answers."""
         if self.tokenizer_factory is None:
-            raise ValueError("data.tokenizer is not set and no tokenizer was given")
+            raise ConfigError("data.tokenizer is not set and no tokenizer was given")
         train = self.raw_split("train")
         self.tokenizer = self.tokenizer_factory(list(train[self.question_field])
                                                 + list(train[self.answer_field]))
@@ -180,7 +177,7 @@ class QADataModule(L.LightningDataModule):
         """``split`` with ``src_ids``, ``tgt_ids`` and ``index`` columns (cached)."""
         if split not in self.splits:
             if self.tokenizer is None:
-                raise ValueError("no tokenizer yet: call fit_tokenizer() or use_tokenizer()")
+                raise ConfigError("no tokenizer yet: call fit_tokenizer() or use_tokenizer()")
             encode = Encode(self.tokenizer, self.question_field, self.answer_field, *self.limits)
             ds = self.raw_split(split).map(encode, batched=True, with_indices=True,
                                            desc=f"tokenising {split}")
@@ -247,11 +244,25 @@ class QADataModule(L.LightningDataModule):
         if shuffle:
             log.info("%s: %d batches, padding %.1f%% of question+answer positions", split,
                      len(sampler), 100 * sampler.padding_fraction())
+        # Its own generator: creating an iterator then draws no number from torch's global RNG,
+        # so dropout masks do not depend on how many loaders were iterated (resume = no resume).
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          generator=torch.Generator().manual_seed(self.seed))
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader("train", shuffle=True)
+        loader = self.loader("train", shuffle=True)
+        loop = self.trainer.fit_loop if self.trainer is not None else None
+        if loop is not None and loop.restarting:
+            # "processed": a checkpoint written in on_train_batch_end has not counted its batch
+            # as completed yet, but the update is in the weights. A checkpoint of the epoch's
+            # last batch starts the next epoch (Lightning resets its own counters then too).
+            done = loop.epoch_loop.batch_progress.current.processed
+            if 0 < done < len(loader):
+                log.info("resuming mid-epoch: skipping the %d batches of this epoch already "
+                         "trained", done)
+                loader.batch_sampler.skip_once(done)
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self.loader("validation", shuffle=False)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.rnn import Recurrent
 from qa_seq2seq.scopes import match
 
@@ -60,7 +61,7 @@ def variance_scaling_(tensor: Tensor, scale: float = 1.0, mode: str = "fan_in",
     fan_in, fan_out = fans(tensor)
     n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}.get(mode)
     if n is None:
-        raise ValueError(f"variance_scaling mode={mode!r}: use fan_in, fan_out or fan_avg")
+        raise ConfigError(f"variance_scaling mode={mode!r}: use fan_in, fan_out or fan_avg")
     variance = scale / n
     if distribution == "truncated_normal":
         # Std of a standard normal truncated to [-2, 2]; dividing by it makes the variance exact.
@@ -70,7 +71,7 @@ def variance_scaling_(tensor: Tensor, scale: float = 1.0, mode: str = "fan_in",
     if distribution == "uniform":
         limit = math.sqrt(3.0 * variance)
         return tensor.uniform_(-limit, limit)
-    raise ValueError(f"variance_scaling distribution={distribution!r}: use truncated_normal, "
+    raise ConfigError(f"variance_scaling distribution={distribution!r}: use truncated_normal, "
                      "untruncated_normal or uniform")
 
 
@@ -129,7 +130,7 @@ def parse_spec(spec: Spec) -> tuple[str, dict[str, Any]]:
         kwargs = dict(spec)
         name = kwargs.pop("name", None)
     if name != KEEP and name not in INITIALIZERS:
-        raise ValueError(f"unknown initializer {name!r}; choose one of "
+        raise ConfigError(f"unknown initializer {name!r}; choose one of "
                          f"{[KEEP, *INITIALIZERS]}")
     return name, kwargs
 

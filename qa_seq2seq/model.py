@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from qa_seq2seq.bridge import Bridge, Side
+from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.rnn import Recurrent, State
 from qa_seq2seq.scopes import freeze_
 
@@ -123,7 +124,7 @@ class Seq2Seq(nn.Module):
         dec_rnn = _make_rnn(decoder_cell or cell, "decoder", embedding_size + self.context_size,
                             sizes)
         if dec_rnn.bidirectional:
-            raise ValueError("the decoder cannot be bidirectional: set the decoder cell's "
+            raise ConfigError("the decoder cannot be bidirectional: set the decoder cell's "
                              "bidirectional=false (use model.bidirectional_encoder for the encoder)")
         dec_side = Side(dec_rnn.num_layers, dec_rnn.output_size,
                         dec_rnn.hidden_size if dec_rnn.has_cell_state else None)

@@ -4,10 +4,16 @@ It owns the loss, the validation metrics (loss, perplexity, exact match by actua
 validation questions), what is logged, and what is stored in checkpoints beside the weights.
 Logged: ``train/loss``, ``train/grad_norm``, ``val/loss``, ``val/ppl``, ``val/exact_match`` and
 a table of validation questions with predicted and gold answers (TensorBoard text).
+
+A non-finite loss or gradient norm stops the run naming the step and batch
+(``nonfinite=error``), or skips that update (``nonfinite=skip``); either way no non-finite
+update reaches the weights, so no checkpoint can hold them.
 """
 
 from __future__ import annotations
 
+import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -20,9 +26,12 @@ from torchmetrics import MeanMetric
 
 from qa_seq2seq.checkpoint import PAYLOAD_KEY
 from qa_seq2seq.data import Batch
+from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.metrics import exact_match
 from qa_seq2seq.model import Seq2Seq
 from qa_seq2seq.tokenizer import PAD_ID, Tokenizer
+
+log = logging.getLogger(__name__)
 
 
 class Seq2SeqModule(L.LightningModule):
@@ -33,6 +42,7 @@ class Seq2SeqModule(L.LightningModule):
         scheduler: optional ``_partial_`` LR scheduler, stepped every optimizer step.
         search: ``_partial_`` search function used for ``val/exact_match`` (``decode=`` group).
         label_smoothing: for the training loss (validation loss is plain cross-entropy).
+        nonfinite: ``error`` or ``skip`` when the loss or gradient norm is NaN/inf.
         payload: stored in every checkpoint under ``qa_seq2seq`` (model config, data config,
             format); the tokenizer bytes are added here.
         text_samples: validation questions shown in TensorBoard each validation.
@@ -41,8 +51,11 @@ class Seq2SeqModule(L.LightningModule):
     def __init__(self, net: Seq2Seq, tokenizer: Tokenizer, optimizer: Callable,
                  search: Callable, scheduler: Callable | None = None,
                  label_smoothing: float = 0.0, payload: dict[str, Any] | None = None,
-                 text_samples: int = 8):
+                 text_samples: int = 8, nonfinite: str = "error"):
         super().__init__()
+        if nonfinite not in ("error", "skip"):
+            raise ConfigError(f"nonfinite={nonfinite!r}: use 'error' or 'skip'")
+        self.nonfinite, self.skipped_updates = nonfinite, 0
         self.net, self.tokenizer = net, tokenizer
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.search, self.label_smoothing = search, label_smoothing
@@ -60,15 +73,42 @@ class Seq2SeqModule(L.LightningModule):
         return F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(),
                                ignore_index=PAD_ID, label_smoothing=label_smoothing)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
         loss = self.model_step(batch, self.label_smoothing)
+        if not torch.isfinite(loss):
+            return self._nonfinite(f"loss {loss.item()}", batch_idx, batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.src.size(0))
         return loss
 
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer,
+                                    gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Norm clipping, logging and the non-finite check from one gradient-norm computation."""
+        params = [p for group in optimizer.param_groups for p in group["params"]
+                  if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        if not torch.isfinite(norm):
+            for p in params:  # the optimizer skips parameters without gradients
+                p.grad = None
+            self._nonfinite(f"gradient norm {norm.item()}", self.trainer.fit_loop.epoch_loop
+                            .batch_progress.current.ready - 1, None)
+            return
         if self.trainer.global_step % self.trainer.log_every_n_steps == 0:
-            grads = [p.grad for p in self.net.parameters() if p.grad is not None]
-            self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads))
+            self.log("train/grad_norm", norm)
+        if gradient_clip_val and gradient_clip_algorithm in (None, "norm"):
+            torch.nn.utils.clip_grads_with_norm_(params, gradient_clip_val, norm)
+        elif gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    def _nonfinite(self, what: str, batch_idx: int, batch: Batch | None) -> None:
+        rows = "" if batch is None else f" (rows {batch.index[:8].tolist()} of the training split)"
+        message = (f"non-finite {what} at step {self.global_step}, epoch {self.current_epoch}, "
+                   f"batch {batch_idx}{rows}")
+        if self.nonfinite == "error":
+            raise FloatingPointError(message + ": lower optimizer.lr, check the data, or set "
+                                     "nonfinite=skip to skip such updates")
+        self.skipped_updates += 1
+        log.warning("%s: update skipped (%d so far)", message, self.skipped_updates)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         tokens = int((batch.tgt_out != PAD_ID).sum())
@@ -105,3 +145,15 @@ class Seq2SeqModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[PAYLOAD_KEY] = self.payload
+        # Lightning does not store RNG states; dropout after a resume should continue as is.
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if states := checkpoint.get("rng_states"):
+            torch.set_rng_state(states["torch"])
+            random.setstate(_as_tuples(states["python"]))
+
+
+def _as_tuples(state: Any) -> Any:
+    """``random.setstate`` wants tuples where a round trip through a checkpoint may give lists."""
+    return tuple(_as_tuples(x) for x in state) if isinstance(state, list | tuple) else state

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from qa_seq2seq.errors import ConfigError
+
 LSTM_GATES = ("input", "forget", "cell", "output")
 GRU_GATES = ("reset", "update", "new")
 RNN_GATES = ("hidden",)
@@ -52,7 +54,7 @@ class Recurrent:
 
     def _setup(self, name: str, recurrent_dropout: float, forget_bias: float) -> None:
         if not 0.0 <= recurrent_dropout < 1.0:
-            raise ValueError(f"recurrent_dropout must be in [0, 1), got {recurrent_dropout}")
+            raise ConfigError(f"recurrent_dropout must be in [0, 1), got {recurrent_dropout}")
         self.name = name
         self.recurrent_dropout = recurrent_dropout
         self.forget_bias = forget_bias

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 
 from torch import nn
 
+from qa_seq2seq.errors import ConfigError
+
 
 def parameter_names(model: nn.Module) -> list[str]:
     """Every name a parameter is reachable by, shared parameters under each of their names."""
@@ -28,7 +30,7 @@ def match(names: Iterable[str], patterns: Sequence[str], key: str) -> dict[str, 
     empty = [pattern for pattern, found in matches.items() if not found]
     if empty:
         shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-        raise ValueError(
+        raise ConfigError(
             f"{key}: pattern(s) {empty} match no parameter. Parameter names look like: {shown} "
             f"(see `python -m qa_seq2seq.inspect` for the full list)"
         )

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 LENGTH_PENALTIES = ("none", "average", "gnmt")
@@ -56,7 +57,7 @@ def length_penalty(length: int | Tensor, mode: str, alpha: float) -> float | Ten
 def _limits(src_lengths: Tensor, max_length: int, max_length_ratio: float | None) -> Tensor:
     """Per-question cap on answer tokens (B,)."""
     if max_length < 1:
-        raise ValueError(f"max_length must be >= 1, got {max_length}")
+        raise ConfigError(f"decode.max_length must be >= 1, got {max_length}")
     limits = torch.full_like(src_lengths, max_length)
     if max_length_ratio is not None:
         relative = torch.ceil(src_lengths.float() * max_length_ratio).long().clamp(min=1)
@@ -101,9 +102,9 @@ def sample(model: SearchModel, src: Tensor, src_lengths: Tensor, temperature: fl
     ``seed`` makes the draw reproducible. Scores are the model's own (unfiltered) log-probabilities.
     """
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 (use decode=greedy for argmax), got {temperature}")
+        raise ConfigError(f"decode.temperature must be > 0 (use decode=greedy for argmax), got {temperature}")
     if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        raise ConfigError(f"decode.top_p must be in (0, 1], got {top_p}")
     generator = torch.Generator(device=src.device)
     generator.manual_seed(torch.seed() if seed is None else seed)
 
@@ -173,11 +174,11 @@ def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size:
     ``beam_size`` hypotheses have finished (as fairseq does).
     """
     if beam_size < 1:
-        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+        raise ConfigError(f"decode.beam_size must be >= 1, got {beam_size}")
     if not 1 <= n_best <= beam_size:
-        raise ValueError(f"n_best must be between 1 and beam_size={beam_size}, got {n_best}")
+        raise ConfigError(f"decode.n_best must be between 1 and beam_size={beam_size}, got {n_best}")
     if length_penalty not in LENGTH_PENALTIES:
-        raise ValueError(f"length_penalty={length_penalty!r}: use one of {LENGTH_PENALTIES}")
+        raise ConfigError(f"decode.length_penalty={length_penalty!r}: use one of {LENGTH_PENALTIES}")
     batch, k, device = src.size(0), beam_size, src.device
     limits = _limits(src_lengths, max_length, max_length_ratio).to(device)
     state = model.encode(src, src_lengths)

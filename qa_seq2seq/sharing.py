@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from qa_seq2seq.errors import ConfigError
+
 if TYPE_CHECKING:
     from qa_seq2seq.model import Seq2Seq
 
@@ -36,7 +38,7 @@ class Sharing:
         if self.tied_output:
             emb, out = decoder.embedding.weight, decoder.output.weight
             if emb.shape != out.shape:
-                raise ValueError(
+                raise ConfigError(
                     f"model/sharing=tied_output needs model.embedding_size ({emb.shape[1]}) equal "
                     f"to the decoder's output size ({out.shape[1]}: its hidden_size, or proj_size)."
                     f" Set model.embedding_size={out.shape[1]} or choose another model/sharing."
@@ -57,7 +59,7 @@ class Sharing:
                 if a != b
             ]
             if mismatches:
-                raise ValueError(
+                raise ConfigError(
                     "model/sharing=encoder_decoder runs one RNN on both sides, but they differ: "
                     + "; ".join(mismatches)
                     + ". Use the same model/cell for both, model.bidirectional_encoder=false and "

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from qa_seq2seq.errors import ConfigError
+
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 
@@ -25,7 +27,7 @@ class Tokenizer:
         self._sp = spm.SentencePieceProcessor(model_proto=self.model_proto)
         ids = (self._sp.pad_id(), self._sp.unk_id(), self._sp.bos_id(), self._sp.eos_id())
         if ids != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
-            raise ValueError(
+            raise ConfigError(
                 f"sentencepiece model has special ids pad/unk/bos/eos={ids}; qa_seq2seq needs "
                 f"{(PAD_ID, UNK_ID, BOS_ID, EOS_ID)}: train it with Tokenizer.train"
             )

@@ -2,30 +2,38 @@
 
     python -m qa_seq2seq.train +experiment=toy_lstm model/cell=gru trainer.max_epochs=5
     python -m qa_seq2seq.train -m model/cell=lstm,gru          # one run directory per choice
+    python -m qa_seq2seq.train +experiment=toy_lstm resume=auto  # continue the newest toy_lstm run
 
-``train(cfg)`` is the whole job (tests call it directly); ``main`` only adds Hydra. A run directory
-(``outputs/<run_name>/<timestamp>/``) holds the resolved config (``.hydra/``), the tokenizer
-(``tokenizer.model``), checkpoints (``checkpoints/best.ckpt``, ``last.ckpt``), TensorBoard logs
-(``tensorboard/``) and ``train.log``: enough to evaluate or decode with nothing else.
+``train(cfg)`` is the whole job (tests call it directly); ``main`` only adds Hydra and turns
+user errors into one clear message. A run directory (``outputs/<run_name>/<timestamp>/``) holds
+the resolved config (``.hydra/``), the tokenizer (``tokenizer.model``), checkpoints
+(``checkpoints/best.ckpt``, ``last.ckpt``), TensorBoard logs (``tensorboard/``) and ``train.log``:
+enough to evaluate, decode or resume with nothing else.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning.pytorch as L
+import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from qa_seq2seq.checkpoint import FORMAT_VERSION
+from qa_seq2seq.checkpoint import FORMAT_VERSION, read_checkpoint
 from qa_seq2seq.data import QADataModule
+from qa_seq2seq.errors import ConfigError, UserError
 from qa_seq2seq.module import Seq2SeqModule
+from qa_seq2seq.resume import check_unchanged, find_run, hydra_run_dir
 from qa_seq2seq.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
+OmegaConf.register_new_resolver("qa_run_dir", hydra_run_dir, replace=True)
 
 
 def build_network(model_cfg: DictConfig, vocab_size: int) -> tuple[Any, dict[str, Any]]:
@@ -37,8 +45,23 @@ def build_network(model_cfg: DictConfig, vocab_size: int) -> tuple[Any, dict[str
     return net, inference_config
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
+def check_search(search: Any, net: torch.nn.Module) -> None:
+    """Run the configured search once on a one-token question, so bad decode options fail now."""
+    net.eval()
+    try:
+        search(net, torch.tensor([[4 % net.vocab_size]]), torch.tensor([1]))
+    finally:
+        net.train()
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
     """Train ``cfg``; returns the final logged metrics (and ``best_checkpoint``)."""
+    resume_from = None
+    if cfg.get("resume"):
+        run_dir = find_run(cfg.resume, cfg.run_name)
+        check_unchanged(cfg, run_dir)
+        cfg.output_dir = str(run_dir)
+        resume_from = run_dir / "checkpoints" / "last.ckpt"
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
@@ -48,11 +71,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     tokenizer_path = output_dir / "tokenizer.model"
     if tokenizer_path.exists():  # a resumed run keeps its tokenizer: ids must not change
         datamodule.use_tokenizer(Tokenizer.load(tokenizer_path))
+    elif resume_from is not None:
+        raise ConfigError(f"resume: {tokenizer_path} is missing; the run cannot continue")
     else:
         datamodule.fit_tokenizer().save(tokenizer_path)
     tokenizer = datamodule.tokenizer
 
     net, inference_config = build_network(cfg.model, tokenizer.vocab_size)
+    search = instantiate(cfg.decode)
+    check_search(search, net)
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
     log.info("model: %d trainable / %d parameters", trainable,
              sum(p.numel() for p in net.parameters()))
@@ -62,27 +89,54 @@ def train(cfg: DictConfig) -> dict[str, float]:
         net, tokenizer,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        search=instantiate(cfg.decode),
+        search=search,
         label_smoothing=cfg.label_smoothing,
+        nonfinite=cfg.nonfinite,
         payload=payload,
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger,
                                      default_root_dir=str(output_dir))
-    trainer.fit(module, datamodule=datamodule, weights_only=True)
+    start_step = 0
+    if resume_from is not None:
+        start_step = read_checkpoint(resume_from).raw.get("global_step", 0)
+        log.info("resuming %s from step %d", output_dir, start_step)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    if resume_from is not None and trainer.global_step == start_step:
+        log.info("nothing to do: the run had already finished at step %d (trainer.max_epochs=%s, "
+                 "trainer.max_steps=%s); raise them to train further", start_step,
+                 trainer.max_epochs, trainer.max_steps)
+    else:  # whatever ended the fit (done, early stopping, a signal): a checkpoint to resume from
+        trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
 
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics["global_step"] = trainer.global_step
     if trainer.checkpoint_callback is not None:
         metrics["best_checkpoint"] = trainer.checkpoint_callback.best_model_path
-    log.info("done: %s", {k: v for k, v in metrics.items()})
+    log.info("done: %s", metrics)
     log.info("run directory: %s", output_dir)
     return metrics
 
 
+def user_error(error: BaseException) -> UserError | None:
+    """The user error behind ``error``: itself, or the cause Hydra's instantiate wrapped."""
+    while error is not None:
+        if isinstance(error, UserError):
+            return error
+        error = error.__cause__ if isinstance(error, InstantiationException) else None
+    return None
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except (UserError, InstantiationException) as e:
+        if (cause := user_error(e)) is None:
+            raise
+        log.error("%s", cause)
+        sys.exit(2)
     return metrics.get("val/exact_match")  # what a Hydra sweeper would optimise
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from qa_seq2seq.checkpoint import read_checkpoint
+from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.scopes import match
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class WarmStart:
         report = WarmStartReport(loaded, missing, mismatched)
         log.info("%s (from %s)", report, self.checkpoint)
         if self.strict and (missing or mismatched):
-            raise ValueError(f"model.init_from: {report}\nFix model.init_from.scopes/rename, "
+            raise ConfigError(f"model.init_from: {report}\nFix model.init_from.scopes/rename, "
                              "or set model.init_from.strict=false to load the rest anyway.")
         return report
 

@@ -175,10 +175,10 @@ def test_sampling_is_seeded_and_top_k_one_is_greedy():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"beam_size": 0}, "beam_size must be >= 1"),
-    ({"beam_size": 2, "n_best": 3}, "n_best must be between 1 and beam_size=2"),
-    ({"length_penalty": "wu"}, "length_penalty='wu'"),
-    ({"max_length": 0}, "max_length must be >= 1"),
+    ({"beam_size": 0}, "decode.beam_size must be >= 1"),
+    ({"beam_size": 2, "n_best": 3}, "decode.n_best must be between 1 and beam_size=2"),
+    ({"length_penalty": "wu"}, "decode.length_penalty=.wu."),
+    ({"max_length": 0}, "decode.max_length must be >= 1"),
 ])
 def test_bad_options_are_refused(kwargs, message):
     src, lengths = random_batch()

@@ -1,0 +1,121 @@
+"""Keeping a run resumable: which run to continue, what may change, and stopping on a signal.
+
+``resume=auto`` continues the newest run of ``run_name`` (``resume=PATH``: a run directory or a
+checkpoint in one) from its ``checkpoints/last.ckpt``, in its own directory: model, optimizer,
+scheduler, step and epoch counters, early-stopping and best-checkpoint state, the RNG states, the
+tokenizer, and the position in the epoch's (seeded) batch order all continue where they were.
+
+A resumed run keeps its configuration. Only the keys in :data:`MAY_CHANGE` may differ (raise
+``trainer.max_steps`` to train longer: it is the total, not the remainder); any other difference is
+refused with a list of what differs, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+from omegaconf import DictConfig, OmegaConf
+
+from qa_seq2seq.errors import ConfigError
+
+log = logging.getLogger(__name__)
+MAY_CHANGE = ("resume", "output_dir", "trainer.max_steps", "trainer.max_epochs",
+              "trainer.enable_progress_bar", "trainer.log_every_n_steps")
+OUTPUTS = Path("outputs")
+
+
+def find_run(resume: str, run_name: str, outputs: Path = OUTPUTS) -> Path:
+    """The run directory to continue: ``auto`` (newest of ``run_name``), a run dir, or a checkpoint."""
+    if resume == "auto":
+        runs = sorted((p.parent.parent for p in (outputs / run_name).glob("*/checkpoints/last.ckpt")),
+                      key=lambda run: (run / "checkpoints" / "last.ckpt").stat().st_mtime)
+        if not runs:
+            raise ConfigError(f"resume=auto: no run of run_name={run_name!r} with "
+                              f"checkpoints/last.ckpt under {outputs}/; train first, or pass "
+                              "resume=<run directory>")
+        return runs[-1]
+    path = Path(resume)
+    run = path.parent.parent if path.is_file() else path
+    if not (run / "checkpoints" / "last.ckpt").is_file():
+        raise ConfigError(f"resume={resume}: {run} has no checkpoints/last.ckpt to resume from")
+    return run
+
+
+def hydra_run_dir(run_name: str, resume: str | None) -> str:
+    """Hydra's directory for this invocation: a new run, or ``resumed-<time>`` inside the old one."""
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    if resume is not None:
+        try:
+            return str(find_run(resume, run_name) / f"resumed-{stamp}")
+        except ConfigError:
+            pass  # train() raises it again, with the message
+    return str(OUTPUTS / run_name / stamp)
+
+
+def check_unchanged(cfg: DictConfig, run_dir: Path) -> None:
+    """Refuse a resume whose config differs from the run's own beyond :data:`MAY_CHANGE`."""
+    stored_path = run_dir / ".hydra" / "config.yaml"
+    if not stored_path.is_file():
+        raise ConfigError(f"resume: {stored_path} is missing, so the run's config is unknown")
+    stored = _flatten(OmegaConf.to_container(OmegaConf.load(stored_path)))
+    given = _flatten(OmegaConf.to_container(cfg))
+    differ = sorted(k for k in stored.keys() | given.keys()
+                    if stored.get(k) != given.get(k) and not k.startswith(MAY_CHANGE))
+    if differ:
+        shown = "\n".join(f"  {k}: run has {stored.get(k)!r}, given {given.get(k)!r}"
+                          for k in differ[:20])
+        raise ConfigError(
+            f"resume: this config differs from the run's ({stored_path}):\n{shown}\n"
+            f"A resumed run keeps its config; only {', '.join(MAY_CHANGE)} may change. Drop "
+            f"these overrides, or start a new run from this one's weights with "
+            f"model.init_from.checkpoint={run_dir}"
+        )
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items()
+                for k, v in _flatten(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: tree}
+
+
+class GracefulStop(L.Callback):
+    """On SIGINT (Ctrl-C) or SIGTERM, finish the current step and stop; ``train`` then saves
+    ``last.ckpt``. A second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:  # second signal: give up on stopping cleanly
+            self._restore()
+            raise KeyboardInterrupt
+        self.received = signum
+        log.warning("received %s: stopping after this step and saving checkpoints/last.ckpt "
+                    "(again to stop at once)", signal.Signals(signum).name)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.received is not None:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                     exception: BaseException) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}

@@ -1,0 +1,20 @@
+"""Test-only Lightning callbacks, instantiated from config overrides in subprocess tests."""
+
+import os
+import signal
+from pathlib import Path
+
+import lightning.pytorch as L
+
+
+class KillAt(L.Callback):
+    """SIGKILL this process (no cleanup at all) after training step ``step``, once per ``marker``."""
+
+    def __init__(self, step: int, marker: str):
+        self.step, self.marker = step, Path(marker)
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step >= self.step and not self.marker.exists():
+            self.marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+

@@ -1,0 +1,72 @@
+"""Loading is safe: no code from a checkpoint or stored config runs; errors say what is wrong."""
+
+import os
+
+import pytest
+import torch
+
+from qa_seq2seq.checkpoint import (
+    CheckpointError,
+    build_model,
+    check_targets,
+    load_model,
+    read_checkpoint,
+    resolve_checkpoint,
+)
+
+
+class Exploit:
+    """Unpickling this would create a file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_would_run_code_is_refused_without_running(tmp_path, smoke_run):
+    run_dir, _ = smoke_run
+    marker = tmp_path / "pwned"
+    good = torch.load(resolve_checkpoint(run_dir), weights_only=True)
+    good["qa_seq2seq"]["extra"] = Exploit(marker)
+    path = tmp_path / "evil.ckpt"
+    torch.save(good, path)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        read_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_a_stored_target_outside_the_allow_list_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    config = {"_target_": "qa_seq2seq.model.Seq2Seq", "vocab_size": 10,
+              "cell": {"_target_": "os.system", "_args_": [f"touch {marker}"]}}
+    with pytest.raises(CheckpointError, match="refused _target_ 'os.system'"):
+        build_model(config, "evil.ckpt [model config]")
+    assert not marker.exists()
+    with pytest.raises(CheckpointError, match="builtins.exec"):
+        check_targets([{"a": {"_target_": "builtins.exec"}}], ("qa_seq2seq.",), "x")
+
+
+def test_other_files_get_a_one_line_explanation(tmp_path, smoke_run):
+    plain = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(2)}, plain)
+    with pytest.raises(CheckpointError, match="not a qa_seq2seq checkpoint"):
+        read_checkpoint(plain)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        read_checkpoint(tmp_path / "missing.ckpt")
+    run_dir, _ = smoke_run
+    old = torch.load(resolve_checkpoint(run_dir), weights_only=True)
+    old["qa_seq2seq"]["format"] = 0
+    torch.save(old, tmp_path / "old.ckpt")
+    with pytest.raises(CheckpointError, match="format 0"):
+        read_checkpoint(tmp_path / "old.ckpt")
+
+
+def test_weights_that_do_not_fit_the_config_are_reported(tmp_path, smoke_run):
+    run_dir, _ = smoke_run
+    ckpt = torch.load(resolve_checkpoint(run_dir), weights_only=True)
+    ckpt["qa_seq2seq"]["model"]["hidden_size"] = 48
+    torch.save(ckpt, tmp_path / "mismatch.ckpt")
+    with pytest.raises(CheckpointError, match="do not fit the model.*size mismatch"):
+        load_model(tmp_path / "mismatch.ckpt")
