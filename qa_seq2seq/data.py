@@ -162,13 +162,20 @@ class QADataModule(L.LightningDataModule):
         path = self.files.get(split)
         if not path:
             raise DataError(f"no file configured for split {split!r} (data.{split}_file)")
+        fields = (self.question_field, self.answer_field)
         try:
             ds = datasets.load_dataset("json", data_files={split: path}, split=split,
                                        cache_dir=self.cache_dir)
-        except Exception as e:  # pyarrow/datasets errors carry no line number: find it
-            _raise_first_bad_json_line(path, e)
-            raise
-        ds = self._check_rows(ds, path, split)
+            ds = self._check_rows(ds, path, split)
+        except (datasets.exceptions.DatasetGenerationError, ValueError, TypeError) as e:
+            if isinstance(e, DataError):
+                raise
+            # pyarrow refused the file and names no line: read it ourselves to find the bad ones.
+            rows, problems = _scan_jsonl(path, fields)
+            if not problems:
+                raise DataError(f"{path}: could not be loaded as JSON Lines: {e}") from e
+            self._report(path, split, problems)
+            ds = datasets.Dataset.from_list(rows)
         if split == "train" and self.max_train_examples:
             ds = ds.select(range(min(self.max_train_examples, len(ds))))
         return ds
@@ -205,30 +212,33 @@ class QADataModule(L.LightningDataModule):
             self.split(name)
 
     def _check_rows(self, ds: datasets.Dataset, path: str, split: str) -> datasets.Dataset:
-        fields = (self.question_field, self.answer_field)
-        absent = [f for f in fields if f not in ds.column_names]
+        """Rows whose question and answer are non-empty strings; the others reported."""
+        absent = [f for f in (self.question_field, self.answer_field) if f not in ds.column_names]
         if absent:
             raise DataError(f"{path}: no field {absent} in any row (fields: {ds.column_names}). "
                             "Set data.question_field / data.answer_field to the right names.")
-        problems: list[tuple[int, str]] = []
-        for field in fields:
+        bad: dict[int, str] = {}
+        for field in (self.question_field, self.answer_field):
             for i, value in enumerate(list(ds[field])):
-                if not isinstance(value, str):
-                    problems.append((i, f"field {field!r} is {type(value).__name__}, not a string"))
-                elif not value.strip():
-                    problems.append((i, f"field {field!r} is empty"))
-        self.stats.setdefault(split, {})["bad_rows"] = len({i for i, _ in problems})
-        if not problems:
-            return ds
-        lines = _line_numbers(path)
-        described = [f"{path}:{lines[i]}: {what}" for i, what in sorted(problems)]
+                if problem := _field_problem(field, value):
+                    bad.setdefault(i, problem)
+        if bad:
+            lines = _line_numbers(path)
+            self._report(path, split, [(lines[i], what) for i, what in sorted(bad.items())])
+            ds = ds.select([i for i in range(len(ds)) if i not in bad])
+        self.stats.setdefault(split, {})["bad_rows"] = len(bad)
+        return ds
+
+    def _report(self, path: str, split: str, problems: list[tuple[int, str]]) -> None:
+        """Stop on bad rows (``on_bad_row=error``) or log and count them (``skip``)."""
+        described = [f"{path}:{line}: {what}" for line, what in problems]
+        self.stats.setdefault(split, {})["bad_rows"] = len(problems)
         if self.on_bad_row == "error":
             more = f"\n... and {len(described) - 10} more" if len(described) > 10 else ""
-            raise DataError("bad rows (set data.on_bad_row=skip to drop them):\n"
+            raise DataError("bad rows (fix them, or set data.on_bad_row=skip to skip them):\n"
                             + "\n".join(described[:10]) + more)
-        bad = {i for i, _ in problems}
-        log.warning("%s: skipped %d bad rows, e.g. %s", path, len(bad), described[0])
-        return ds.select([i for i in range(len(ds)) if i not in bad])
+        log.warning("%s: skipped %d bad rows: %s%s", path, len(problems),
+                    "; ".join(described[:3]), " ..." if len(described) > 3 else "")
 
     # ----- loaders -----------------------------------------------------------------------------
     def lengths(self, split: str) -> list[tuple[int, int]]:
@@ -285,24 +295,38 @@ def _line_numbers(path: str) -> list[int]:
         return [n for n, line in enumerate(f, 1) if line.strip()]
 
 
-def _raise_first_bad_json_line(path: str, error: Exception) -> None:
-    """Re-read ``path`` line by line and raise a DataError naming the first unusable line."""
-    try:
-        with open(path, "rb") as f:
-            for n, raw in enumerate(f, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    row = json.loads(raw.decode("utf-8"))
-                except UnicodeDecodeError as e:
-                    raise DataError(f"{path}:{n}: not valid UTF-8 ({e.reason} at byte {e.start})")\
-                        from None
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno}); "
-                                    "each line must be one object like "
-                                    '{"question": "...", "answer": "..."}') from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{n}: a JSON {type(row).__name__}, not an object")
-    except OSError:
-        return
-    raise DataError(f"{path}: could not be loaded as JSON Lines: {error}") from error
+def _field_problem(field: str, value: Any) -> str | None:
+    if value is None:
+        return f"field {field!r} is missing"
+    if not isinstance(value, str):
+        return f"field {field!r} is {type(value).__name__}, not a string"
+    if not value.strip():
+        return f"field {field!r} is empty"
+    return None
+
+
+def _scan_jsonl(path: str, fields: tuple[str, ...]) -> tuple[list[dict], list[tuple[int, str]]]:
+    """Read ``path`` line by line: the usable rows, and (line, problem) for the others."""
+    rows, problems = [], []
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                problems.append((n, f"not valid UTF-8 ({e.reason} at byte {e.start})"))
+                continue
+            except json.JSONDecodeError as e:
+                problems.append((n, f"not valid JSON ({e.msg} at column {e.colno}); each line "
+                                    'must be one object like {"question": "...", "answer": "..."}'))
+                continue
+            if not isinstance(row, dict):
+                problems.append((n, f"a JSON {type(row).__name__}, not an object"))
+                continue
+            problem = next(filter(None, (_field_problem(k, row.get(k)) for k in fields)), None)
+            if problem:
+                problems.append((n, problem))
+            else:
+                rows.append(row)
+    return rows, problems

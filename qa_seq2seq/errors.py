@@ -15,3 +15,7 @@ class DataError(UserError, ValueError):
 
 class CheckpointError(UserError):
     """A checkpoint or run directory that cannot be used, with what to do instead."""
+
+
+class NonFiniteError(UserError, FloatingPointError):
+    """A NaN/inf loss or gradient, with the step and batch where it appeared."""

@@ -26,7 +26,7 @@ from torchmetrics import MeanMetric
 
 from qa_seq2seq.checkpoint import PAYLOAD_KEY
 from qa_seq2seq.data import Batch
-from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.errors import ConfigError, NonFiniteError
 from qa_seq2seq.metrics import exact_match
 from qa_seq2seq.model import Seq2Seq
 from qa_seq2seq.tokenizer import PAD_ID, Tokenizer
@@ -105,7 +105,7 @@ class Seq2SeqModule(L.LightningModule):
         message = (f"non-finite {what} at step {self.global_step}, epoch {self.current_epoch}, "
                    f"batch {batch_idx}{rows}")
         if self.nonfinite == "error":
-            raise FloatingPointError(message + ": lower optimizer.lr, check the data, or set "
+            raise NonFiniteError(message + ": lower optimizer.lr, check the data, or set "
                                      "nonfinite=skip to skip such updates")
         self.skipped_updates += 1
         log.warning("%s: update skipped (%d so far)", message, self.skipped_updates)

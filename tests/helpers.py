@@ -18,3 +18,16 @@ class KillAt(L.Callback):
             self.marker.touch()
             os.kill(os.getpid(), signal.SIGKILL)
 
+
+
+class PoisonGradients(L.Callback):
+    """Make every gradient NaN after backward at training steps >= ``step``."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_after_backward(self, trainer, pl_module):
+        if trainer.global_step >= self.step:
+            for p in pl_module.parameters():
+                if p.grad is not None:
+                    p.grad.fill_(float("nan"))

@@ -1,0 +1,94 @@
+"""Data loading: bad rows are named by file:line (or skipped and counted), batches are right."""
+
+import json
+
+import pytest
+
+from qa_seq2seq.data import QADataModule, collate
+from qa_seq2seq.errors import DataError
+from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+
+GOOD = [{"question": f"What is {i} plus 1?", "answer": str(i + 1)} for i in range(40)]
+
+
+def write(path, lines):
+    path.write_bytes(b"".join((x if isinstance(x, bytes) else json.dumps(x).encode()) + b"\n"
+                              for x in lines))
+    return str(path)
+
+
+def module(tmp_path, train_lines=None, **kwargs):
+    if train_lines is not None:
+        write(tmp_path / "train.jsonl", train_lines)
+        write(tmp_path / "valid.jsonl", GOOD[:4])
+    return QADataModule(str(tmp_path / "train.jsonl"), str(tmp_path / "valid.jsonl"),
+                        cache_dir=str(tmp_path / "cache"),
+                        tokenizer=lambda texts: Tokenizer.train(texts, vocab_size=40), **kwargs)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (b'{"question": "What is 1 plus 1?", "answer": "2"', "not valid JSON"),
+    (b'{"question": "\xff\xfe", "answer": "2"}', "not valid UTF-8"),
+    (b'["a list"]', "a JSON list, not an object"),
+    ({"question": "What?"}, "field 'answer' is missing"),
+    ({"question": "What?", "answer": 7}, "field 'answer' is int, not a string"),
+    ({"question": "   ", "answer": "x"}, "field 'question' is empty"),
+])
+def test_a_bad_row_stops_with_file_and_line(tmp_path, bad, message):
+    dm = module(tmp_path, GOOD[:10] + [b""] + [bad] + GOOD[10:])  # a blank line before it
+    with pytest.raises(DataError, match=f"train.jsonl:12: {message}"):
+        dm.raw_split("train")
+
+
+def test_bad_rows_are_skipped_and_counted_on_request(tmp_path, caplog):
+    lines = GOOD[:10] + [b"{not json", {"question": "q", "answer": ""}] + GOOD[10:]
+    dm = module(tmp_path, lines, on_bad_row="skip")
+    rows = dm.raw_split("train")
+    assert len(rows) == 40 and dm.stats["train"]["bad_rows"] == 2
+    assert "skipped 2 bad rows" in caplog.text and "train.jsonl:11" in caplog.text
+    only_fields = module(tmp_path, GOOD[:5] + [{"question": "q", "answer": " "}], on_bad_row="skip")
+    assert len(only_fields.raw_split("train")) == 5
+
+
+def test_missing_files_and_fields_are_named(tmp_path):
+    dm = QADataModule(str(tmp_path / "nope.jsonl"), str(tmp_path / "nope2.jsonl"))
+    with pytest.raises(DataError, match="nope.jsonl"):
+        dm.prepare_data()
+    dm = module(tmp_path, [{"q": "x", "a": "y"}])
+    with pytest.raises(DataError, match="data.question_field"):
+        dm.raw_split("train")
+
+
+@pytest.mark.parametrize("policy", ["truncate", "drop", "error"])
+def test_overlength_rows_are_counted_and_handled(tmp_path, policy):
+    long = {"question": "What is " + "very " * 50 + "long?", "answer": "x"}
+    dm = module(tmp_path, GOOD + [long], max_question_length=40, overlength=policy)
+    dm.fit_tokenizer()
+    if policy == "error":
+        with pytest.raises(DataError, match="exceed the length limits"):
+            dm.split("train")
+        return
+    ds = dm.split("train")
+    assert dm.stats["train"]["overlength"] == 1
+    assert len(ds) == (41 if policy == "truncate" else 40)
+    assert max(len(ids) for ids in ds["src_ids"]) <= 40
+
+
+def test_tokenised_split_is_cached_by_datasets(tmp_path):
+    dm = module(tmp_path, GOOD)
+    tokenizer = dm.fit_tokenizer()
+    first = dm.split("train")
+    again = module(tmp_path)  # the same files: a second run
+    again.use_tokenizer(tokenizer)
+    second = again.split("train")
+    assert second.cache_files and second.cache_files[0] == first.cache_files[0]
+
+
+def test_collate_builds_teacher_forcing_pairs():
+    batch = collate([{"src_ids": [5, 6, 7], "tgt_ids": [8], "index": 3},
+                     {"src_ids": [9], "tgt_ids": [10, 11], "index": 0}])
+    assert batch.src.tolist() == [[5, 6, 7], [9, PAD_ID, PAD_ID]]
+    assert batch.src_lengths.tolist() == [3, 1]
+    assert batch.tgt_in.tolist() == [[BOS_ID, 8, PAD_ID], [BOS_ID, 10, 11]]
+    assert batch.tgt_out.tolist() == [[8, EOS_ID, PAD_ID], [10, 11, EOS_ID]]
+    assert batch.index.tolist() == [3, 0]
