@@ -54,6 +54,10 @@ def smoke_run(tmp_path_factory):
     """Train the smoke experiment once; returns (run directory, metrics)."""
     from qa_seq2seq.train import train
 
+    from omegaconf import OmegaConf
+
     root = tmp_path_factory.mktemp("smoke")
     cfg = compose_train(["+experiment=smoke", *toy_data_overrides(root / "data")], root / "run")
+    (root / "run" / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, root / "run" / ".hydra" / "config.yaml")  # as Hydra does for a run
     return root / "run", train(cfg)

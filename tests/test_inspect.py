@@ -1,0 +1,26 @@
+from qa_seq2seq.inspect import from_checkpoint, from_config, main
+
+
+def test_table_from_config_shows_scopes_state_initializers_gates_and_sharing():
+    table = from_config(["model/cell=peephole_lstm", "model/init=orthogonal",
+                         "model/sharing=embeddings", "model.freeze=[encoder.*]",
+                         "model.num_layers=1", "model.hidden_size=32", "model.vocab_size=50"])
+    rows = {tuple(line.split()[:2]): line for line in table.splitlines()[2:] if line.strip()}
+    hh = rows[("decoder.rnn", "weight_hh_l0")]
+    assert "trainable" in hh and "orthogonal" in hh
+    assert "input[0:32] forget[32:64] cell[64:96] output[96:128]" in hh
+    assert "frozen" in rows[("encoder.rnn", "weight_ih_l0")]
+    assert "shared with decoder.embedding.weight" in rows[("encoder.embedding", "weight")]
+    assert "forget gate 1.0" in rows[("encoder.rnn", "bias_ih_l0")]
+    assert "input[0:32] forget[32:64] output[64:96]" in rows[("decoder.rnn", "weight_peephole_l0")]
+    # Frozen: the 50x64 embedding, and the encoder's peephole LSTM: 128x64 + 128x32 kernels,
+    # 2 x 128 biases, 3 x 32 peepholes.
+    assert "frozen: 15,840" in table
+
+
+def test_table_from_checkpoint_and_cli(smoke_run, capsys):
+    run_dir, _ = smoke_run
+    table = from_checkpoint(str(run_dir))
+    assert "best.ckpt" in table.splitlines()[0] and "torch_default" in table
+    main(["--checkpoint", str(run_dir)])
+    assert "trainable:" in capsys.readouterr().out
