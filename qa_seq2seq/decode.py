@@ -121,7 +121,7 @@ class Answerer:
         ]
         keep = [i for i, q in enumerate(checked) if q.error is None]
         results = answer(self.model, [ids[i] for i in keep], self.search, self.batch_size,
-                         self.device) if keep else []
+                         self.device, self.tokenizer) if keep else []
         by_index = dict(zip(keep, results))
         for i, q in enumerate(checked):
             yield q, by_index.get(i, q.error)
@@ -131,14 +131,13 @@ class Answerer:
             if self.format == "text":
                 return ""
             return json.dumps({"line": question.line, "error": result})
-        texts = self.tokenizer.decode([h.tokens for h in result])
         if self.format == "text":
-            return texts[0]
+            return result[0].text
         return json.dumps({
-            "line": question.line, "question": question.text, "answer": texts[0],
+            "line": question.line, "question": question.text, "answer": result[0].text,
             "score": result[0].score,
-            "n_best": [{"answer": t, "score": h.score, "normalized_score": h.normalized_score,
-                        "finished": h.finished} for t, h in zip(texts, result)],
+            "n_best": [{"answer": h.text, "score": h.score, "normalized_score": h.normalized_score,
+                        "finished": h.finished} for h in result],
         }, ensure_ascii=False)
 
 

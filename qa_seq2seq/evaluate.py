@@ -45,9 +45,9 @@ def evaluate(cfg: DictConfig, decode_name: str = "greedy") -> dict[str, Any]:
     ids = [q[:max_question_length] for q in loaded.tokenizer.encode(questions)]
     search = instantiate(cfg.decode)
     log.info("decoding %d %s questions with %s from %s", len(ids), cfg.split, decode_name, ckpt.path)
-    hypotheses = answer(loaded.model, ids, search, cfg.batch_size, cfg.device)
-    best = [h[0] for h in hypotheses]
-    predictions = loaded.tokenizer.decode([h.tokens for h in best])
+    best = [h[0] for h in answer(loaded.model, ids, search, cfg.batch_size, cfg.device,
+                                 loaded.tokenizer)]
+    predictions = [h.text for h in best]
     metrics = corpus_metrics(predictions, golds, families)
 
     out_dir = ckpt.path.parent / f"eval-{cfg.split}-{decode_name}"

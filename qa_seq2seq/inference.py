@@ -11,14 +11,16 @@ import torch
 
 from qa_seq2seq.batching import pad
 from qa_seq2seq.search import Hypothesis
-from qa_seq2seq.tokenizer import PAD_ID
+from qa_seq2seq.tokenizer import PAD_ID, Tokenizer
 
 
 def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: Callable,
-           batch_size: int = 64, device: str | torch.device = "cpu") -> list[list[Hypothesis]]:
+           batch_size: int = 64, device: str | torch.device = "cpu",
+           tokenizer: Tokenizer | None = None) -> list[list[Hypothesis]]:
     """Run ``search`` over tokenised ``questions`` (each non-empty); one n-best list per question.
 
     Questions are sorted by length so each batch pads little; the result follows input order.
+    With a ``tokenizer``, each hypothesis also carries its ``text``.
     """
     if any(len(q) == 0 for q in questions):
         raise ValueError("every question needs at least one token")
@@ -28,5 +30,8 @@ def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: C
         rows = order[start:start + batch_size]
         src, lengths = pad([questions[i] for i in rows], PAD_ID)
         for i, hypotheses in zip(rows, search(model, src.to(device), lengths.to(device))):
+            if tokenizer is not None:
+                texts = tokenizer.decode([h.tokens for h in hypotheses])
+                hypotheses = [h._replace(text=t) for h, t in zip(hypotheses, texts)]
             results[i] = hypotheses
     return results

@@ -37,6 +37,7 @@ class Hypothesis(NamedTuple):
     normalized_score: float  # score after the length penalty: what beam search ranks by
     token_log_probs: list[float]  # one per emitted token, <eos> included when finished
     finished: bool  # ended with <eos> (False: cut at the length limit)
+    text: str = ""  # the detokenised answer, filled in by qa_seq2seq.inference.answer
 
 
 class SearchModel(Protocol):
