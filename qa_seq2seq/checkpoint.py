@@ -25,14 +25,6 @@ from qa_seq2seq.tokenizer import Tokenizer
 PAYLOAD_KEY = "qa_seq2seq"
 FORMAT_VERSION = 1
 MODEL_TARGETS = ("qa_seq2seq.",)
-TRAINING_TARGETS = (
-    "qa_seq2seq.",
-    "torch.optim.",
-    "lightning.pytorch.callbacks.",
-    "lightning.pytorch.loggers.",
-    "lightning.pytorch.trainer.trainer.Trainer",
-    "lightning.pytorch.Trainer",
-)
 DEFAULT_OUTPUTS = Path("outputs")
 
 

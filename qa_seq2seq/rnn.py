@@ -58,7 +58,6 @@ class Recurrent:
         self.name = name
         self.recurrent_dropout = recurrent_dropout
         self.forget_bias = forget_bias
-        self.batch_first = True
         self.reset_parameters()
 
     # ----- introspection ---------------------------------------------------------------------
