@@ -51,6 +51,7 @@ class Recurrent:
     gates: ClassVar[tuple[str, ...]]
     has_cell_state: ClassVar[bool] = False
     always_loop: ClassVar[bool] = False
+    loop_single_steps_on_cpu: ClassVar[bool] = False
 
     def _setup(self, name: str, recurrent_dropout: float, forget_bias: float) -> None:
         if not 0.0 <= recurrent_dropout < 1.0:
@@ -119,7 +120,8 @@ class Recurrent:
         self, x: Tensor, lengths: Tensor | None = None, state: State | None = None
     ) -> RNNOutput:
         """Run over ``x`` (B, T, I); ``lengths`` (B,) marks right padding; ``state`` is initial."""
-        if self.uses_loop:
+        single_step = x.size(1) == 1 and x.device.type == "cpu"
+        if self.uses_loop or (single_step and self.loop_single_steps_on_cpu):
             return self.loop(x, lengths, state)
         return self._fused(x, lengths, state)
 
@@ -231,6 +233,9 @@ class LSTM(Recurrent, nn.LSTM):
 
     gates = LSTM_GATES
     has_cell_state = True
+    # torch's CPU LSTM kernel costs ~0.9 ms a call at batch 1 (1.5 ms at 64) for one step of a
+    # 2x256 model, against 0.12 ms (0.7 ms) for the loop path: decoding steps one at a time.
+    loop_single_steps_on_cpu = True
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,

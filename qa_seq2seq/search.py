@@ -150,9 +150,9 @@ def _single_path(model, src, src_lengths, max_length, max_length_ratio, min_leng
             keep = (~done).nonzero()[:, 0]
             alive, tokens = alive[keep], tokens[keep]
             state = model.reorder_state(state, keep)
-    return [[_hypothesis(out_tokens[i, :n].tolist(), out_log_probs[i, :n].tolist(),
-                         bool(finished[i]), "none", 0.0)]
-            for i, n in enumerate(lengths.tolist())]
+    tokens_, log_probs_ = out_tokens.tolist(), out_log_probs.tolist()  # one copy, not B
+    return [[_hypothesis(tokens_[i][:n], log_probs_[i][:n], done, "none", 0.0)]
+            for i, (n, done) in enumerate(zip(lengths.tolist(), finished.tolist()))]
 
 
 @torch.no_grad()

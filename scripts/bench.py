@@ -235,6 +235,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-decode", action="store_true", help="skip bench_decode.py")
+    parser.add_argument("--checkpoint", help="model for the decoding rows (default: newest run)")
     parser.add_argument("--json", metavar="FILE", help="also write the results here")
     parser.add_argument("--row", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -273,7 +274,7 @@ def main() -> None:
     if not args.no_decode:
         import bench_decode
 
-        results["decode"] = bench_decode.run(batch_sizes=(1, args.batch_size))
+        results["decode"] = bench_decode.run(args.checkpoint, batch_sizes=(1, args.batch_size))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -3,7 +3,8 @@
     python scripts/bench_decode.py [--checkpoint RUN_DIR] [--repeats 3]
 
 Uses the newest trained run under outputs/ (or --checkpoint) and the toy test questions; without
-a trained run, an untrained 2x256 LSTM model of the default shape. The reference is what a user
+a trained run (or with --untrained), an untrained 2x256 LSTM of the default shape, whose answers
+all run to --max-length tokens, so that the step loop rather than the encoder dominates. The reference is what a user
 writes by hand: the same weights in plain nn.Embedding/nn.LSTM/nn.Linear, length-sorted batches
 of 64, one nn.LSTM step at a time, stopping when every answer in the batch has ended.
 """
@@ -118,15 +119,17 @@ def cold_start(checkpoint: Path, repeats: int) -> tuple[float, float]:
 
 
 def run(checkpoint: str | None = None, repeats: int = 3, batch_sizes=(1, 64),
-        max_length: int = 16, single_questions: int = 128) -> dict:
+        max_length: int = 16, single_questions: int = 128, untrained: bool = False) -> dict:
     questions = toy_questions()
     with tempfile.TemporaryDirectory() as tmp:
         try:
+            if untrained:
+                raise CheckpointError("asked for an untrained model")
             loaded = load_model(checkpoint)
             label = str(loaded.checkpoint.path)
         except CheckpointError:
             loaded = load_model(untrained_checkpoint(questions, Path(tmp)))
-            label = "untrained 2x256 LSTM: train first for realistic answer lengths"
+            label = f"untrained 2x256 LSTM: every answer runs to {max_length} tokens"
         return _run(loaded, label, questions, repeats, batch_sizes, max_length, single_questions)
 
 
@@ -178,8 +181,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="checkpoint file or run directory (default: newest)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=16)
+    parser.add_argument("--untrained", action="store_true",
+                        help="an untrained model: long answers, the decode loop dominates")
     args = parser.parse_args()
-    run(args.checkpoint, args.repeats, max_length=args.max_length)
+    run(args.checkpoint, args.repeats, max_length=args.max_length, untrained=args.untrained)
 
 
 if __name__ == "__main__":
