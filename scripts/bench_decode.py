@@ -4,9 +4,10 @@
 
 Uses the newest trained run under outputs/ (or --checkpoint) and the toy test questions; without
 a trained run (or with --untrained), an untrained 2x256 LSTM of the default shape, whose answers
-all run to --max-length tokens, so that the step loop rather than the encoder dominates. The reference is what a user
-writes by hand: the same weights in plain nn.Embedding/nn.LSTM/nn.Linear, length-sorted batches
-of 64, one nn.LSTM step at a time, stopping when every answer in the batch has ended.
+all run to --max-length tokens, so that the step loop rather than the encoder dominates.
+The reference is what a user writes by hand: the same weights in plain nn.Embedding/nn.LSTM/
+nn.Linear, length-sorted batches of 64, one nn.LSTM step at a time, stopping when every answer
+in the batch has ended.
 """
 
 from __future__ import annotations

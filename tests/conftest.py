@@ -52,9 +52,9 @@ def toy_data_overrides(data_dir) -> list[str]:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """Train the smoke experiment once; returns (run directory, metrics)."""
-    from qa_seq2seq.train import train
-
     from omegaconf import OmegaConf
+
+    from qa_seq2seq.train import train
 
     root = tmp_path_factory.mktemp("smoke")
     cfg = compose_train(["+experiment=smoke", *toy_data_overrides(root / "data")], root / "run")

@@ -108,8 +108,10 @@ def test_explicit_initial_state_replaces_the_bridge():
                                expected(src, lengths, tgt))
 
 
-def test_step_by_step_decoding_equals_teacher_forcing():
-    model = tiny_model("peephole_lstm").eval()
+@pytest.mark.parametrize("cell", ["lstm", "peephole_lstm", "gru"])
+def test_step_by_step_decoding_equals_teacher_forcing(cell):
+    """For lstm this also holds the one-step loop path against torch's kernel."""
+    model = tiny_model(cell).eval()
     src, lengths = random_batch()
     tgt = torch.randint(4, 11, (5, 4))
     full = model(src, lengths, tgt)
