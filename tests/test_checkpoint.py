@@ -70,3 +70,15 @@ def test_weights_that_do_not_fit_the_config_are_reported(tmp_path, smoke_run):
     torch.save(ckpt, tmp_path / "mismatch.ckpt")
     with pytest.raises(CheckpointError, match="do not fit the model.*size mismatch"):
         load_model(tmp_path / "mismatch.ckpt")
+
+
+def test_a_tokenizer_that_does_not_match_the_model_is_refused(tmp_path, smoke_run):
+    from qa_seq2seq.tokenizer import Tokenizer
+
+    run_dir, _ = smoke_run
+    ckpt = torch.load(resolve_checkpoint(run_dir), weights_only=True)
+    other = Tokenizer.train(["a completely different corpus"] * 50, vocab_size=30)
+    ckpt["qa_seq2seq"]["tokenizer"] = other.model_proto
+    torch.save(ckpt, tmp_path / "mixed.ckpt")
+    with pytest.raises(CheckpointError, match="tokenizer has .* pieces but the model expects"):
+        load_model(tmp_path / "mixed.ckpt")

@@ -50,7 +50,8 @@ def test_decode_cli_answers_every_line_and_reports_bad_ones(smoke_run):
     run_dir, _ = smoke_run
     lines = (b"What is 3 plus 4?\n\n" + b"\xff\xfe bad bytes\n"
              + b'{"question": "Which is larger, 3 or 9?"}\n'
-             + b"Where is Mary? " * 400 + b"\n" + b"Where is Mary?\n")
+             + b"Where is Mary? " * 70_000 + b"\n"  # a 1 MB line
+             + "Wo ist Maria? 日本語 ☃\n".encode())  # characters the tokenizer never saw
     result = run_decode(["--checkpoint", str(run_dir), "--format", "jsonl", "--beam-size", "2",
                          "--n-best", "2"], lines)
     assert result.returncode == 0, result.stderr.decode()
@@ -60,6 +61,7 @@ def test_decode_cli_answers_every_line_and_reports_bad_ones(smoke_run):
     assert set(errors) == {2, 3, 5}
     assert "empty" in errors[2] and "UTF-8" in errors[3] and "tokens" in errors[5]
     assert len(out[0]["n_best"]) == 2 and out[3]["question"] == "Which is larger, 3 or 9?"
+    assert "answer" in out[5]  # unknown characters map to <unk>: still answered
     stderr = result.stderr.decode()
     assert "line 2: empty question" in stderr and "line 3: not valid UTF-8" in stderr
 
