@@ -15,6 +15,14 @@ from qa_seq2seq.checkpoint import (
 )
 
 
+def tampered(run_dir, path, edit):
+    """A copy of the run's checkpoint with ``edit(payload)`` applied to its qa_seq2seq entry."""
+    ckpt = torch.load(resolve_checkpoint(run_dir), weights_only=True)
+    edit(ckpt["qa_seq2seq"])
+    torch.save(ckpt, path)
+    return path
+
+
 class Exploit:
     """Unpickling this would create a file: proof that code ran."""
 
@@ -28,10 +36,8 @@ class Exploit:
 def test_a_pickle_that_would_run_code_is_refused_without_running(tmp_path, smoke_run):
     run_dir, _ = smoke_run
     marker = tmp_path / "pwned"
-    good = torch.load(resolve_checkpoint(run_dir), weights_only=True)
-    good["qa_seq2seq"]["extra"] = Exploit(marker)
-    path = tmp_path / "evil.ckpt"
-    torch.save(good, path)
+    path = tampered(run_dir, tmp_path / "evil.ckpt",
+                    lambda payload: payload.update(extra=Exploit(marker)))
     with pytest.raises(CheckpointError, match="refused to load"):
         read_checkpoint(path)
     assert not marker.exists()
@@ -55,30 +61,23 @@ def test_other_files_get_a_one_line_explanation(tmp_path, smoke_run):
         read_checkpoint(plain)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         read_checkpoint(tmp_path / "missing.ckpt")
-    run_dir, _ = smoke_run
-    old = torch.load(resolve_checkpoint(run_dir), weights_only=True)
-    old["qa_seq2seq"]["format"] = 0
-    torch.save(old, tmp_path / "old.ckpt")
+    old = tampered(smoke_run[0], tmp_path / "old.ckpt", lambda payload: payload.update(format=0))
     with pytest.raises(CheckpointError, match="format 0"):
-        read_checkpoint(tmp_path / "old.ckpt")
+        read_checkpoint(old)
 
 
 def test_weights_that_do_not_fit_the_config_are_reported(tmp_path, smoke_run):
-    run_dir, _ = smoke_run
-    ckpt = torch.load(resolve_checkpoint(run_dir), weights_only=True)
-    ckpt["qa_seq2seq"]["model"]["hidden_size"] = 48
-    torch.save(ckpt, tmp_path / "mismatch.ckpt")
+    path = tampered(smoke_run[0], tmp_path / "mismatch.ckpt",
+                    lambda payload: payload["model"].update(hidden_size=48))
     with pytest.raises(CheckpointError, match="do not fit the model.*size mismatch"):
-        load_model(tmp_path / "mismatch.ckpt")
+        load_model(path)
 
 
 def test_a_tokenizer_that_does_not_match_the_model_is_refused(tmp_path, smoke_run):
     from qa_seq2seq.tokenizer import Tokenizer
 
-    run_dir, _ = smoke_run
-    ckpt = torch.load(resolve_checkpoint(run_dir), weights_only=True)
     other = Tokenizer.train(["a completely different corpus"] * 50, vocab_size=30)
-    ckpt["qa_seq2seq"]["tokenizer"] = other.model_proto
-    torch.save(ckpt, tmp_path / "mixed.ckpt")
+    path = tampered(smoke_run[0], tmp_path / "mixed.ckpt",
+                    lambda payload: payload.update(tokenizer=other.model_proto))
     with pytest.raises(CheckpointError, match="tokenizer has .* pieces but the model expects"):
-        load_model(tmp_path / "mixed.ckpt")
+        load_model(path)
