@@ -1,10 +1,15 @@
 """Question-answer data: loading with Hugging Face ``datasets``, checking, tokenising, batching.
 
-Each split is a JSON Lines file (one object per line) with a question field and an answer field
-(names configurable), and optionally a family/type field used for per-family metrics. Rows are
-checked before anything trains: a malformed line, a missing, non-string or empty field stops the
-run with ``file:line: what is wrong`` (or, with ``on_bad_row=skip``, is skipped and counted).
-Tokenisation runs through ``Dataset.map(batched=True)``, so ``datasets`` caches it by content.
+Sources: local files (``data.train_file`` ...: JSON Lines, JSON, CSV or Parquet, by extension),
+or anything ``datasets.load_dataset(data.path, data.name)`` reads: a hub dataset id, or a local
+folder laid out like one (with ``HF_DATASETS_OFFLINE=1`` nothing is downloaded).
+
+Each row becomes a source and a target (``qa_seq2seq.fields``): the ``question_field``, or a
+``source_template`` over several fields; the ``answer_field``, which may be a path into nested
+fields (``answers.text[0]``). Rows are checked before anything trains: an unparsable line, or a
+missing, non-string or empty field stops the run with ``file:line: what is wrong`` (``row N`` for
+non-line sources), or with ``on_bad_row=skip`` is skipped and counted. Preparation and
+tokenisation run through ``Dataset.map(batched=True)``, so ``datasets`` caches them by content.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from torch.utils.data import DataLoader
 
 from qa_seq2seq.batching import LengthBucketBatchSampler, pad
 from qa_seq2seq.errors import ConfigError, DataError
+from qa_seq2seq.fields import SourceBuilder, get_path
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
+BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
 class Batch(NamedTuple):
@@ -45,39 +52,70 @@ def collate(rows: list[dict[str, Any]]) -> Batch:
     return Batch(src, src_lengths, tgt_in, tgt_out, torch.tensor([r["index"] for r in rows]))
 
 
+class Prepare:
+    """``Dataset.map`` function: raw rows -> ``source`` and ``target`` text, ``family``, and a
+    ``problem`` (None for a usable row)."""
+
+    def __init__(self, builder: SourceBuilder, answer_field: str, family_field: str | None):
+        self.builder, self.answer_field, self.family_field = builder, answer_field, family_field
+
+    def problem(self, row: dict[str, Any]) -> str | None:
+        """What makes ``row`` unusable, or None."""
+        values = self.builder.values(row)
+        if isinstance(values, str):
+            return values
+        return _field_problem(self.answer_field, get_path(row, self.answer_field))
+
+    def __call__(self, rows: dict[str, list]) -> dict[str, list]:
+        out: dict[str, list] = {"source": [], "target": [], "family": [], "problem": []}
+        for i in range(len(next(iter(rows.values())))):
+            row = {key: column[i] for key, column in rows.items()}
+            problem = self.problem(row)
+            out["problem"].append(problem)
+            out["source"].append(None if problem else self.builder.text(self.builder.values(row)))
+            out["target"].append(None if problem else get_path(row, self.answer_field))
+            family = get_path(row, self.family_field) if self.family_field else None
+            out["family"].append(None if family is None else str(family))
+        return out
+
+
 class Encode:
-    """``Dataset.map`` function: text fields -> token ids, cut to the length limits.
+    """``Dataset.map`` function: prepared rows -> token ids, cut to the length limits.
 
     A plain class holding the tokenizer bytes, so ``datasets`` fingerprints it by content and
     reuses the cached result on the next run.
     """
 
-    def __init__(self, tokenizer: Tokenizer, question_field: str, answer_field: str,
-                 max_question_length: int, max_answer_length: int):
-        self.tokenizer = tokenizer
-        self.fields = (question_field, answer_field)
-        self.limits = (max_question_length, max_answer_length)
+    def __init__(self, tokenizer: Tokenizer, builder: SourceBuilder, max_answer_length: int):
+        self.tokenizer, self.builder, self.max_answer_length = tokenizer, builder, max_answer_length
 
     def __call__(self, rows: dict[str, list], indices: list[int]) -> dict[str, list]:
-        question_field, answer_field = self.fields
-        src = self.tokenizer.encode(rows[question_field])
-        tgt = self.tokenizer.encode(rows[answer_field])
-        return {
-            "src_ids": [ids[: self.limits[0]] for ids in src],
-            "tgt_ids": [ids[: self.limits[1]] for ids in tgt],
-            "truncated": [len(s) > self.limits[0] or len(t) > self.limits[1]
-                          for s, t in zip(src, tgt)],
-            "index": indices,
-        }
+        src = self.tokenizer.encode(rows["source"])
+        tgt = self.tokenizer.encode(rows["target"])
+        truncated = []
+        for i, ids in enumerate(src):
+            cut = len(ids) > self.builder.max_length
+            if cut and self.builder.truncate_field:  # cut the context, keep the question
+                row = {key: column[i] for key, column in rows.items()}
+                ids, _ = self.builder.encode(self.tokenizer, self.builder.values(row))
+            src[i] = ids[: self.builder.max_length]
+            truncated.append(cut or len(tgt[i]) > self.max_answer_length)
+        return {"src_ids": src, "tgt_ids": [ids[: self.max_answer_length] for ids in tgt],
+                "truncated": truncated, "index": indices}
 
 
 class QADataModule(L.LightningDataModule):
     """Loads the three splits, trains or receives the tokenizer, and serves length-bucketed batches.
 
     Args:
-        train_file, validation_file, test_file: JSON Lines files.
-        question_field, answer_field: names of the text fields; ``family_field`` (optional)
-            groups metrics by question family.
+        train_file, validation_file, test_file: local files (.jsonl, .json, .csv, .parquet);
+            or instead ``path`` (and ``name``) for ``datasets.load_dataset``, with
+            ``split_names`` mapping train/validation/test to the source's split names.
+        question_field, answer_field: where the question and answer are; ``answer_field`` may
+            be a nested path (``answers.text[0]``). ``source_template`` (e.g.
+            ``"question: {question} context: {context}"``) replaces ``question_field``;
+            ``truncate_field`` names the template field cut first when a source is too long.
+        family_field: optional field grouping metrics by question family.
         tokenizer: factory called with the training texts (a ``_partial_`` of
             ``Tokenizer.train``), unless a tokenizer is given with :meth:`use_tokenizer`.
         batch_size: rows per training batch; ``max_tokens`` caps padded tokens per batch too.
@@ -87,17 +125,23 @@ class QADataModule(L.LightningDataModule):
             (``overlength=truncate``), dropped (``drop``) or refused (``error``), always counted.
         on_bad_row: ``error`` (stop with file:line) or ``skip`` (drop, count and log).
         max_train_examples: use only the first N training rows (quick experiments).
+        num_proc: processes for ``Dataset.map`` (large data).
         generate: called with no arguments when a split file is missing (the toy data).
     """
 
     def __init__(
         self,
-        train_file: str,
-        validation_file: str,
+        train_file: str | None = None,
+        validation_file: str | None = None,
         test_file: str | None = None,
+        path: str | None = None,
+        name: str | None = None,
+        split_names: dict[str, str] | None = None,
         question_field: str = "question",
         answer_field: str = "answer",
-        family_field: str | None = "family",
+        source_template: str | None = None,
+        truncate_field: str | None = None,
+        family_field: str | None = None,
         tokenizer: Callable[[list[str]], Tokenizer] | None = None,
         batch_size: int = 64,
         eval_batch_size: int = 256,
@@ -108,6 +152,7 @@ class QADataModule(L.LightningDataModule):
         overlength: str = "truncate",
         on_bad_row: str = "error",
         max_train_examples: int | None = None,
+        num_proc: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
         cache_dir: str | None = None,
@@ -118,16 +163,26 @@ class QADataModule(L.LightningDataModule):
             raise ConfigError(f"data.on_bad_row={on_bad_row!r}: use 'error' or 'skip'")
         if overlength not in ("truncate", "drop", "error"):
             raise ConfigError(f"data.overlength={overlength!r}: use 'truncate', 'drop' or 'error'")
+        if (path is None) == (train_file is None):
+            raise ConfigError("give either data.path (a datasets source) or data.train_file "
+                              f"(local files), not {'both' if path else 'neither'}")
+        for file in (train_file, validation_file, test_file):
+            if file and Path(file).suffix not in BUILDERS:
+                raise ConfigError(f"{file}: unknown file type; use one of {list(BUILDERS)}")
         self.files = {"train": train_file, "validation": validation_file, "test": test_file}
-        self.question_field, self.answer_field = question_field, answer_field
-        self.family_field = family_field
+        self.path, self.name = path, name
+        self.split_names = {**{s: s for s in SPLITS}, **(split_names or {})}
+        self.builder = SourceBuilder(question_field, source_template, truncate_field,
+                                     max_question_length)
+        self.answer_field, self.family_field = answer_field, family_field
         self.tokenizer_factory, self.tokenizer = tokenizer, None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.max_tokens, self.sort_window = max_tokens, sort_window
         self.limits = (max_question_length, max_answer_length)
         self.overlength, self.on_bad_row = overlength, on_bad_row
-        self.max_train_examples, self.num_workers = max_train_examples, num_workers
-        self.seed, self.cache_dir, self.generate = seed, cache_dir, generate
+        self.max_train_examples, self.num_proc = max_train_examples, num_proc
+        self.num_workers, self.seed, self.cache_dir = num_workers, seed, cache_dir
+        self.generate = generate
         self.splits: dict[str, datasets.Dataset] = {}
         self.stats: dict[str, dict[str, int]] = {}
 
@@ -139,66 +194,98 @@ class QADataModule(L.LightningDataModule):
             missing = [f for f in missing if not Path(f).exists()]
         if missing:
             raise DataError(f"data file(s) not found: {missing}. Set data.train_file, "
-                            "data.validation_file and data.test_file to JSON Lines files.")
+                            "data.validation_file and data.test_file to existing files.")
 
     def use_tokenizer(self, tokenizer: Tokenizer) -> None:
         """Use an existing tokenizer (a resumed run's, or a checkpoint's) instead of training one."""
         self.tokenizer = tokenizer
 
     def fit_tokenizer(self) -> Tokenizer:
-        """Train the tokenizer on the training split's questions and answers."""
+        """Train the tokenizer on the training split's sources and targets."""
         if self.tokenizer_factory is None:
             raise ConfigError("data.tokenizer is not set and no tokenizer was given")
-        train = self.raw_split("train")
-        self.tokenizer = self.tokenizer_factory(list(train[self.question_field])
-                                                + list(train[self.answer_field]))
+        train = self.prepared("train")
+        self.tokenizer = self.tokenizer_factory(list(train["source"]) + list(train["target"]))
         log.info("trained a %d-piece tokenizer on %d training rows", self.tokenizer.vocab_size,
                  len(train))
         return self.tokenizer
 
     # ----- splits ------------------------------------------------------------------------------
-    def raw_split(self, split: str) -> datasets.Dataset:
-        """The checked, untokenised rows of ``split``."""
-        path = self.files.get(split)
-        if not path:
-            raise DataError(f"no file configured for split {split!r} (data.{split}_file)")
-        fields = (self.question_field, self.answer_field)
-        try:
-            ds = datasets.load_dataset("json", data_files={split: path}, split=split,
+    def where(self, split: str) -> str:
+        """How to name ``split``'s source in messages."""
+        if self.path:
+            return f"{self.path}" + (f" ({self.name})" if self.name else "") + \
+                f" split {self.split_names[split]!r}"
+        return str(self.files[split])
+
+    def load(self, split: str) -> tuple[datasets.Dataset, list[int] | None]:
+        """Raw rows of ``split``, and each row's line number when the source has lines."""
+        if self.path:
+            ds = datasets.load_dataset(self.path, self.name, split=self.split_names[split],
                                        cache_dir=self.cache_dir)
-            ds = self._check_rows(ds, path, split)
+            return ds, None
+        file = self.files.get(split)
+        if not file:
+            raise DataError(f"no file configured for split {split!r} (data.{split}_file)")
+        builder = BUILDERS[Path(file).suffix]
+        try:
+            ds = datasets.load_dataset(builder, data_files={split: file}, split=split,
+                                       cache_dir=self.cache_dir)
         except (datasets.exceptions.DatasetGenerationError, ValueError, TypeError) as e:
-            if isinstance(e, DataError):
-                raise
-            # pyarrow refused the file and names no line: read it ourselves to find the bad ones.
-            rows, problems = _scan_jsonl(path, fields)
-            if not problems:
-                raise DataError(f"{path}: could not be loaded as JSON Lines: {e}") from e
-            self._report(path, split, problems)
-            ds = datasets.Dataset.from_list(rows)
+            if builder != "json":
+                raise DataError(f"{file}: could not be loaded as {builder}: {e}") from e
+            return self._scan(split, e)
+        return ds, _line_numbers(file) if builder == "json" else None
+
+    def _scan(self, split: str, error: Exception) -> tuple[datasets.Dataset, list[int]]:
+        """pyarrow refused a JSON Lines file and names no line: read it ourselves, report the
+        bad lines, keep the good ones."""
+        file = self.files[split]
+        check = Prepare(self.builder, self.answer_field, self.family_field).problem
+        rows, lines, problems = _scan_jsonl(file, check)
+        if not problems:
+            raise DataError(f"{file}: could not be loaded as JSON Lines: {error}") from error
+        self._report(split, problems)
+        return datasets.Dataset.from_list(rows), lines
+
+    def prepared(self, split: str) -> datasets.Dataset:
+        """Checked rows of ``split`` with ``source``, ``target`` and ``family`` columns."""
+        ds, lines = self.load(split)
+        prepare = Prepare(self.builder, self.answer_field, self.family_field)
+        try:
+            ds = ds.map(prepare, batched=True, num_proc=self.num_proc, desc=f"preparing {split}")
+        except UnicodeDecodeError as e:  # pyarrow reads JSON without checking its UTF-8
+            if self.path:
+                raise DataError(f"{self.where(split)}: text that is not valid UTF-8 ({e})") from e
+            ds, lines = self._scan(split, e)
+            ds = ds.map(prepare, batched=True, desc=f"preparing {split}")
+        flagged = [(i, p) for i, p in enumerate(list(ds["problem"])) if p]
+        if flagged:
+            self._report(split, [(lines[i] if lines else None, p) for i, p in flagged])
+            ds = ds.filter(lambda problem: problem is None, input_columns="problem")
         if split == "train" and self.max_train_examples:
             ds = ds.select(range(min(self.max_train_examples, len(ds))))
         return ds
 
     def split(self, split: str) -> datasets.Dataset:
-        """``split`` with ``src_ids``, ``tgt_ids`` and ``index`` columns (cached)."""
+        """``split`` tokenised: ``src_ids``, ``tgt_ids``, ``index`` columns (cached)."""
         if split not in self.splits:
             if self.tokenizer is None:
                 raise ConfigError("no tokenizer yet: call fit_tokenizer() or use_tokenizer()")
-            encode = Encode(self.tokenizer, self.question_field, self.answer_field, *self.limits)
-            ds = self.raw_split(split).map(encode, batched=True, with_indices=True,
-                                           desc=f"tokenising {split}")
+            encode = Encode(self.tokenizer, self.builder, self.limits[1])
+            ds = self.prepared(split).map(encode, batched=True, with_indices=True,
+                                          num_proc=self.num_proc, desc=f"tokenising {split}")
             flags = list(ds["truncated"])
             truncated = sum(flags)
             if truncated and self.overlength == "error":
                 first = flags.index(True)
-                raise DataError(f"{self.files[split]}: {truncated} rows exceed the length limits "
+                raise DataError(f"{self.where(split)}: {truncated} rows exceed the length limits "
                                 f"(first: row {first + 1}); raise data.max_question_length/"
                                 "max_answer_length or set data.overlength=truncate|drop")
             if truncated and self.overlength == "drop":
                 ds = ds.filter(lambda t: not t, input_columns="truncated")
             if truncated:
-                log.warning("%s: %d rows over the length limits %s were %s", self.files[split],
+                log.warning("%s: %d rows over the length limits %s were %s", self.where(split),
                             truncated, self.limits,
                             "dropped" if self.overlength == "drop" else "truncated")
             self.stats.setdefault(split, {})["overlength"] = truncated
@@ -211,33 +298,21 @@ class QADataModule(L.LightningDataModule):
         for name in wanted:
             self.split(name)
 
-    def _check_rows(self, ds: datasets.Dataset, path: str, split: str) -> datasets.Dataset:
-        """Rows whose question and answer are non-empty strings; the others reported."""
-        absent = [f for f in (self.question_field, self.answer_field) if f not in ds.column_names]
-        if absent:
-            raise DataError(f"{path}: no field {absent} in any row (fields: {ds.column_names}). "
-                            "Set data.question_field / data.answer_field to the right names.")
-        bad: dict[int, str] = {}
-        for field in (self.question_field, self.answer_field):
-            for i, value in enumerate(list(ds[field])):
-                if problem := _field_problem(field, value):
-                    bad.setdefault(i, problem)
-        if bad:
-            lines = _line_numbers(path)
-            self._report(path, split, [(lines[i], what) for i, what in sorted(bad.items())])
-            ds = ds.select([i for i in range(len(ds)) if i not in bad])
-        self.stats.setdefault(split, {})["bad_rows"] = len(bad)
-        return ds
+    def _report(self, split: str, problems: list[tuple[int | None, str]]) -> None:
+        """Stop on bad rows (``on_bad_row=error``) or log and count them (``skip``).
 
-    def _report(self, path: str, split: str, problems: list[tuple[int, str]]) -> None:
-        """Stop on bad rows (``on_bad_row=error``) or log and count them (``skip``)."""
-        described = [f"{path}:{line}: {what}" for line, what in problems]
-        self.stats.setdefault(split, {})["bad_rows"] = len(problems)
+        ``problems``: (line number, or None when the source has no lines, what is wrong).
+        """
+        where = self.where(split)
+        described = [f"{where}:{line}: {what}" if line else f"{where}: a row: {what}"
+                     for line, what in problems]
+        stats = self.stats.setdefault(split, {})
+        stats["bad_rows"] = stats.get("bad_rows", 0) + len(problems)
         if self.on_bad_row == "error":
             more = f"\n... and {len(described) - 10} more" if len(described) > 10 else ""
             raise DataError("bad rows (fix them, or set data.on_bad_row=skip to skip them):\n"
                             + "\n".join(described[:10]) + more)
-        log.warning("%s: skipped %d bad rows: %s%s", path, len(problems),
+        log.warning("%s: skipped %d bad rows: %s%s", where, len(problems),
                     "; ".join(described[:3]), " ..." if len(described) > 3 else "")
 
     # ----- loaders -----------------------------------------------------------------------------
@@ -305,9 +380,11 @@ def _field_problem(field: str, value: Any) -> str | None:
     return None
 
 
-def _scan_jsonl(path: str, fields: tuple[str, ...]) -> tuple[list[dict], list[tuple[int, str]]]:
-    """Read ``path`` line by line: the usable rows, and (line, problem) for the others."""
-    rows, problems = [], []
+def _scan_jsonl(path: str, check: Callable[[dict], str | None]
+                ) -> tuple[list[dict], list[int], list[tuple[int, str]]]:
+    """Read ``path`` line by line: the usable rows (``check`` gives None), their line numbers,
+    and the other lines' problems."""
+    rows, lines, problems = [], [], []
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             if not raw.strip():
@@ -321,12 +398,11 @@ def _scan_jsonl(path: str, fields: tuple[str, ...]) -> tuple[list[dict], list[tu
                 problems.append((n, f"not valid JSON ({e.msg} at column {e.colno}); each line "
                                     'must be one object like {"question": "...", "answer": "..."}'))
                 continue
-            if not isinstance(row, dict):
-                problems.append((n, f"a JSON {type(row).__name__}, not an object"))
-                continue
-            problem = next(filter(None, (_field_problem(k, row.get(k)) for k in fields)), None)
+            problem = (f"a JSON {type(row).__name__}, not an object"
+                       if not isinstance(row, dict) else check(row))
             if problem:
                 problems.append((n, problem))
-            else:
-                rows.append(row)
-    return rows, problems
+                continue
+            rows.append(row)
+            lines.append(n)
+    return rows, lines, problems

@@ -3,9 +3,11 @@
     echo "What is 3 plus 4?" | python -m qa_seq2seq.decode --checkpoint outputs/toy_lstm/<run>
     python -m qa_seq2seq.decode --input questions.jsonl --format jsonl --beam-size 5 --n-best 3
 
-Input lines are plain questions, or JSON objects with a ``question`` field. Output has one line
-per input line, in order: the answer (``--format text``), or a JSON object with the answer, its
-score and the n-best list (``--format jsonl``). A line that cannot be answered (empty, too long,
+Input lines are plain questions, or JSON objects with the fields the model was trained on (a
+``question`` field, or those of its ``source_template``, e.g. ``question`` and ``context``, made
+into one source and cut exactly as in training). Output has one line per input line, in order:
+the answer (``--format text``), or a JSON object with the answer, its score and the n-best list
+(``--format jsonl``). A line that cannot be answered (empty, too long,
 not UTF-8, bad JSON) gets a message on stderr and an empty answer (text) or an ``error`` field
 (jsonl); the other lines are still answered.
 
@@ -23,6 +25,7 @@ from functools import partial
 from typing import IO, NamedTuple
 
 from qa_seq2seq.checkpoint import CheckpointError, LoadedModel, load_model
+from qa_seq2seq.fields import SourceBuilder
 from qa_seq2seq.inference import answer
 from qa_seq2seq.search import beam_search, greedy_search
 
@@ -31,8 +34,9 @@ CHUNK = 1024  # questions answered per round when reading a stream
 
 class Question(NamedTuple):
     line: int
-    text: str | None  # None when the line was refused
+    value: str | dict | None  # the plain line or the JSON object; None when refused
     error: str | None = None
+    text: str | None = None  # the source the model reads, once built
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -86,10 +90,9 @@ def read_questions(stream: IO[bytes]) -> Iterator[Question]:
             except json.JSONDecodeError as e:
                 yield Question(number, None, f"invalid JSON ({e.msg} at column {e.colno})")
                 continue
-            line = value.get("question") if isinstance(value, dict) else None
-            if not isinstance(line, str):
-                yield Question(number, None, 'JSON line without a string "question" field')
-                continue
+            yield Question(number, value) if isinstance(value, dict) else Question(
+                number, None, f"a JSON {type(value).__name__}, not an object")
+            continue
         if not line.strip():
             yield Question(number, None, "empty question")
             continue
@@ -102,7 +105,9 @@ class Answerer:
     def __init__(self, loaded: LoadedModel, args: argparse.Namespace):
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
         data = loaded.checkpoint.payload.get("data", {})
-        self.max_question_length = int(data.get("max_question_length", 256))
+        self.builder = SourceBuilder(data.get("question_field", "question"),
+                                     data.get("source_template"), data.get("truncate_field"),
+                                     int(data.get("max_question_length", 256)))
         if args.beam_size == 1:
             self.search = partial(greedy_search, max_length=args.max_length)
         else:
@@ -112,19 +117,40 @@ class Answerer:
 
     def __call__(self, questions: list[Question]) -> Iterator[tuple[Question, list | str]]:
         """(question, n-best hypotheses) or (question, error message), in input order."""
-        ids = self.tokenizer.encode([q.text or "" for q in questions])
-        checked = [
-            q if q.error or len(q_ids) <= self.max_question_length else q._replace(
-                error=f"question has {len(q_ids)} tokens; this model takes at most "
-                      f"{self.max_question_length}")
-            for q, q_ids in zip(questions, ids)
-        ]
+        checked, ids = [], []
+        for q in questions:
+            q, q_ids = self._source(q)
+            checked.append(q)
+            ids.append(q_ids)
         keep = [i for i, q in enumerate(checked) if q.error is None]
         results = answer(self.model, [ids[i] for i in keep], self.search, self.batch_size,
                          self.device, self.tokenizer) if keep else []
         by_index = dict(zip(keep, results))
         for i, q in enumerate(checked):
             yield q, by_index.get(i, q.error)
+
+    def _source(self, q: Question) -> tuple[Question, list[int]]:
+        """The token ids the model reads for ``q``, built as in training; or ``q`` with an error."""
+        if q.error:
+            return q, []
+        builder = self.builder
+        if isinstance(q.value, str):
+            if len(builder.fields) > 1:
+                return q._replace(error=f"this model reads the fields {builder.fields}: give "
+                                        "JSON lines with them"), []
+            values = {builder.fields[0]: q.value}
+        else:
+            values = builder.values(q.value)
+            if isinstance(values, str):
+                return q._replace(error=values), []
+        text = builder.text(values)
+        ids = self.tokenizer.encode([text])[0]
+        if len(ids) > builder.max_length:
+            if builder.truncate_field is None:
+                return q._replace(error=f"question has {len(ids)} tokens; this model takes at "
+                                        f"most {builder.max_length}"), []
+            ids, _ = builder.encode(self.tokenizer, values)
+        return q._replace(text=text), ids
 
     def render(self, question: Question, result: list | str) -> str:
         if isinstance(result, str):

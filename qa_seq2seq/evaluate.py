@@ -35,14 +35,10 @@ def evaluate(cfg: DictConfig, decode_name: str = "greedy") -> dict[str, Any]:
     check_targets(OmegaConf.to_container(data_cfg), MODEL_TARGETS, f"{ckpt.path} [data config]")
     datamodule = instantiate(data_cfg)
     datamodule.prepare_data()
-    rows = datamodule.raw_split(cfg.split)
-    questions = list(rows[datamodule.question_field])
-    golds = list(rows[datamodule.answer_field])
-    family_field = datamodule.family_field
-    families = list(rows[family_field]) if family_field in rows.column_names else None
-
-    max_question_length = datamodule.limits[0]
-    ids = [q[:max_question_length] for q in loaded.tokenizer.encode(questions)]
+    datamodule.use_tokenizer(loaded.tokenizer)
+    rows = datamodule.split(cfg.split)  # checked and tokenised exactly as in training
+    ids, questions, golds = list(rows["src_ids"]), list(rows["source"]), list(rows["target"])
+    families = list(rows["family"]) if datamodule.family_field else None
     search = instantiate(cfg.decode)
     log.info("decoding %d %s questions with %s from %s", len(ids), cfg.split, decode_name, ckpt.path)
     best = [h[0] for h in answer(loaded.model, ids, search, cfg.batch_size, cfg.device,

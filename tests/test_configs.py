@@ -38,8 +38,10 @@ CASES = [(g, o) for g in GROUPS for o in options(g)]
 @pytest.mark.parametrize("group,option", CASES, ids=[f"{g}={o}" for g, o in CASES])
 def test_group_option_composes_and_instantiates(group, option, tmp_path):
     extra = []
-    if option == "jsonl":
+    if option in ("jsonl", "local"):
         extra = [f"data.{s}_file=x.jsonl" for s in ("train", "validation", "test")]
+    if option == "hub":
+        extra = ["data.path=org/name"]
     if option in ("tied_output", "all"):
         extra = ["model.embedding_size=256"]
     if group == "scheduler":

@@ -37,17 +37,17 @@ def module(tmp_path, train_lines=None, **kwargs):
 def test_a_bad_row_stops_with_file_and_line(tmp_path, bad, message):
     dm = module(tmp_path, GOOD[:10] + [b""] + [bad] + GOOD[10:])  # a blank line before it
     with pytest.raises(DataError, match=f"train.jsonl:12: {message}"):
-        dm.raw_split("train")
+        dm.prepared("train")
 
 
 def test_bad_rows_are_skipped_and_counted_on_request(tmp_path, caplog):
     lines = GOOD[:10] + [b"{not json", {"question": "q", "answer": ""}] + GOOD[10:]
     dm = module(tmp_path, lines, on_bad_row="skip")
-    rows = dm.raw_split("train")
+    rows = dm.prepared("train")
     assert len(rows) == 40 and dm.stats["train"]["bad_rows"] == 2
     assert "skipped 2 bad rows" in caplog.text and "train.jsonl:11" in caplog.text
     only_fields = module(tmp_path, GOOD[:5] + [{"question": "q", "answer": " "}], on_bad_row="skip")
-    assert len(only_fields.raw_split("train")) == 5
+    assert len(only_fields.prepared("train")) == 5
 
 
 def test_missing_files_and_fields_are_named(tmp_path):
@@ -55,8 +55,8 @@ def test_missing_files_and_fields_are_named(tmp_path):
     with pytest.raises(DataError, match="nope.jsonl"):
         dm.prepare_data()
     dm = module(tmp_path, [{"q": "x", "a": "y"}])
-    with pytest.raises(DataError, match="data.question_field"):
-        dm.raw_split("train")
+    with pytest.raises(DataError, match="field 'question' is missing"):
+        dm.prepared("train")
 
 
 @pytest.mark.parametrize("policy", ["truncate", "drop", "error"])

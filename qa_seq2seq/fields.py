@@ -1,0 +1,88 @@
+"""From a data row to the model's source and target: templates, nested fields, truncation.
+
+``source_template`` builds the question the model reads from a row's fields, e.g.
+``"question: {question} context: {context}"``; without one the ``question_field`` is read as it
+is. ``answer_field`` may be a path into nested fields: ``answers.text[0]`` is SQuAD's first
+answer. When a templated source is too long, ``truncate_field`` (e.g. ``context``) is cut to
+fit and the rest of the template (the question) is kept whole.
+
+Shared by training data, evaluation and the decoding CLI, so the same row always becomes the
+same token ids; imports nothing heavier than the tokenizer.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from qa_seq2seq.tokenizer import Tokenizer
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+def get_path(row: Any, path: str) -> Any:
+    """``get_path({"answers": {"text": ["x"]}}, "answers.text[0]") -> "x"``; None if absent."""
+    value = row
+    for key, index in _STEP.findall(path):
+        try:
+            value = value[key] if key else value[int(index)]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
+
+
+def template_fields(template: str) -> list[str]:
+    """The field paths a template uses: ``"q: {question} c: {context}"`` -> question, context."""
+    return list(dict.fromkeys(_PLACEHOLDER.findall(template)))
+
+
+class SourceBuilder:
+    """Turns rows into source text and token ids, honouring the length limit."""
+
+    def __init__(self, question_field: str = "question", source_template: str | None = None,
+                 truncate_field: str | None = None, max_length: int = 256):
+        self.template = source_template or "{" + question_field + "}"
+        self.fields = template_fields(self.template)
+        if truncate_field is not None and truncate_field not in self.fields:
+            from qa_seq2seq.errors import ConfigError
+
+            raise ConfigError(f"data.truncate_field={truncate_field!r} is not used by the "
+                              f"template {self.template!r} (fields: {self.fields})")
+        self.truncate_field, self.max_length = truncate_field, max_length
+
+    def values(self, row: Any) -> dict[str, str] | str:
+        """The template's field values, or a problem description."""
+        values = {}
+        for name in self.fields:
+            value = get_path(row, name)
+            if value is None:
+                return f"field {name!r} is missing"
+            if not isinstance(value, str):
+                return f"field {name!r} is {type(value).__name__}, not a string"
+            if not value.strip():
+                return f"field {name!r} is empty"
+            values[name] = value
+        return values
+
+    def text(self, values: dict[str, str]) -> str:
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template)
+
+    def encode(self, tokenizer: Tokenizer, values: dict[str, str]) -> tuple[list[int], bool]:
+        """Token ids of the filled template, at most ``max_length``; and whether it was cut.
+
+        With a ``truncate_field`` the cut falls in that field: its tokens are shortened by what
+        the whole is too long, then the template is filled again.
+        """
+        ids = tokenizer.encode([self.text(values)])[0]
+        if len(ids) <= self.max_length:
+            return ids, False
+        if self.truncate_field is not None:
+            field_ids = tokenizer.encode([values[self.truncate_field]])[0]
+            keep = len(field_ids)
+            while len(ids) > self.max_length and keep > 0:  # retokenising may shift by a piece
+                keep = max(0, keep - (len(ids) - self.max_length))
+                shortened = tokenizer.decode([field_ids[:keep]])[0]
+                ids = tokenizer.encode([self.text({**values, self.truncate_field: shortened})])[0]
+        return ids[: self.max_length], True  # a final cut only if the rest alone is too long
+
