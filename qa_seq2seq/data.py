@@ -322,10 +322,14 @@ class QADataModule(L.LightningDataModule):
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = self.split(split).select_columns(["src_ids", "tgt_ids", "index"])
+        replica = _replica()
+        if self.max_tokens and replica["num_replicas"] > 1:
+            raise ConfigError("data.max_tokens gives each process a different number of batches, "
+                              "which data-parallel training cannot take: use data.batch_size")
         sampler = LengthBucketBatchSampler(
             self.lengths(split), self.batch_size if shuffle else self.eval_batch_size,
             shuffle=shuffle, window=self.sort_window, max_tokens=self.max_tokens if shuffle
-            else None, seed=self.seed, **_replica())
+            else None, seed=self.seed, **replica)
         if shuffle:
             log.info("%s: %d batches, padding %.1f%% of question+answer positions", split,
                      len(sampler), 100 * sampler.padding_fraction())

@@ -124,8 +124,10 @@ class Seq2SeqModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         loss = self.val_loss.compute()
+        # The metrics are already reduced over processes; sync_dist only states it to Lightning.
         self.log_dict({"val/loss": loss, "val/ppl": torch.exp(loss.clamp(max=50)),
-                       "val/exact_match": self.val_exact_match.compute()}, prog_bar=True)
+                       "val/exact_match": self.val_exact_match.compute()}, prog_bar=True,
+                      sync_dist=True)
         self.val_loss.reset()
         self.val_exact_match.reset()
         if isinstance(self.logger, TensorBoardLogger) and self._samples:

@@ -13,6 +13,7 @@ enough to evaluate, decode or resume with nothing else.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -33,7 +34,9 @@ from qa_seq2seq.resume import check_unchanged, find_run, hydra_run_dir
 from qa_seq2seq.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
-OmegaConf.register_new_resolver("qa_run_dir", hydra_run_dir, replace=True)
+# Cached like Hydra's own ${now:}: every read in this process gives the same directory
+# (Lightning's DDP launcher reads it again to start the other processes).
+OmegaConf.register_new_resolver("qa_run_dir", hydra_run_dir, use_cache=True, replace=True)
 
 
 def build_network(model_cfg: DictConfig, vocab_size: int) -> tuple[Any, dict[str, Any]]:
@@ -114,6 +117,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics["global_step"] = trainer.global_step
     if trainer.checkpoint_callback is not None:
         metrics["best_checkpoint"] = trainer.checkpoint_callback.best_model_path
+        metrics["best_score"] = float(trainer.checkpoint_callback.best_model_score or 0.0)
+    if trainer.is_global_zero:  # read by scripts/summarize_runs.py
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info("done: %s", metrics)
     log.info("run directory: %s", output_dir)
     return metrics

@@ -31,3 +31,21 @@ class PoisonGradients(L.Callback):
             for p in pl_module.parameters():
                 if p.grad is not None:
                     p.grad.fill_(float("nan"))
+
+
+class RecordRank(L.Callback):
+    """Write this process's rows seen and a checksum of its final weights to ``folder``."""
+
+    def __init__(self, folder: str):
+        self.folder, self.rows = Path(folder), []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.rows += batch.index.tolist()
+
+    def on_train_end(self, trainer, pl_module):
+        import json
+
+        checksum = sum(float(p.double().sum()) for p in pl_module.parameters())
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"rank{trainer.global_rank}.json").write_text(
+            json.dumps({"rows": self.rows, "checksum": checksum}))
