@@ -14,6 +14,7 @@ tokenisation run through ``Dataset.map(batched=True)``, so ``datasets`` caches t
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader
 from qa_seq2seq.batching import LengthBucketBatchSampler, pad
 from qa_seq2seq.errors import ConfigError, DataError
 from qa_seq2seq.fields import SourceBuilder, get_path
+from qa_seq2seq.streaming import BucketedStream, RowGuard
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,9 @@ class QADataModule(L.LightningDataModule):
         on_bad_row: ``error`` (stop with file:line) or ``skip`` (drop, count and log).
         max_train_examples: use only the first N training rows (quick experiments).
         num_proc: processes for ``Dataset.map`` (large data).
+        streaming: read splits while iterating (``qa_seq2seq.streaming``), for data larger
+            than memory; ``shuffle_buffer`` rows are shuffled at a time, and the tokenizer is
+            trained on the first ``tokenizer_sample`` training rows.
         generate: called with no arguments when a split file is missing (the toy data).
     """
 
@@ -153,6 +158,9 @@ class QADataModule(L.LightningDataModule):
         on_bad_row: str = "error",
         max_train_examples: int | None = None,
         num_proc: int | None = None,
+        streaming: bool = False,
+        shuffle_buffer: int = 10_000,
+        tokenizer_sample: int = 100_000,
         num_workers: int = 0,
         seed: int = 0,
         cache_dir: str | None = None,
@@ -181,6 +189,8 @@ class QADataModule(L.LightningDataModule):
         self.limits = (max_question_length, max_answer_length)
         self.overlength, self.on_bad_row = overlength, on_bad_row
         self.max_train_examples, self.num_proc = max_train_examples, num_proc
+        self.streaming, self.shuffle_buffer = streaming, shuffle_buffer
+        self.tokenizer_sample = tokenizer_sample
         self.num_workers, self.seed, self.cache_dir = num_workers, seed, cache_dir
         self.generate = generate
         self.splits: dict[str, datasets.Dataset] = {}
@@ -205,9 +215,15 @@ class QADataModule(L.LightningDataModule):
         if self.tokenizer_factory is None:
             raise ConfigError("data.tokenizer is not set and no tokenizer was given")
         train = self.prepared("train")
-        self.tokenizer = self.tokenizer_factory(list(train["source"]) + list(train["target"]))
+        if self.streaming:  # a sample from the start of the stream
+            rows = list(itertools.islice(train.select_columns(["source", "target"]),
+                                         self.tokenizer_sample))
+            sources, targets = [r["source"] for r in rows], [r["target"] for r in rows]
+        else:
+            sources, targets = list(train["source"]), list(train["target"])
+        self.tokenizer = self.tokenizer_factory(sources + targets)
         log.info("trained a %d-piece tokenizer on %d training rows", self.tokenizer.vocab_size,
-                 len(train))
+                 len(sources))
         return self.tokenizer
 
     # ----- splits ------------------------------------------------------------------------------
@@ -222,12 +238,15 @@ class QADataModule(L.LightningDataModule):
         """Raw rows of ``split``, and each row's line number when the source has lines."""
         if self.path:
             ds = datasets.load_dataset(self.path, self.name, split=self.split_names[split],
-                                       cache_dir=self.cache_dir)
+                                       cache_dir=self.cache_dir, streaming=self.streaming)
             return ds, None
         file = self.files.get(split)
         if not file:
             raise DataError(f"no file configured for split {split!r} (data.{split}_file)")
         builder = BUILDERS[Path(file).suffix]
+        if self.streaming:
+            return datasets.load_dataset(builder, data_files={split: file}, split=split,
+                                         streaming=True), None
         try:
             ds = datasets.load_dataset(builder, data_files={split: file}, split=split,
                                        cache_dir=self.cache_dir)
@@ -252,6 +271,13 @@ class QADataModule(L.LightningDataModule):
         """Checked rows of ``split`` with ``source``, ``target`` and ``family`` columns."""
         ds, lines = self.load(split)
         prepare = Prepare(self.builder, self.answer_field, self.family_field)
+        if self.streaming:
+            ds = ds.map(prepare, batched=True).filter(
+                RowGuard(self.where(split), self.on_bad_row == "skip"),
+                input_columns="problem", with_indices=True)
+            if split == "train" and self.max_train_examples:
+                ds = ds.take(self.max_train_examples)
+            return ds
         try:
             ds = ds.map(prepare, batched=True, num_proc=self.num_proc, desc=f"preparing {split}")
         except UnicodeDecodeError as e:  # pyarrow reads JSON without checking its UTF-8
@@ -273,6 +299,9 @@ class QADataModule(L.LightningDataModule):
             if self.tokenizer is None:
                 raise ConfigError("no tokenizer yet: call fit_tokenizer() or use_tokenizer()")
             encode = Encode(self.tokenizer, self.builder, self.limits[1])
+            if self.streaming:
+                self.splits[split] = self._stream_encoded(split, encode)
+                return self.splits[split]
             ds = self.prepared(split).map(encode, batched=True, with_indices=True,
                                           num_proc=self.num_proc, desc=f"tokenising {split}")
             flags = list(ds["truncated"])
@@ -291,6 +320,17 @@ class QADataModule(L.LightningDataModule):
             self.stats.setdefault(split, {})["overlength"] = truncated
             self.splits[split] = ds
         return self.splits[split]
+
+    def _stream_encoded(self, split: str, encode: Encode) -> datasets.IterableDataset:
+        ds = self.prepared(split).map(encode, batched=True, with_indices=True)
+        if split == "train":  # after indexing: an index names the row, not its shuffled place
+            ds = ds.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
+        if self.overlength != "truncate":  # error: stop at the first; drop: count and skip
+            guard = RowGuard(self.where(split), self.overlength == "drop", "over-long row")
+            ds = ds.map(lambda t: {"problem": "over the length limits" if t else None},
+                        input_columns="truncated").filter(guard, input_columns="problem",
+                                                          with_indices=True)
+        return ds
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "validation"), "validate": ("validation",),
@@ -323,6 +363,14 @@ class QADataModule(L.LightningDataModule):
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = self.split(split).select_columns(["src_ids", "tgt_ids", "index"])
         replica = _replica()
+        if self.streaming:
+            if replica["num_replicas"] > 1:
+                raise ConfigError("data.streaming with several processes is not supported yet "
+                                  "(ranks could see different numbers of batches)")
+            stream = BucketedStream(ds, collate, self.batch_size if shuffle else
+                                    self.eval_batch_size, self.sort_window, shuffle, self.seed,
+                                    epoch=lambda: self.trainer.current_epoch if self.trainer else 0)
+            return DataLoader(stream, batch_size=None, num_workers=self.num_workers)
         if self.max_tokens and replica["num_replicas"] > 1:
             raise ConfigError("data.max_tokens gives each process a different number of batches, "
                               "which data-parallel training cannot take: use data.batch_size")
@@ -342,7 +390,7 @@ class QADataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         loader = self.loader("train", shuffle=True)
         loop = self.trainer.fit_loop if self.trainer is not None else None
-        if loop is not None and loop.restarting:
+        if loop is not None and loop.restarting and not self.streaming:
             # "processed": a checkpoint written in on_train_batch_end has not counted its batch
             # as completed yet, but the update is in the weights. A checkpoint of the epoch's
             # last batch starts the next epoch (Lightning resets its own counters then too).

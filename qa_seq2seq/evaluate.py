@@ -36,9 +36,12 @@ def evaluate(cfg: DictConfig, decode_name: str = "greedy") -> dict[str, Any]:
     datamodule = instantiate(data_cfg)
     datamodule.prepare_data()
     datamodule.use_tokenizer(loaded.tokenizer)
-    rows = datamodule.split(cfg.split)  # checked and tokenised exactly as in training
-    ids, questions, golds = list(rows["src_ids"]), list(rows["source"]), list(rows["target"])
-    families = list(rows["family"]) if datamodule.family_field else None
+    # Checked and tokenised exactly as in training (read row by row: it may be a stream).
+    rows = list(datamodule.split(cfg.split).select_columns(["src_ids", "source", "target",
+                                                            "family"]))
+    ids, questions = [r["src_ids"] for r in rows], [r["source"] for r in rows]
+    golds = [r["target"] for r in rows]
+    families = [r["family"] for r in rows] if datamodule.family_field else None
     search = instantiate(cfg.decode)
     log.info("decoding %d %s questions with %s from %s", len(ids), cfg.split, decode_name, ckpt.path)
     best = [h[0] for h in answer(loaded.model, ids, search, cfg.batch_size, cfg.device,
