@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from qa_seq2seq.batching import LengthBucketBatchSampler, pad
 from qa_seq2seq.errors import ConfigError, DataError
-from qa_seq2seq.fields import SourceBuilder, get_path
+from qa_seq2seq.fields import SourceBuilder, get_path, text_problem
 from qa_seq2seq.streaming import BucketedStream, RowGuard
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
@@ -66,7 +66,7 @@ class Prepare:
         values = self.builder.values(row)
         if isinstance(values, str):
             return values
-        return _field_problem(self.answer_field, get_path(row, self.answer_field))
+        return text_problem(self.answer_field, get_path(row, self.answer_field))
 
     def __call__(self, rows: dict[str, list]) -> dict[str, list]:
         out: dict[str, list] = {"source": [], "target": [], "family": [], "problem": []}
@@ -420,16 +420,6 @@ def _line_numbers(path: str) -> list[int]:
     """1-based line number of each non-blank line (the rows ``datasets`` reads)."""
     with open(path, encoding="utf-8", errors="replace") as f:
         return [n for n, line in enumerate(f, 1) if line.strip()]
-
-
-def _field_problem(field: str, value: Any) -> str | None:
-    if value is None:
-        return f"field {field!r} is missing"
-    if not isinstance(value, str):
-        return f"field {field!r} is {type(value).__name__}, not a string"
-    if not value.strip():
-        return f"field {field!r} is empty"
-    return None
 
 
 def _scan_jsonl(path: str, check: Callable[[dict], str | None]

@@ -32,6 +32,17 @@ def get_path(row: Any, path: str) -> Any:
     return value
 
 
+def text_problem(field: str, value: Any) -> str | None:
+    """Why ``value`` cannot serve as the text of ``field`` (missing, not a string, empty)."""
+    if value is None:
+        return f"field {field!r} is missing"
+    if not isinstance(value, str):
+        return f"field {field!r} is {type(value).__name__}, not a string"
+    if not value.strip():
+        return f"field {field!r} is empty"
+    return None
+
+
 def template_fields(template: str) -> list[str]:
     """The field paths a template uses: ``"q: {question} c: {context}"`` -> question, context."""
     return list(dict.fromkeys(_PLACEHOLDER.findall(template)))
@@ -56,12 +67,8 @@ class SourceBuilder:
         values = {}
         for name in self.fields:
             value = get_path(row, name)
-            if value is None:
-                return f"field {name!r} is missing"
-            if not isinstance(value, str):
-                return f"field {name!r} is {type(value).__name__}, not a string"
-            if not value.strip():
-                return f"field {name!r} is empty"
+            if problem := text_problem(name, value):
+                return problem
             values[name] = value
         return values
 
