@@ -20,3 +20,4 @@ def test_corpus_metrics_with_families():
     assert m["math/exact_match"] == 1.0 and m["story/exact_match"] == 0.0
     assert m["story/count"] == 1
     assert 0 < m["chrf"] <= 100 and m["count"] == 3
+    assert m["bleu1"] == pytest.approx(100 * 2 / 3, abs=1e-3)  # one-word answers still count
