@@ -61,21 +61,24 @@ class Prepare:
     def __init__(self, builder: SourceBuilder, answer_field: str, family_field: str | None):
         self.builder, self.answer_field, self.family_field = builder, answer_field, family_field
 
-    def problem(self, row: dict[str, Any]) -> str | None:
-        """What makes ``row`` unusable, or None."""
+    def row(self, row: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+        """(source, target, problem): the texts of a usable row, or what makes it unusable."""
         values = self.builder.values(row)
-        if isinstance(values, str):
-            return values
-        return text_problem(self.answer_field, get_path(row, self.answer_field))
+        target = get_path(row, self.answer_field)
+        problem = values if isinstance(values, str) else text_problem(self.answer_field, target)
+        if problem:
+            return None, None, problem
+        return self.builder.text(values), target, None
+
+    def problem(self, row: dict[str, Any]) -> str | None:
+        return self.row(row)[2]
 
     def __call__(self, rows: dict[str, list]) -> dict[str, list]:
         out: dict[str, list] = {"source": [], "target": [], "family": [], "problem": []}
         for i in range(len(next(iter(rows.values())))):
             row = {key: column[i] for key, column in rows.items()}
-            problem = self.problem(row)
-            out["problem"].append(problem)
-            out["source"].append(None if problem else self.builder.text(self.builder.values(row)))
-            out["target"].append(None if problem else get_path(row, self.answer_field))
+            for key, value in zip(("source", "target", "problem"), self.row(row)):
+                out[key].append(value)
             family = get_path(row, self.family_field) if self.family_field else None
             out["family"].append(None if family is None else str(family))
         return out
@@ -97,10 +100,9 @@ class Encode:
         truncated = []
         for i, ids in enumerate(src):
             cut = len(ids) > self.builder.max_length
-            if cut and self.builder.truncate_field:  # cut the context, keep the question
-                row = {key: column[i] for key, column in rows.items()}
-                ids, _ = self.builder.encode(self.tokenizer, self.builder.values(row))
-            src[i] = ids[: self.builder.max_length]
+            if cut:  # rare: only then are the row's fields needed again
+                values = self.builder.values({key: column[i] for key, column in rows.items()})
+                src[i], _ = self.builder.encode(self.tokenizer, values, ids)
             truncated.append(cut or len(tgt[i]) > self.max_answer_length)
         return {"src_ids": src, "tgt_ids": [ids[: self.max_answer_length] for ids in tgt],
                 "truncated": truncated, "index": indices}
@@ -287,7 +289,7 @@ class QADataModule(L.LightningDataModule):
             ds = ds.map(prepare, batched=True, desc=f"preparing {split}")
         flagged = [(i, p) for i, p in enumerate(list(ds["problem"])) if p]
         if flagged:
-            self._report(split, [(lines[i] if lines else None, p) for i, p in flagged])
+            self._report(split, [(lines[i] if lines else f"row {i + 1}", p) for i, p in flagged])
             ds = ds.filter(lambda problem: problem is None, input_columns="problem")
         if split == "train" and self.max_train_examples:
             ds = ds.select(range(min(self.max_train_examples, len(ds))))
@@ -338,14 +340,14 @@ class QADataModule(L.LightningDataModule):
         for name in wanted:
             self.split(name)
 
-    def _report(self, split: str, problems: list[tuple[int | None, str]]) -> None:
+    def _report(self, split: str, problems: list[tuple[int | str, str]]) -> None:
         """Stop on bad rows (``on_bad_row=error``) or log and count them (``skip``).
 
-        ``problems``: (line number, or None when the source has no lines, what is wrong).
+        ``problems``: (line number, or ``"row N"`` when the source has no lines, what is wrong).
         """
         where = self.where(split)
-        described = [f"{where}:{line}: {what}" if line else f"{where}: a row: {what}"
-                     for line, what in problems]
+        described = [f"{where}:{at}: {what}" if isinstance(at, int) else f"{where}, {at}: {what}"
+                     for at, what in problems]
         stats = self.stats.setdefault(split, {})
         stats["bad_rows"] = stats.get("bad_rows", 0) + len(problems)
         if self.on_bad_row == "error":

@@ -143,14 +143,11 @@ class Answerer:
             values = builder.values(q.value)
             if isinstance(values, str):
                 return q._replace(error=values), []
-        text = builder.text(values)
-        ids = self.tokenizer.encode([text])[0]
-        if len(ids) > builder.max_length:
-            if builder.truncate_field is None:
-                return q._replace(error=f"question has {len(ids)} tokens; this model takes at "
-                                        f"most {builder.max_length}"), []
-            ids, _ = builder.encode(self.tokenizer, values)
-        return q._replace(text=text), ids
+        ids, length = builder.encode(self.tokenizer, values)
+        if length > builder.max_length and builder.truncate_field is None:
+            return q._replace(error=f"question has {length} tokens; this model takes at most "
+                                    f"{builder.max_length}"), []
+        return q._replace(text=builder.text(values)), ids
 
     def render(self, question: Question, result: list | str) -> str:
         if isinstance(result, str):

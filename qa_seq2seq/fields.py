@@ -75,21 +75,22 @@ class SourceBuilder:
     def text(self, values: dict[str, str]) -> str:
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template)
 
-    def encode(self, tokenizer: Tokenizer, values: dict[str, str]) -> tuple[list[int], bool]:
-        """Token ids of the filled template, at most ``max_length``; and whether it was cut.
+    def encode(self, tokenizer: Tokenizer, values: dict[str, str],
+               ids: list[int] | None = None) -> tuple[list[int], int]:
+        """Token ids of the filled template, at most ``max_length``, and the uncut length.
 
         With a ``truncate_field`` the cut falls in that field: its tokens are shortened by what
-        the whole is too long, then the template is filled again.
+        the whole is too long, then the template is filled again. ``ids``: the filled template's
+        ids, when the caller already has them.
         """
-        ids = tokenizer.encode([self.text(values)])[0]
-        if len(ids) <= self.max_length:
-            return ids, False
-        if self.truncate_field is not None:
+        if ids is None:
+            ids = tokenizer.encode([self.text(values)])[0]
+        length = len(ids)
+        if length > self.max_length and self.truncate_field is not None:
             field_ids = tokenizer.encode([values[self.truncate_field]])[0]
             keep = len(field_ids)
             while len(ids) > self.max_length and keep > 0:  # retokenising may shift by a piece
                 keep = max(0, keep - (len(ids) - self.max_length))
                 shortened = tokenizer.decode([field_ids[:keep]])[0]
                 ids = tokenizer.encode([self.text({**values, self.truncate_field: shortened})])[0]
-        return ids[: self.max_length], True  # a final cut only if the rest alone is too long
-
+        return ids[: self.max_length], length  # a hard cut only if the rest alone is too long

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.rnn import Recurrent
-from qa_seq2seq.scopes import match
+from qa_seq2seq.scopes import match, owner_of
 
 Spec = str | Mapping[str, Any]
 
@@ -169,7 +169,7 @@ class Initializer:
         plan = {}
         for name, (_, spec, why, _) in self._decide(model).items():
             plan[name] = describe(spec) if spec is not None else why
-            owner, local = _owner(model, name)
+            owner, local = owner_of(model, name)
             if isinstance(owner, Recurrent) and owner.has_cell_state and local.startswith(
                     ("bias_ih", "bias_hh")):
                 forget = owner.forget_bias if local.startswith("bias_ih") else 0.0
@@ -213,14 +213,8 @@ class Initializer:
         return decisions
 
 
-def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
-    """The module holding parameter ``name``, and the parameter's name within it."""
-    owner_path, _, local = name.rpartition(".")
-    return (model.get_submodule(owner_path) if owner_path else model), local
-
-
 def _gate_blocks(model: nn.Module, name: str) -> int:
     """How many gate blocks the parameter ``name`` stacks (1 unless it is a fused RNN kernel)."""
-    owner, local = _owner(model, name)
+    owner, local = owner_of(model, name)
     gates = owner.gate_names(local) if isinstance(owner, Recurrent) else None
     return len(gates) if gates else 1

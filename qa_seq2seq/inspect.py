@@ -16,6 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from qa_seq2seq.rnn import Recurrent
+from qa_seq2seq.scopes import owner_of
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -29,10 +30,10 @@ def parameter_table(model: nn.Module, plan: dict[str, str] | None = None) -> str
     rows = [("scope", "parameter", "shape", "state", "initializer", "gate rows / shared with")]
     totals = {"trainable": 0, "frozen": 0}
     for name, param in model.named_parameters():
-        scope, _, local = name.rpartition(".")
+        owner, local = owner_of(model, name)
+        scope = name[: -len(local) - 1]
         state = "trainable" if param.requires_grad else "frozen"
         totals[state] += param.numel()
-        owner = model.get_submodule(scope) if scope else model
         notes = []
         if isinstance(owner, Recurrent) and (gates := owner.gate_names(local)):
             size = param.shape[0] // len(gates)
@@ -65,20 +66,19 @@ def from_config(overrides: list[str]) -> str:
 
 
 def from_checkpoint(path: str) -> str:
+    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from qa_seq2seq.checkpoint import MODEL_TARGETS, check_targets, load_model
-    from qa_seq2seq.initializers import Initializer
 
     loaded = load_model(path)
     run_config = loaded.checkpoint.path.parent.parent / ".hydra" / "config.yaml"
     plan = None
     if run_config.is_file():
         init = OmegaConf.to_container(OmegaConf.load(run_config).model.get("init") or {})
-        check_targets(init, MODEL_TARGETS, str(run_config))
         if init:
-            plan = Initializer(init.get("default", "torch_default"), init.get("overrides")).plan(
-                loaded.model)
+            check_targets(init, MODEL_TARGETS, str(run_config))  # before anything is built
+            plan = instantiate(init).plan(loaded.model)
     return f"{loaded.checkpoint.path}\n" + parameter_table(loaded.model, plan)
 
 

@@ -5,9 +5,9 @@ validation questions), what is logged, and what is stored in checkpoints beside 
 Logged: ``train/loss``, ``train/grad_norm``, ``val/loss``, ``val/ppl``, ``val/exact_match`` and
 a table of validation questions with predicted and gold answers (TensorBoard text).
 
-A non-finite loss or gradient norm stops the run naming the step and batch
-(``nonfinite=error``), or skips that update (``nonfinite=skip``); either way no non-finite
-update reaches the weights, so no checkpoint can hold them.
+A non-finite loss or gradient (one check, on the gradient norm) stops the run naming the step
+and batch (``nonfinite=error``), or skips that update (``nonfinite=skip``); either way no
+non-finite update reaches the weights, so no checkpoint can hold them.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class Seq2SeqModule(L.LightningModule):
         if nonfinite not in ("error", "skip"):
             raise ConfigError(f"nonfinite={nonfinite!r}: use 'error' or 'skip'")
         self.nonfinite, self.skipped_updates = nonfinite, 0
+        self._batch: tuple[int, Tensor] = (-1, torch.empty(0))  # the one being trained
         self.net, self.tokenizer = net, tokenizer
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.search, self.label_smoothing = search, label_smoothing
@@ -73,11 +74,12 @@ class Seq2SeqModule(L.LightningModule):
         return F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(),
                                ignore_index=PAD_ID, label_smoothing=label_smoothing)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self.model_step(batch, self.label_smoothing)
-        if not torch.isfinite(loss):
-            return self._nonfinite(f"loss {loss.item()}", batch_idx, batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.src.size(0))
+        # No host sync here: a NaN/inf loss makes the gradient norm non-finite, and that single
+        # check (configure_gradient_clipping) reports it with these rows.
+        self._batch = (batch_idx, batch.index)
         return loss
 
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer,
@@ -90,8 +92,7 @@ class Seq2SeqModule(L.LightningModule):
         if not torch.isfinite(norm):
             for p in params:  # the optimizer skips parameters without gradients
                 p.grad = None
-            self._nonfinite(f"gradient norm {norm.item()}", self.trainer.fit_loop.epoch_loop
-                            .batch_progress.current.ready - 1, None)
+            self._nonfinite(f"gradient norm {norm.item()}")
             return
         if self.trainer.global_step % self.trainer.log_every_n_steps == 0:
             self.log("train/grad_norm", norm)
@@ -100,10 +101,10 @@ class Seq2SeqModule(L.LightningModule):
         elif gradient_clip_val:
             self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
-    def _nonfinite(self, what: str, batch_idx: int, batch: Batch | None) -> None:
-        rows = "" if batch is None else f" (rows {batch.index[:8].tolist()} of the training split)"
+    def _nonfinite(self, what: str) -> None:
+        batch_idx, rows = self._batch
         message = (f"non-finite {what} at step {self.global_step}, epoch {self.current_epoch}, "
-                   f"batch {batch_idx}{rows}")
+                   f"batch {batch_idx} (rows {rows[:8].tolist()} of the training split)")
         if self.nonfinite == "error":
             raise NonFiniteError(message + ": lower optimizer.lr, check the data, or set "
                                      "nonfinite=skip to skip such updates")
@@ -153,9 +154,4 @@ class Seq2SeqModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if states := checkpoint.get("rng_states"):
             torch.set_rng_state(states["torch"])
-            random.setstate(_as_tuples(states["python"]))
-
-
-def _as_tuples(state: Any) -> Any:
-    """``random.setstate`` wants tuples where a round trip through a checkpoint may give lists."""
-    return tuple(_as_tuples(x) for x in state) if isinstance(state, list | tuple) else state
+            random.setstate(states["python"])

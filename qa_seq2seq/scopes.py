@@ -15,6 +15,12 @@ from torch import nn
 from qa_seq2seq.errors import ConfigError
 
 
+def owner_of(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    """The module holding parameter ``name``, and the parameter's name within it."""
+    owner_path, _, local = name.rpartition(".")
+    return (model.get_submodule(owner_path) if owner_path else model), local
+
+
 def parameter_names(model: nn.Module) -> list[str]:
     """Every name a parameter is reachable by, shared parameters under each of their names."""
     return [name for name, _ in model.named_parameters(remove_duplicate=False)]

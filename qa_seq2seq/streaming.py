@@ -3,8 +3,9 @@
 For data larger than memory or than the ``datasets`` cache: rows come from an
 ``IterableDataset`` (shuffled through a buffer of ``data.shuffle_buffer`` rows), are prepared and
 tokenised on the fly, and are batched by length within windows of ``data.sort_window`` batches,
-the batches of a window shuffled. The number of batches is unknown in advance, so training is
-bounded by ``trainer.max_steps`` and validated every ``trainer.val_check_interval`` steps.
+the batches of a window shuffled. The number of batches is not known in advance: an epoch ends
+when its stream does (the progress bar shows no total), and a scheduler sized by
+``trainer.max_steps`` needs that key set.
 
 Bad rows are handled as in the in-memory path, but met one at a time: ``on_bad_row=error`` stops
 at the first, naming its row number in the stream; ``skip`` counts them in the log as they go.

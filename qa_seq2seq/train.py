@@ -31,7 +31,7 @@ from qa_seq2seq.data import QADataModule
 from qa_seq2seq.errors import ConfigError, UserError
 from qa_seq2seq.module import Seq2SeqModule
 from qa_seq2seq.resume import check_unchanged, find_run, hydra_run_dir
-from qa_seq2seq.tokenizer import Tokenizer
+from qa_seq2seq.tokenizer import UNK_ID, Tokenizer
 
 log = logging.getLogger(__name__)
 # Cached like Hydra's own ${now:}: every read in this process gives the same directory
@@ -52,7 +52,7 @@ def check_search(search: Any, net: torch.nn.Module) -> None:
     """Run the configured search once on a one-token question, so bad decode options fail now."""
     net.eval()
     try:
-        search(net, torch.tensor([[4 % net.vocab_size]]), torch.tensor([1]))
+        search(net, torch.tensor([[UNK_ID]]), torch.tensor([1]))
     finally:
         net.train()
 

@@ -49,3 +49,14 @@ class RecordRank(L.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / f"rank{trainer.global_rank}.json").write_text(
             json.dumps({"rows": self.rows, "checksum": checksum}))
+
+
+class PoisonLoss(L.Callback):
+    """Make the loss NaN from training step ``step`` on (a NaN in the output bias)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            pl_module.net.decoder.output.bias.data[0] = float("nan")

@@ -92,3 +92,15 @@ def test_collate_builds_teacher_forcing_pairs():
     assert batch.tgt_in.tolist() == [[BOS_ID, 8, PAD_ID], [BOS_ID, 10, 11]]
     assert batch.tgt_out.tolist() == [[8, EOS_ID, PAD_ID], [10, 11, EOS_ID]]
     assert batch.index.tolist() == [3, 0]
+
+
+def test_rows_of_a_source_without_lines_are_named_by_number(tmp_path):
+    import datasets
+
+    folder = tmp_path / "hub_like"
+    folder.mkdir()
+    rows = GOOD[:5] + [{"question": "What?", "answer": ""}] + GOOD[5:10]
+    datasets.Dataset.from_list(rows).to_parquet(str(folder / "train.parquet"))
+    dm = QADataModule(path=str(folder), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataError, match="split 'train', row 6: field 'answer' is empty"):
+        dm.prepared("train")

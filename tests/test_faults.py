@@ -29,6 +29,13 @@ def test_nonfinite_gradient_stops_naming_the_step_and_keeps_checkpoints_finite(
     assert all_finite(tmp_path / "run" / "checkpoints" / "best.ckpt")  # from epoch 0
 
 
+def test_nonfinite_loss_is_caught_by_the_same_check_and_names_the_rows(tmp_path, smoke_run):
+    data_dir = smoke_run[0].parent / "data"
+    poison = ["+callbacks.poison._target_=tests.helpers.PoisonLoss", "+callbacks.poison.step=3"]
+    with pytest.raises(NonFiniteError, match=r"at step 3, epoch 0, batch 3 \(rows \[\d+"):
+        train(smoke(tmp_path, data_dir, *poison))
+
+
 def test_nonfinite_updates_can_be_skipped(tmp_path, smoke_run, caplog):
     data_dir = smoke_run[0].parent / "data"
     metrics = train(smoke(tmp_path, data_dir, *POISON, "nonfinite=skip"))
