@@ -1,7 +1,9 @@
 """Answer-quality metrics as pure functions.
 
 Exact match and token F1 follow the SQuAD evaluation script: lower-case, strip punctuation and
-the articles a/an/the, collapse white space. BLEU and chrF come from ``torchmetrics``.
+the articles a/an/the, collapse white space; except that a number's sign and decimal point are
+kept (SQuAD's rule would make ``-5`` equal ``5`` and ``-631.9`` equal ``6319``). BLEU and chrF
+come from ``torchmetrics``.
 """
 
 from __future__ import annotations
@@ -12,12 +14,19 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
+# A decimal point between digits, or a minus sign starting a number: part of the number.
+_NUMBER_MARKS = re.compile(r"(?<=\d)\.(?=\d)|(?<![\w.])-(?=\.?\d)")
+
+
+def _strip_punctuation(text: str) -> str:
+    keep = {m.start() for m in _NUMBER_MARKS.finditer(text)}
+    return "".join(c for i, c in enumerate(text) if i in keep or c not in string.punctuation)
 
 
 def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
-    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
+    """SQuAD normalisation (lower case, no punctuation, no articles, single spaces), keeping
+    numbers' signs and decimal points."""
+    return " ".join(_ARTICLES.sub(" ", _strip_punctuation(text.lower())).split())
 
 
 def exact_match(prediction: str, gold: str) -> float:

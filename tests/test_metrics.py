@@ -21,3 +21,12 @@ def test_corpus_metrics_with_families():
     assert m["story/count"] == 1
     assert 0 < m["chrf"] <= 100 and m["count"] == 3
     assert m["bleu1"] == pytest.approx(100 * 2 / 3, abs=1e-3)  # one-word answers still count
+
+
+def test_numbers_keep_their_sign_and_decimal_point():
+    assert exact_match("-5", "5") == 0.0
+    assert exact_match("-631.9", "6319") == 0.0
+    assert exact_match("-631.9", "-631.9.") == 1.0  # a full stop after a number is punctuation
+    assert exact_match("-0.25", "-.25") == 0.0
+    assert normalize_answer("It is -0.5, not 1.5.") == "it is -0.5 not 1.5"
+    assert normalize_answer("well-known e-mail") == "wellknown email"  # SQuAD's rule for words
