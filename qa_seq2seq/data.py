@@ -103,6 +103,8 @@ class Encode:
             if cut:  # rare: only then are the row's fields needed again
                 values = self.builder.values({key: column[i] for key, column in rows.items()})
                 src[i], _ = self.builder.encode(self.tokenizer, values, ids)
+            else:
+                src[i] = self.builder.orient(ids)
             truncated.append(cut or len(tgt[i]) > self.max_answer_length)
         return {"src_ids": src, "tgt_ids": [ids[: self.max_answer_length] for ids in tgt],
                 "truncated": truncated, "index": indices}
@@ -119,6 +121,8 @@ class QADataModule(L.LightningDataModule):
             be a nested path (``answers.text[0]``). ``source_template`` (e.g.
             ``"question: {question} context: {context}"``) replaces ``question_field``;
             ``truncate_field`` names the template field cut first when a source is too long.
+        reverse_source: the encoder reads each source's tokens last to first (Sutskever et al.
+            2014). Stored with the model's data config, so evaluation and the CLI do the same.
         family_field: optional field grouping metrics by question family.
         tokenizer: factory called with the training texts (a ``_partial_`` of
             ``Tokenizer.train``), unless a tokenizer is given with :meth:`use_tokenizer`.
@@ -148,6 +152,7 @@ class QADataModule(L.LightningDataModule):
         answer_field: str = "answer",
         source_template: str | None = None,
         truncate_field: str | None = None,
+        reverse_source: bool = False,
         family_field: str | None = None,
         tokenizer: Callable[[list[str]], Tokenizer] | None = None,
         batch_size: int = 64,
@@ -183,7 +188,7 @@ class QADataModule(L.LightningDataModule):
         self.path, self.name = path, name
         self.split_names = {**{s: s for s in SPLITS}, **(split_names or {})}
         self.builder = SourceBuilder(question_field, source_template, truncate_field,
-                                     max_question_length)
+                                     max_question_length, reverse_source)
         self.answer_field, self.family_field = answer_field, family_field
         self.tokenizer_factory, self.tokenizer = tokenizer, None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size

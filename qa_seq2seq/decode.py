@@ -107,7 +107,8 @@ class Answerer:
         data = loaded.checkpoint.payload.get("data", {})
         self.builder = SourceBuilder(data.get("question_field", "question"),
                                      data.get("source_template"), data.get("truncate_field"),
-                                     int(data.get("max_question_length", 256)))
+                                     int(data.get("max_question_length", 256)),
+                                     bool(data.get("reverse_source", False)))
         if args.beam_size == 1:
             self.search = partial(greedy_search, max_length=args.max_length)
         else:

@@ -4,7 +4,9 @@
 ``"question: {question} context: {context}"``; without one the ``question_field`` is read as it
 is. ``answer_field`` may be a path into nested fields: ``answers.text[0]`` is SQuAD's first
 answer. When a templated source is too long, ``truncate_field`` (e.g. ``context``) is cut to
-fit and the rest of the template (the question) is kept whole.
+fit and the rest of the template (the question) is kept whole. ``reverse_source`` feeds the
+source's tokens last to first (Sutskever et al. 2014): the first words of the question end up
+nearest to the decoder, which shortens the path between them and the first answer tokens.
 
 Shared by training data, evaluation and the decoding CLI, so the same row always becomes the
 same token ids; imports nothing heavier than the tokenizer.
@@ -52,7 +54,8 @@ class SourceBuilder:
     """Turns rows into source text and token ids, honouring the length limit."""
 
     def __init__(self, question_field: str = "question", source_template: str | None = None,
-                 truncate_field: str | None = None, max_length: int = 256):
+                 truncate_field: str | None = None, max_length: int = 256,
+                 reverse_source: bool = False):
         self.template = source_template or "{" + question_field + "}"
         self.fields = template_fields(self.template)
         if truncate_field is not None and truncate_field not in self.fields:
@@ -61,6 +64,7 @@ class SourceBuilder:
             raise ConfigError(f"data.truncate_field={truncate_field!r} is not used by the "
                               f"template {self.template!r} (fields: {self.fields})")
         self.truncate_field, self.max_length = truncate_field, max_length
+        self.reverse_source = reverse_source
 
     def values(self, row: Any) -> dict[str, str] | str:
         """The template's field values, or a problem description."""
@@ -77,7 +81,8 @@ class SourceBuilder:
 
     def encode(self, tokenizer: Tokenizer, values: dict[str, str],
                ids: list[int] | None = None) -> tuple[list[int], int]:
-        """Token ids of the filled template, at most ``max_length``, and the uncut length.
+        """Token ids the model reads (at most ``max_length``, in reading order), and the uncut
+        length.
 
         With a ``truncate_field`` the cut falls in that field: its tokens are shortened by what
         the whole is too long, then the template is filled again. ``ids``: the filled template's
@@ -93,4 +98,8 @@ class SourceBuilder:
                 keep = max(0, keep - (len(ids) - self.max_length))
                 shortened = tokenizer.decode([field_ids[:keep]])[0]
                 ids = tokenizer.encode([self.text({**values, self.truncate_field: shortened})])[0]
-        return ids[: self.max_length], length  # a hard cut only if the rest alone is too long
+        return self.orient(ids[: self.max_length]), length  # a hard cut only if the rest is too long
+
+    def orient(self, ids: list[int]) -> list[int]:
+        """Source ids in the order the encoder reads them (reversed with ``reverse_source``)."""
+        return ids[::-1] if self.reverse_source else ids

@@ -39,13 +39,22 @@ class Tokenizer:
         vocab_size: int = 256,
         model_type: str = "unigram",
         character_coverage: float = 1.0,
+        split_digits: bool = True,
+        byte_fallback: bool = False,
         seed: int = 0,
     ) -> Tokenizer:
         """Train on ``texts`` (questions and answers of the training split).
 
         ``model_type`` is ``unigram``, ``bpe``, ``char`` or ``word``. ``vocab_size`` is an upper
         bound: a small corpus yields a smaller vocabulary instead of an error.
+        ``split_digits`` makes every digit its own piece (``-29484`` -> ``▁- 2 9 4 8 4``), so a
+        digit's position in a number is visible to the model; without it, pieces cut numbers at
+        arbitrary places. ``byte_fallback`` spells characters unseen in training as UTF-8 byte
+        pieces instead of ``<unk>`` (it adds 256 pieces, so ``vocab_size`` must leave room).
         """
+        if byte_fallback and vocab_size < 256 + 4 + 1:
+            raise ConfigError(f"data.tokenizer.byte_fallback=true adds 256 byte pieces: "
+                              f"data.tokenizer.vocab_size={vocab_size} leaves no room; use >= 512")
         spm.set_random_generator_seed(seed)
         model = io.BytesIO()
         spm.SentencePieceTrainer.train(
@@ -54,6 +63,8 @@ class Tokenizer:
             vocab_size=vocab_size,
             model_type=model_type,
             character_coverage=character_coverage,
+            split_digits=split_digits,
+            byte_fallback=byte_fallback,
             hard_vocab_limit=False,
             pad_id=PAD_ID,
             unk_id=UNK_ID,
