@@ -108,14 +108,19 @@ def generate(seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str, li
 def write_splits(out_dir: str | Path, seed: int = 0, sizes: dict[str, int] | None = None) -> Path:
     """Write ``{train,validation,test}.jsonl`` under ``out_dir`` (one JSON object per line)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name, rows in generate(seed, sizes).items():
-        tmp = out_dir / f".{name}.jsonl.tmp"
-        with tmp.open("w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
-        tmp.replace(out_dir / f"{name}.jsonl")  # atomic: a killed run never leaves half a split
+        write_jsonl(out_dir / f"{name}.jsonl", rows)
     return out_dir
+
+
+def write_jsonl(path: Path, rows: list[Example]) -> None:
+    """One JSON object per line, written atomically: a killed run never leaves half a split."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    tmp.replace(path)
 
 
 def ensure_splits(out_dir: str | Path, seed: int = 0) -> Path:
