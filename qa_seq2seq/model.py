@@ -8,6 +8,8 @@ Parameter scopes (stable names, used by config globs, ``inspect`` and checkpoint
     decoder.embedding.weight          (V, E)
     decoder.rnn.weight_hh_l1 ...      the decoder RNN
     decoder.output.weight, .bias      (V, H_dec)
+    decoder.attention.out.weight ...  only with model/attention (see qa_seq2seq.attention)
+    decoder.thinking                  (E,): only with model.thinking_steps > 0
 
 Construction order: modules -> weight sharing -> initializer -> warm start -> freezing; each step
 sees the result of the one before. The search algorithms talk to the model through ``encode``,
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from qa_seq2seq.attention import Attention, Memory
 from qa_seq2seq.bridge import Bridge, Side
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.rnn import Recurrent, State
@@ -44,7 +47,15 @@ class DecoderState(NamedTuple):
     """Everything the decoder carries from one step to the next."""
 
     rnn: State  # (L, B, H_out), (L, B, H)
-    context: Tensor | None  # (B, C): encoder summary fed at every step, or None
+    context: Tensor | None = None  # (B, C): encoder summary fed at every step (feed_encoder_state)
+    memory: Memory | None = None  # the encoder outputs, for attention
+    feed: Tensor | None = None  # (B, H_out): the last attentional vector (input feeding)
+
+
+class DecoderOutput(NamedTuple):
+    logits: Tensor  # (B, T, V)
+    state: DecoderState  # after the last step
+    attention: Tensor | None  # (B, T, S) weights over the source, or None without attention
 
 
 class Encoder(nn.Module):
@@ -61,21 +72,61 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Teacher-forced (``forward``) or step-wise RNN decoder with an output layer."""
+    """Teacher-forced (``forward`` over a whole answer) or step-wise RNN decoder.
+
+    Optional parts: ``attention`` over the encoder outputs after each RNN step; ``input_feeding``
+    (the previous attentional vector joins each step's input, so the RNN runs step by step);
+    ``thinking_steps`` (a learned input, ``decoder.thinking``, fed that many times before
+    ``<bos>`` with no output; Saxton et al. 2019).
+    """
 
     def __init__(self, embedding: nn.Embedding, rnn: Recurrent, output: nn.Linear,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, attention: Attention | None = None,
+                 input_feeding: bool = False, thinking_steps: int = 0):
         super().__init__()
         self.embedding, self.rnn, self.output = embedding, rnn, output
         self.dropout = nn.Dropout(dropout)
+        self.attention, self.input_feeding = attention, input_feeding
+        self.thinking_steps = thinking_steps
+        if thinking_steps:  # drawn like an embedding row: N(0, 1)
+            self.thinking = nn.Parameter(torch.randn(embedding.embedding_dim))
 
-    def forward(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
-        """tokens (B, T) -> logits (B, T, V) and the state after the last step."""
-        x = self.dropout(self.embedding(tokens))  # (B, T, E)
+    def forward(self, tokens: Tensor, state: DecoderState) -> DecoderOutput:
+        """tokens (B, T) -> logits (B, T, V), the state after the last step, attention."""
+        hidden, state, weights = self._hidden(self.dropout(self.embedding(tokens)), state)
+        return DecoderOutput(self.output(self.dropout(hidden)), state, weights)
+
+    def think(self, state: DecoderState) -> DecoderState:
+        """Run the thinking steps from ``state`` (no outputs, so no loss and nothing emitted)."""
+        if not self.thinking_steps:
+            return state
+        x = self.thinking.expand(state.rnn.h.size(1), self.thinking_steps, -1)  # (B, N, E)
+        return self._hidden(x, state)[1]
+
+    def _hidden(self, x: Tensor, state: DecoderState
+                ) -> tuple[Tensor, DecoderState, Tensor | None]:
+        """x (B, T, E) inputs -> the top outputs (B, T, H_out), the new state, attention."""
         if state.context is not None:
             x = torch.cat([x, state.context[:, None].expand(-1, x.size(1), -1)], -1)
-        out = self.rnn(x, None, state.rnn)
-        return self.output(self.dropout(out.output)), DecoderState(out.state, state.context)
+        if self.input_feeding:
+            return self._fed(x, state)
+        out = self.rnn(x, None, state.rnn)  # the whole answer in one (fused) call
+        if self.attention is None:
+            return out.output, state._replace(rnn=out.state), None
+        attended = self.attention(out.output, state.memory)  # one batched matmul for all steps
+        return attended.hidden, state._replace(rnn=out.state), attended.weights
+
+    def _fed(self, x: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor]:
+        """Input feeding (Luong et al. 2015): step t reads [x_t; h~_{t-1}], one step at a time."""
+        rnn_state, feed = state.rnn, state.feed
+        hidden, weights = [], []
+        for x_t in x.unbind(1):  # (B, E)
+            out = self.rnn(torch.cat([x_t, feed], -1)[:, None], None, rnn_state)
+            attended = self.attention(out.output, state.memory)  # (B, 1, H_out), (B, 1, S)
+            rnn_state, feed = out.state, attended.hidden[:, 0]
+            hidden.append(attended.hidden)
+            weights.append(attended.weights)
+        return torch.cat(hidden, 1), state._replace(rnn=rnn_state, feed=feed), torch.cat(weights, 1)
 
 
 class Seq2Seq(nn.Module):
@@ -91,6 +142,11 @@ class Seq2Seq(nn.Module):
         bridge: ``state`` | ``hidden_only`` | ``linear`` | ``none`` (see ``qa_seq2seq.bridge``).
         feed_encoder_state: also concatenate the encoder's final top-layer ``h`` to every
             decoder input.
+        attention: factory for the decoder's attention over the encoder outputs (a ``_partial_``
+            of ``qa_seq2seq.attention.Attention``), or None (``model/attention=none``).
+        input_feeding: feed the previous attentional vector into each decoder step (needs
+            attention); the decoder then runs step by step in training too.
+        thinking_steps: decoder steps run on a learned input before ``<bos>``, without output.
         dropout: on embeddings and on the decoder output before the vocabulary projection.
         sharing, init, init_from, freeze: applied in this order after construction.
     """
@@ -107,6 +163,9 @@ class Seq2Seq(nn.Module):
         bidirectional_encoder: bool = False,
         bridge: str = "state",
         feed_encoder_state: bool = False,
+        attention: Callable[..., Attention] | None = None,
+        input_feeding: bool = False,
+        thinking_steps: int = 0,
         dropout: float = 0.0,
         sharing: Sharing | None = None,
         init: Initializer | None = None,
@@ -120,9 +179,15 @@ class Seq2Seq(nn.Module):
         directions = enc_rnn.num_directions
         enc_side = Side(enc_rnn.num_layers, directions * enc_rnn.output_size,
                         directions * enc_rnn.hidden_size if enc_rnn.has_cell_state else None)
+        if input_feeding and not attention:
+            raise ConfigError("model.input_feeding=true feeds the attentional vector back into the "
+                              "decoder: choose an attention (model/attention=dot|general|bahdanau)")
+        if thinking_steps < 0:
+            raise ConfigError(f"model.thinking_steps must be >= 0, got {thinking_steps}")
         self.context_size = enc_side.h_size if feed_encoder_state else 0
-        dec_rnn = _make_rnn(decoder_cell or cell, "decoder", embedding_size + self.context_size,
-                            sizes)
+        feed_size = _output_size(decoder_cell or cell, sizes) if input_feeding else 0
+        dec_rnn = _make_rnn(decoder_cell or cell, "decoder",
+                            embedding_size + self.context_size + feed_size, sizes)
         if dec_rnn.bidirectional:
             raise ConfigError("the decoder cannot be bidirectional: set the decoder cell's "
                              "bidirectional=false (use model.bidirectional_encoder for the encoder)")
@@ -131,8 +196,11 @@ class Seq2Seq(nn.Module):
 
         self.encoder = Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout)
         self.bridge = Bridge(bridge, enc_side, dec_side)
-        self.decoder = Decoder(nn.Embedding(vocab_size, embedding_size), dec_rnn,
-                               nn.Linear(dec_side.h_size, vocab_size), dropout)
+        self.decoder = Decoder(
+            nn.Embedding(vocab_size, embedding_size), dec_rnn,
+            nn.Linear(dec_side.h_size, vocab_size), dropout,
+            attention(query_size=dec_side.h_size, memory_size=enc_side.h_size) if attention
+            else None, input_feeding, thinking_steps)
         self.vocab_size = vocab_size
         if sharing is not None:
             sharing.apply(self)
@@ -144,35 +212,68 @@ class Seq2Seq(nn.Module):
 
     # ----- training ---------------------------------------------------------------------------
     def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor,
-                initial_state: State | None = None) -> Tensor:
+                initial_state: State | None = None, teacher_forcing: float = 1.0) -> Tensor:
         """Teacher forcing: src (B, S), src_lengths (B,), tgt_in (B, T) = ``<bos> answer``.
 
-        ``initial_state`` (L, B, H) replaces the bridged encoder state. Returns logits (B, T, V).
+        ``initial_state`` (L, B, H) replaces the bridged encoder state (thinking steps, if any,
+        start from it). ``teacher_forcing`` < 1 is scheduled sampling (Bengio et al. 2015): each
+        step after the first reads the gold token with that probability, else the model's own
+        most likely token from the step before. Returns logits (B, T, V).
         """
-        state = self.encode(src, src_lengths)
+        state = self._start(src, src_lengths)
         if initial_state is not None:
             state = state._replace(rnn=initial_state)
-        logits, _ = self.decoder(tgt_in, state)
-        return logits
+        state = self.decoder.think(state)
+        if teacher_forcing >= 1.0:
+            return self.decoder(tgt_in, state).logits
+        return self._scheduled_sampling(tgt_in, state, teacher_forcing)
+
+    def _scheduled_sampling(self, tgt_in: Tensor, state: DecoderState, p: float) -> Tensor:
+        logits, token = [], tgt_in[:, 0]
+        for t in range(tgt_in.size(1)):
+            if t:
+                gold = torch.rand(token.shape, device=token.device) < p
+                token = torch.where(gold, tgt_in[:, t], logits[-1][:, 0].argmax(-1))
+            out = self.decoder(token[:, None], state)
+            logits.append(out.logits)
+            state = out.state
+        return torch.cat(logits, 1)  # (B, T, V)
+
+    def attention_weights(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor | None:
+        """Where each answer position looked: (B, T, S) for tgt_in (B, T), None without attention.
+
+        Decoding is deterministic given the prefix, so for a searched answer these are exactly
+        the weights the search saw.
+        """
+        return self.decoder(tgt_in, self.encode(src, src_lengths)).attention
 
     # ----- the search contract ----------------------------------------------------------------
     def encode(self, src: Tensor, src_lengths: Tensor) -> DecoderState:
-        """Run the encoder once: src (B, S), src_lengths (B,) -> the decoder's initial state."""
+        """Run the encoder (and the thinking steps) once: src (B, S), src_lengths (B,) -> the
+        decoder's state before ``<bos>``."""
+        return self.decoder.think(self._start(src, src_lengths))
+
+    def _start(self, src: Tensor, src_lengths: Tensor) -> DecoderState:
         encoded = self.encoder(src, src_lengths)
         context = encoded.state.h[-1] if self.context_size else None  # (B, C)
-        return DecoderState(self.bridge(encoded.state), context)
+        attention, memory, feed = self.decoder.attention, None, None
+        if attention is not None:
+            memory = attention.memory(encoded.output, src_lengths)
+        if self.decoder.input_feeding:
+            feed = encoded.output.new_zeros(src.size(0), self.decoder.output.in_features)
+        return DecoderState(self.bridge(encoded.state), context, memory, feed)
 
     def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """One decoder step: tokens (B,) -> logits (B, V) and the next state."""
-        logits, state = self.decoder(tokens[:, None], state)
-        return logits[:, 0], state
+        out = self.decoder(tokens[:, None], state)
+        return out.logits[:, 0], out.state
 
     @staticmethod
     def reorder_state(state: DecoderState, order: Tensor) -> DecoderState:
         """Select/repeat batch rows: ``order`` (B',) indexes the batch dimension."""
         rnn = State(*(None if s is None else s.index_select(1, order) for s in state.rnn))
-        context = None if state.context is None else state.context.index_select(0, order)
-        return DecoderState(rnn, context)
+        return DecoderState(rnn, *(None if x is None else x.index_select(0, order)
+                                   for x in state[1:]))
 
 
 def merge_directions(state: State, directions: int) -> State:
@@ -188,6 +289,12 @@ def merge_directions(state: State, directions: int) -> State:
         return x.permute(0, 2, 1, 3).reshape(layers_dirs // directions, batch, directions * size)
 
     return State(merge(state.h), merge(state.c))
+
+
+def _output_size(factory: RNNFactory, sizes: dict[str, int]) -> int:
+    """The size of ``h`` an RNN from ``factory`` will have: its ``proj_size``, else hidden size."""
+    own = getattr(factory, "keywords", {})
+    return own.get("proj_size") or own.get("hidden_size") or sizes["hidden_size"]
 
 
 def _make_rnn(factory: RNNFactory, name: str, input_size: int, sizes: dict[str, int],

@@ -2,19 +2,27 @@
 
 import itertools
 import math
+from functools import partial
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from qa_seq2seq.attention import Attention
 from qa_seq2seq.search import beam_search, greedy_search, sample
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from tests.conftest import random_batch, tiny_model
 
 
-def peaked_model(vocab_size=11, seed=0, cell="lstm"):
+# Decoder variants whose state holds more than (h, c): the search must carry and reorder it all.
+VARIANTS = {"plain": {}, "attention": {"attention": partial(Attention, "general")},
+            "feeding+thinking": {"attention": partial(Attention, "bahdanau"),
+                                 "input_feeding": True, "thinking_steps": 2}}
+
+
+def peaked_model(vocab_size=11, seed=0, cell="lstm", variant="plain"):
     """A random model with a confident (non-uniform) output distribution."""
-    model = tiny_model(cell, vocab_size=vocab_size, seed=seed).eval()
+    model = tiny_model(cell, vocab_size=vocab_size, seed=seed, **VARIANTS[variant]).eval()
     with torch.no_grad():
         model.decoder.output.weight.mul_(6.0)
         model.decoder.output.bias[EOS_ID] += 1.0  # answers of a few tokens
@@ -29,8 +37,9 @@ def teacher_forced_log_prob(model, src, lengths, tokens, finished=True):
     return sum(log_probs[t, tok].item() for t, tok in enumerate(target))
 
 
-def test_beam_size_one_equals_greedy():
-    model = peaked_model()
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_beam_size_one_equals_greedy(variant):
+    model = peaked_model(variant=variant)
     src, lengths = random_batch(batch=8)
     greedy = greedy_search(model, src, lengths, max_length=8)
     beam = beam_search(model, src, lengths, beam_size=1, max_length=8)
@@ -40,9 +49,10 @@ def test_beam_size_one_equals_greedy():
         assert g[0].score == pytest.approx(b[0].score, abs=1e-5)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("search", ["greedy", "beam", "sample"])
-def test_score_is_the_teacher_forced_log_probability(search):
-    model = peaked_model()
+def test_score_is_the_teacher_forced_log_probability(search, variant):
+    model = peaked_model(variant=variant)
     src, lengths = random_batch(batch=6)
     run = {"greedy": lambda: greedy_search(model, src, lengths, max_length=6),
            "beam": lambda: beam_search(model, src, lengths, beam_size=4, n_best=3, max_length=6),
@@ -59,8 +69,9 @@ def test_score_is_the_teacher_forced_log_probability(search):
     lambda m, s, n: greedy_search(m, s, n, max_length=8),
     lambda m, s, n: beam_search(m, s, n, beam_size=5, n_best=2, max_length=8),
 ])
-def test_results_do_not_depend_on_batch_neighbours_or_size(search):
-    model = peaked_model()
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_results_do_not_depend_on_batch_neighbours_or_size(search, variant):
+    model = peaked_model(variant=variant)
     src, lengths = random_batch(batch=9, seed=3)
     together = search(model, src, lengths)
     alone = [search(model, src[b : b + 1, : lengths[b]], lengths[b : b + 1])[0]

@@ -1,0 +1,91 @@
+"""Global attention over the encoder outputs (``model/attention=dot|general|bahdanau``).
+
+Luong et al. (2015): after each decoder step, the RNN output ``h_t`` scores every source
+position, a softmax over the real (unpadded) positions weighs the encoder outputs into a context
+``c_t``, and the attentional vector ``h~_t = tanh(W_c [c_t; h_t])`` replaces ``h_t`` before the
+output layer. Scores:
+
+- ``dot``: ``h_t · m_s`` (encoder and decoder sizes must match);
+- ``general``: ``h_t · W_a m_s``;
+- ``bahdanau``: ``v · tanh(W_q h_t + W_k m_s)``, the additive score of Bahdanau et al. (2015),
+  used after the RNN step as OpenNMT-py's ``mlp`` attention does.
+
+Everything that depends on the source alone (``W_a m_s``, ``W_k m_s``, the padding mask) is
+computed once per question in :meth:`Attention.memory` and reordered with the beam, so a decoding
+step costs one batched matmul over the source. Parameters live under the decoder's scope:
+``decoder.attention.key.weight``, ``.query.weight`` / ``.bias``, ``.v.weight``, ``.out.weight``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from qa_seq2seq.errors import ConfigError
+
+SCORES = ("dot", "general", "bahdanau")
+
+
+class Memory(NamedTuple):
+    """The encoder outputs, prepared once per question."""
+
+    values: Tensor  # (B, S, M) encoder outputs, zeros at padding
+    keys: Tensor  # (B, S, K): what queries are scored against
+    mask: Tensor  # (B, S) True at real source tokens
+
+    def index_select(self, dim: int, order: Tensor) -> Memory:
+        """Rows ``order`` of the batch (``dim`` 0), as ``Tensor.index_select`` does."""
+        return Memory(*(x.index_select(dim, order) for x in self))
+
+
+class Attended(NamedTuple):
+    hidden: Tensor  # (B, T, Q) attentional vectors h~_t
+    weights: Tensor  # (B, T, S) attention over the source, 0 at padding
+
+
+class Attention(nn.Module):
+    """Args:
+        score: ``dot`` | ``general`` | ``bahdanau``.
+        query_size: the decoder RNN's output size (also the size of ``h~_t``).
+        memory_size: the encoder's output size (both directions together).
+    """
+
+    def __init__(self, score: str, query_size: int, memory_size: int):
+        super().__init__()
+        if score not in SCORES:
+            raise ConfigError(f"model/attention score={score!r}: use one of {SCORES}")
+        if score == "dot" and query_size != memory_size:
+            raise ConfigError(
+                f"model/attention=dot scores decoder outputs ({query_size}) against encoder "
+                f"outputs ({memory_size}) directly, so their sizes must match (a bidirectional "
+                f"encoder doubles its size). Use model/attention=general or bahdanau.")
+        self.score = score
+        if score != "dot":
+            self.key = nn.Linear(memory_size, query_size, bias=False)
+        if score == "bahdanau":
+            self.query = nn.Linear(query_size, query_size)
+            self.v = nn.Linear(query_size, 1, bias=False)
+        self.out = nn.Linear(memory_size + query_size, query_size, bias=False)
+
+    def extra_repr(self) -> str:
+        return f"score={self.score!r}"
+
+    def memory(self, values: Tensor, lengths: Tensor) -> Memory:
+        """values (B, S, M) encoder outputs, lengths (B,) -> the prepared memory."""
+        mask = torch.arange(values.size(1), device=values.device) < lengths.to(values.device)[:, None]
+        keys = values if self.score == "dot" else self.key(values)
+        return Memory(values, keys, mask)
+
+    def forward(self, query: Tensor, memory: Memory) -> Attended:
+        """query (B, T, Q): decoder RNN outputs -> attentional vectors and weights."""
+        if self.score == "bahdanau":
+            features = torch.tanh(self.query(query)[:, :, None] + memory.keys[:, None])  # (B,T,S,Q)
+            scores = self.v(features).squeeze(-1)  # (B, T, S)
+        else:
+            scores = query @ memory.keys.transpose(1, 2)  # (B, T, S)
+        scores = scores.masked_fill(~memory.mask[:, None], float("-inf"))
+        weights = scores.softmax(-1)  # every question has >= 1 real token: no all -inf row
+        context = weights @ memory.values  # (B, T, M)
+        return Attended(torch.tanh(self.out(torch.cat([context, query], -1))), weights)

@@ -1,0 +1,155 @@
+"""Attention against a hand-computed softmax-weighted sum; masking; the decoder's attention paths."""
+
+from functools import partial
+
+import pytest
+import torch
+
+from qa_seq2seq.attention import Attention
+from qa_seq2seq.errors import ConfigError
+from tests.conftest import random_batch, tiny_model
+
+SCORES = ["dot", "general", "bahdanau"]
+
+
+def by_hand(attention: Attention, query, values, lengths):
+    """Loop over batch, step and source position: the textbook formulas, no batching tricks."""
+    hidden = torch.zeros_like(query)
+    weights = torch.zeros(query.size(0), query.size(1), values.size(1))
+    for b in range(query.size(0)):
+        for t in range(query.size(1)):
+            h = query[b, t]
+            scores = []
+            for s in range(int(lengths[b])):
+                m = values[b, s]
+                if attention.score == "dot":
+                    scores.append(h @ m)
+                elif attention.score == "general":
+                    scores.append(h @ (attention.key.weight @ m))
+                else:
+                    features = torch.tanh(attention.query(h) + attention.key.weight @ m)
+                    scores.append(attention.v.weight[0] @ features)
+            a = torch.softmax(torch.stack(scores), 0)
+            context = sum(a[s] * values[b, s] for s in range(len(scores)))
+            weights[b, t, : len(scores)] = a
+            hidden[b, t] = torch.tanh(attention.out.weight @ torch.cat([context, h]))
+    return hidden, weights
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_attention_equals_the_softmax_weighted_sum_computed_by_hand(score):
+    torch.manual_seed(0)
+    attention = Attention(score, query_size=6, memory_size=6)
+    values = torch.randn(3, 5, 6)
+    lengths = torch.tensor([5, 2, 4])
+    values[torch.arange(5)[None] >= lengths[:, None]] = 0.0
+    query = torch.randn(3, 4, 6)
+    out = attention(query, attention.memory(values, lengths))
+    hidden, weights = by_hand(attention, query, values, lengths)
+    torch.testing.assert_close(out.weights, weights)
+    torch.testing.assert_close(out.hidden, hidden)
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_padding_gets_no_weight_and_cannot_change_the_result(score):
+    torch.manual_seed(1)
+    attention = Attention(score, query_size=6, memory_size=6)
+    values, lengths, query = torch.randn(2, 5, 6), torch.tensor([3, 5]), torch.randn(2, 2, 6)
+    out = attention(query, attention.memory(values, lengths))
+    assert torch.all(out.weights[0, :, 3:] == 0)
+    torch.testing.assert_close(out.weights.sum(-1), torch.ones(2, 2))
+    noisy = values.clone()
+    noisy[0, 3:] = 100.0  # garbage where the first question is padded
+    torch.testing.assert_close(attention(query, attention.memory(noisy, lengths)).hidden[0],
+                               out.hidden[0])
+
+
+def test_dot_needs_equal_sizes_and_input_feeding_needs_attention():
+    with pytest.raises(ConfigError, match="model/attention=general or bahdanau"):
+        tiny_model(attention=partial(Attention, "dot"), bidirectional_encoder=True, bridge="linear")
+    tiny_model(attention=partial(Attention, "general"), bidirectional_encoder=True, bridge="linear")
+    with pytest.raises(ConfigError, match="model.input_feeding=true"):
+        tiny_model(input_feeding=True)
+    with pytest.raises(ConfigError, match="unknown|use one of"):
+        Attention("cosine", 4, 4)
+
+
+VARIANTS = {
+    "dot": {"attention": partial(Attention, "dot")},
+    "general+feeding": {"attention": partial(Attention, "general"), "input_feeding": True},
+    "bahdanau+feeding+thinking": {"attention": partial(Attention, "bahdanau"),
+                                  "input_feeding": True, "thinking_steps": 2},
+    "thinking": {"thinking_steps": 3},
+    "gru+general": {"attention": partial(Attention, "general"), "cell": "gru"},
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_step_by_step_decoding_equals_teacher_forcing(variant):
+    """The search contract (encode, then one step at a time) computes what training computes."""
+    options = dict(VARIANTS[variant])
+    model = tiny_model(options.pop("cell", "lstm"), **options).eval()
+    src, lengths = random_batch()
+    tgt = torch.randint(4, 11, (5, 4))
+    forced = model(src, lengths, tgt)  # (B, T, V)
+    state = model.encode(src, lengths)
+    for t in range(4):
+        logits, state = model.step(tgt[:, t], state)
+        torch.testing.assert_close(logits, forced[:, t], atol=1e-5, rtol=1e-5)
+
+
+def test_attention_weights_cover_only_real_source_tokens():
+    model = tiny_model(attention=partial(Attention, "general"), input_feeding=True).eval()
+    src, lengths = random_batch()
+    weights = model.attention_weights(src, lengths, torch.randint(4, 11, (5, 3)))
+    assert weights.shape == (5, 3, src.size(1))
+    torch.testing.assert_close(weights.sum(-1), torch.ones(5, 3))
+    for b, n in enumerate(lengths.tolist()):
+        assert torch.all(weights[b, :, n:] == 0)
+    assert tiny_model().attention_weights(src, lengths, src[:, :2]) is None
+
+
+def test_thinking_steps_run_before_bos_and_have_no_output():
+    model = tiny_model(thinking_steps=3).eval()
+    src, lengths = random_batch()
+    tgt = torch.randint(4, 11, (5, 4))
+    logits = model(src, lengths, tgt)
+    assert logits.shape == (5, 4, 11)  # one output per answer position: no loss on thinking
+    # The thinking input reaches the answer's logits, and it learns from the answer's loss.
+    logits.sum().backward()
+    assert model.decoder.thinking.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.decoder.thinking.add_(1.0)
+    assert not torch.allclose(model(src, lengths, tgt), logits)
+    # By hand: three steps on the thinking vector, then the answer, from the bridged state.
+    state = model._start(src, lengths)
+    thinking = model.decoder.thinking.expand(5, 3, -1)
+    after = model.decoder.rnn(thinking, None, state.rnn).state
+    by_hand = model.decoder(tgt, state._replace(rnn=after)).logits
+    torch.testing.assert_close(model(src, lengths, tgt), by_hand)
+
+
+@pytest.mark.parametrize("variant", ["plain", "general+feeding"])
+def test_scheduled_sampling_at_probability_one_is_teacher_forcing(variant):
+    options = {} if variant == "plain" else dict(VARIANTS[variant])
+    model = tiny_model(**options).eval()
+    src, lengths = random_batch()
+    tgt = torch.randint(4, 11, (5, 4))
+    forced = model(src, lengths, tgt)
+    stepwise = model._scheduled_sampling(tgt, model.encode(src, lengths), 1.0)
+    torch.testing.assert_close(stepwise, forced, atol=1e-5, rtol=1e-5)
+
+
+def test_scheduled_sampling_at_probability_zero_reads_its_own_predictions():
+    model = tiny_model().eval()
+    src, lengths = random_batch()
+    tgt = torch.randint(4, 11, (5, 4))
+    sampled = model(src, lengths, tgt, teacher_forcing=0.0)
+    # Reference: feed <bos>, then each step's argmax, one step at a time.
+    state, token, expected = model.encode(src, lengths), tgt[:, 0], []
+    for _ in range(4):
+        logits, state = model.step(token, state)
+        expected.append(logits)
+        token = logits.argmax(-1)
+    torch.testing.assert_close(sampled, torch.stack(expected, 1), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(sampled, model(src, lengths, tgt))  # gold inputs differ
