@@ -39,7 +39,10 @@ class Seq2SeqModule(L.LightningModule):
         net: the network.
         tokenizer: to turn decoded ids into text for exact match and samples.
         optimizer: ``_partial_`` optimizer, called with the trainable parameters only.
-        scheduler: optional ``_partial_`` LR scheduler, stepped every optimizer step.
+        scheduler: optional ``_partial_`` of a ``qa_seq2seq.schedules`` function, called with the
+            optimizer and the number of optimizer steps; returns Lightning's scheduler dict.
+        teacher_forcing: probability of feeding gold tokens at a training step (scheduled
+            sampling; ``qa_seq2seq.schedules.TeacherForcing``); None: always (the fused path).
         search: ``_partial_`` search function used for ``val/exact_match`` (``decode=`` group).
         label_smoothing: for the training loss (validation loss is plain cross-entropy).
         nonfinite: ``error`` or ``skip`` when the loss or gradient norm is NaN/inf.
@@ -51,7 +54,8 @@ class Seq2SeqModule(L.LightningModule):
     def __init__(self, net: Seq2Seq, tokenizer: Tokenizer, optimizer: Callable,
                  search: Callable, scheduler: Callable | None = None,
                  label_smoothing: float = 0.0, payload: dict[str, Any] | None = None,
-                 text_samples: int = 8, nonfinite: str = "error"):
+                 text_samples: int = 8, nonfinite: str = "error",
+                 teacher_forcing: Callable[[int], float] | None = None):
         super().__init__()
         if nonfinite not in ("error", "skip"):
             raise ConfigError(f"nonfinite={nonfinite!r}: use 'error' or 'skip'")
@@ -60,23 +64,31 @@ class Seq2SeqModule(L.LightningModule):
         self.net, self.tokenizer = net, tokenizer
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.search, self.label_smoothing = search, label_smoothing
+        self.teacher_forcing = teacher_forcing
+        # Validation samples are shown as the question was written, not as the encoder reads it.
+        self.reverse_source = bool((payload or {}).get("data", {}).get("reverse_source"))
         self.payload = {**(payload or {}), "tokenizer": tokenizer.model_proto}
         self.text_samples = text_samples
         self.val_loss, self.val_exact_match = MeanMetric(), MeanMetric()
         self._samples: list[tuple[str, str, str]] = []
 
-    def forward(self, batch: Batch) -> Tensor:
-        return self.net(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
+    def forward(self, batch: Batch, teacher_forcing: float = 1.0) -> Tensor:
+        return self.net(batch.src, batch.src_lengths, batch.tgt_in,
+                        teacher_forcing=teacher_forcing)  # (B, T, V)
 
-    def model_step(self, batch: Batch, label_smoothing: float = 0.0) -> Tensor:
+    def model_step(self, batch: Batch, label_smoothing: float = 0.0,
+                   teacher_forcing: float = 1.0) -> Tensor:
         """Mean cross-entropy per answer token (padding ignored)."""
-        logits = self(batch)
+        logits = self(batch, teacher_forcing)
         return F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(),
                                ignore_index=PAD_ID, label_smoothing=label_smoothing)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        loss = self.model_step(batch, self.label_smoothing)
+        p = self.teacher_forcing(self.global_step) if self.teacher_forcing else 1.0
+        loss = self.model_step(batch, self.label_smoothing, p)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.src.size(0))
+        if self.teacher_forcing is not None and self.teacher_forcing.decay != "none":
+            self.log("train/teacher_forcing", p, batch_size=batch.src.size(0))
         # No host sync here: a NaN/inf loss makes the gradient norm non-finite, and that single
         # check (configure_gradient_clipping) reports it with these rows.
         self._batch = (batch_idx, batch.index)
@@ -120,7 +132,9 @@ class Seq2SeqModule(L.LightningModule):
         self.val_exact_match.update(torch.tensor([exact_match(p, g)
                                                   for p, g in zip(predictions, golds)]))
         if len(self._samples) < self.text_samples:
-            questions = self.tokenizer.decode(batch.src.tolist())
+            sources = batch.src.tolist()  # padding decodes to nothing, so reversing rows is safe
+            questions = self.tokenizer.decode([s[::-1] for s in sources] if self.reverse_source
+                                              else sources)
             self._samples += list(zip(questions, predictions, golds))[: self.text_samples]
 
     def on_validation_epoch_end(self) -> None:
@@ -142,9 +156,8 @@ class Seq2SeqModule(L.LightningModule):
         optimizer = self.optimizer_factory([p for p in self.net.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler,
-                                                         "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(
+            optimizer, total_steps=self.trainer.estimated_stepping_batches)}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[PAYLOAD_KEY] = self.payload

@@ -94,6 +94,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         search=search,
         label_smoothing=cfg.label_smoothing,
+        teacher_forcing=instantiate(cfg.scheduled_sampling),
         nonfinite=cfg.nonfinite,
         payload=payload,
     )

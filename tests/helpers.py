@@ -60,3 +60,18 @@ class PoisonLoss(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step >= self.step:
             pl_module.net.decoder.output.bias.data[0] = float("nan")
+
+
+class RecordLR(L.Callback):
+    """Write the learning rate of every optimizer step to ``path`` (JSON list) at the end."""
+
+    def __init__(self, path: str):
+        self.path, self.rates = Path(path), []
+
+    def on_train_batch_start(self, trainer, *args):
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_train_end(self, trainer, pl_module):
+        import json
+
+        self.path.write_text(json.dumps(self.rates))

@@ -23,14 +23,14 @@ def instantiate_everything(cfg):
     net = instantiate(cfg.model, vocab_size=32)
     optimizer = instantiate(cfg.optimizer)(net.parameters())
     if cfg.get("scheduler"):
-        instantiate(cfg.scheduler)(optimizer)
+        instantiate(cfg.scheduler)(optimizer, total_steps=100)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger))
     assert callable(instantiate(cfg.decode))
     return datamodule, net
 
 
-GROUPS = ["data", "model/cell", "model/init", "model/sharing", "optimizer", "scheduler",
+GROUPS = ["data", "model/cell", "model/attention", "model/init", "model/sharing", "optimizer", "scheduler",
           "trainer", "decode", "logger", "callbacks"]
 CASES = [(g, o) for g in GROUPS for o in options(g)]
 

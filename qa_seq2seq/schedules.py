@@ -1,0 +1,108 @@
+"""Schedules by training step: the learning rate (``scheduler=``) and teacher forcing
+(``scheduled_sampling``).
+
+Learning-rate schedules are ``_partial_`` functions called by the LightningModule with the
+optimizer and the real number of optimizer steps (``trainer.estimated_stepping_batches``, which
+covers ``max_epochs``, ``max_steps`` and gradient accumulation); each returns Lightning's
+``lr_scheduler`` dict:
+
+- ``warmup_decay``: linear warmup over ``warmup_steps``, then ``cosine``, ``linear`` or
+  ``constant`` until the last step, ending at ``min_lr_ratio`` x the base rate;
+- ``plateau``: ``ReduceLROnPlateau`` on ``val/exact_match`` (fits wall-clock budgets, where the
+  number of steps is not known in advance).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+
+from qa_seq2seq.errors import ConfigError
+
+DECAYS = ("cosine", "linear", "constant")
+
+
+def warmup_decay(optimizer: Optimizer, total_steps: float, decay: str = "cosine",
+                 warmup_steps: int = 0, min_lr_ratio: float = 0.0) -> dict[str, Any]:
+    """lr(step) = base x factor(step), stepped after every optimizer step."""
+    if decay not in DECAYS:
+        raise ConfigError(f"scheduler.decay={decay!r}: use one of {DECAYS}")
+    if warmup_steps < 0 or not 0.0 <= min_lr_ratio <= 1.0:
+        raise ConfigError(f"scheduler: warmup_steps must be >= 0 (got {warmup_steps}) and "
+                          f"min_lr_ratio in [0, 1] (got {min_lr_ratio})")
+    if decay != "constant" and not math.isfinite(total_steps):
+        raise ConfigError(f"scheduler decay={decay} needs a known number of training steps: set "
+                          "trainer.max_epochs or trainer.max_steps (a trainer.max_time budget "
+                          "alone does not give one); or use scheduler=plateau")
+    if warmup_steps >= total_steps:
+        raise ConfigError(f"scheduler.warmup_steps={warmup_steps} is not below the "
+                          f"{total_steps:.0f} training steps: the rate would never decay")
+    total = int(total_steps) if math.isfinite(total_steps) else 0
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if decay == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, total - warmup_steps))
+        shape = 0.5 * (1 + math.cos(math.pi * progress)) if decay == "cosine" else 1 - progress
+        return min_lr_ratio + (1 - min_lr_ratio) * shape
+
+    return {"scheduler": LambdaLR(optimizer, factor), "interval": "step"}
+
+
+def plateau(optimizer: Optimizer, total_steps: float, factor: float = 0.5, patience: int = 2,
+            min_lr: float = 1e-5, monitor: str = "val/exact_match") -> dict[str, Any]:
+    """Multiply the rate by ``factor`` after ``patience`` epochs without a new best ``monitor``
+    (stepped at each epoch's end, on the latest validation)."""
+    if not 0.0 < factor < 1.0:
+        raise ConfigError(f"scheduler.factor must be in (0, 1), got {factor}")
+    scheduler = ReduceLROnPlateau(optimizer, mode="max", factor=factor, patience=patience,
+                                  min_lr=min_lr)
+    return {"scheduler": scheduler, "monitor": monitor, "interval": "epoch"}
+
+
+TEACHER_FORCING_DECAYS = ("none", "linear", "exponential", "inverse_sigmoid")
+
+
+class TeacherForcing:
+    """Probability of feeding the gold previous token at training step ``step`` (Bengio et al.
+    2015); the rest of the time the decoder reads its own prediction.
+
+    - ``none``: 1 (plain teacher forcing, the fused fast path);
+    - ``linear``: ``1 - step / steps``;
+    - ``exponential``: ``k ** step`` (0 < k < 1, e.g. 0.9995);
+    - ``inverse_sigmoid``: ``k / (k + exp(step / k))`` (k >= 1, e.g. 1000).
+
+    Never below ``min_probability``.
+    """
+
+    def __init__(self, decay: str = "none", k: float = 1000.0, steps: int = 10000,
+                 min_probability: float = 0.0):
+        if decay not in TEACHER_FORCING_DECAYS:
+            raise ConfigError(f"scheduled_sampling.decay={decay!r}: use one of "
+                              f"{TEACHER_FORCING_DECAYS}")
+        if decay == "exponential" and not 0.0 < k < 1.0:
+            raise ConfigError(f"scheduled_sampling.decay=exponential needs 0 < k < 1, got k={k}")
+        if decay == "inverse_sigmoid" and k < 1.0:
+            raise ConfigError(f"scheduled_sampling.decay=inverse_sigmoid needs k >= 1, got k={k}")
+        if decay == "linear" and steps < 1:
+            raise ConfigError(f"scheduled_sampling.steps must be >= 1, got {steps}")
+        if not 0.0 <= min_probability <= 1.0:
+            raise ConfigError(f"scheduled_sampling.min_probability must be in [0, 1], got "
+                              f"{min_probability}")
+        self.decay, self.k, self.steps, self.min_probability = decay, k, steps, min_probability
+
+    def __call__(self, step: int) -> float:
+        if self.decay == "none":
+            return 1.0
+        if self.decay == "linear":
+            p = 1.0 - step / self.steps
+        elif self.decay == "exponential":
+            p = self.k**step
+        else:
+            p = self.k / (self.k + math.exp(min(step / self.k, 700.0)))
+        return max(self.min_probability, p)
