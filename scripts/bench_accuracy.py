@@ -1,0 +1,256 @@
+"""What models learn under one wall-clock budget: named configurations x seeds, side by side.
+
+    python scripts/bench_accuracy.py                                   # the README table (short)
+    python scripts/bench_accuracy.py --budget 00:00:15:00 --seeds 3    # the long run
+    python scripts/bench_accuracy.py --config 'mine:+experiment=arith model/cell=gru' --seeds 1
+
+Each configuration is ``label:overrides`` for ``python -m qa_seq2seq.train`` and is trained
+through the real entry point, as a user runs it (logger and callbacks on), for ``--budget``
+(``trainer.max_time``) per seed; its best checkpoint is then scored with
+``python -m qa_seq2seq.evaluate`` on the test split with greedy and beam-5 search, and for
+``data=arith`` runs also on the extrapolation split (longer numbers than any in training).
+The ``reference`` row is a hand-written character-level ``nn.LSTM`` seq2seq (the mission's
+model, written as users write it: whole-epoch length-sorted batches, Adam, greedy decoding),
+trained on the same files for the same budget.
+
+Prints mean ± std exact match, optimizer steps and real (non-padding) src+tgt tokens/s per
+configuration, and writes every run's figures to ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIGS = [
+    "toy_default:+experiment=toy_lstm",
+    "toy_best:+experiment=toy_best",
+    "arith_default:+experiment=arith",
+    "arith_best:+experiment=arith_best",
+    "arith_reference:reference data/arith",
+]
+
+
+def run(cmd: list[str], log: Path) -> float:
+    """Run ``cmd`` from the repository root, output to ``log``; returns wall seconds."""
+    start = time.perf_counter()
+    with log.open("w") as f:
+        done = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"failed ({done.returncode}): {' '.join(cmd)}; see {log}")
+    return time.perf_counter() - start
+
+
+def evaluate(run_dir: Path, decode: str, log: Path, extra: list[str] = ()) -> float:
+    run([sys.executable, "-m", "qa_seq2seq.evaluate", f"ckpt_path={run_dir}", f"decode={decode}",
+         *extra], log)
+    metrics = json.loads((run_dir / "checkpoints" / f"eval-test-{decode}" / "metrics.json")
+                         .read_text())["metrics"]
+    return metrics["exact_match"]
+
+
+def train_tokens(run_dir: Path, steps: int) -> float:
+    """Real src+tgt tokens in ``steps`` batches: the epoch's tokens per batch, times steps."""
+    sys.path.insert(0, str(ROOT))
+    from omegaconf import OmegaConf
+
+    from qa_seq2seq.fields import SourceBuilder
+    from qa_seq2seq.tokenizer import Tokenizer
+
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    tokenizer = Tokenizer.load(run_dir / "tokenizer.model")
+    rows = [json.loads(line) for line in open(ROOT / cfg.data.train_file)]
+    rows = rows[: cfg.data.max_train_examples or None]
+    builder = SourceBuilder(cfg.data.question_field)
+    sources = tokenizer.encode([builder.text({cfg.data.question_field: r[cfg.data.question_field]})
+                                for r in rows])
+    targets = tokenizer.encode([r[cfg.data.answer_field] for r in rows])
+    per_batch = (sum(map(len, sources)) + sum(len(t) + 1 for t in targets)) / (
+        len(rows) / cfg.data.batch_size)
+    return per_batch * steps
+
+
+def run_config(label: str, overrides: str, seed: int, args, out: Path) -> dict:
+    run_dir = out / f"{label}-seed{seed}"
+    if overrides.startswith("reference"):
+        data = overrides.split()[1]
+        wall = run([sys.executable, __file__, "--reference", data, "--seed", str(seed),
+                    "--budget", args.budget, "--json", str(run_dir / "reference.json")],
+                   out / f"{label}-seed{seed}.log")
+        return {**json.loads((run_dir / "reference.json").read_text()), "wall_s": wall}
+    wall = run([sys.executable, "-m", "qa_seq2seq.train", *overrides.split(), f"seed={seed}",
+                f"trainer.max_time={args.budget}", f"hydra.run.dir={run_dir}",
+                "trainer.enable_progress_bar=false"], out / f"{label}-seed{seed}.log")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    steps = int(metrics["global_step"])
+    result = {"steps": steps, "wall_s": wall,
+              "tokens_per_s": train_tokens(run_dir, steps) / max(wall, 1e-9),
+              "greedy": evaluate(run_dir, "greedy", out / f"{label}-seed{seed}-eval.log"),
+              "beam5": evaluate(run_dir, "beam", out / f"{label}-seed{seed}-eval.log")}
+    if "arith" in overrides:
+        extrapolation = ["+data.test_file=data/arith/extrapolation.jsonl"]
+        result["extrapolation_greedy"] = evaluate(run_dir, "greedy",
+                                                  out / f"{label}-seed{seed}-eval.log",
+                                                  extrapolation)
+    return result
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {std:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", action="append", metavar="LABEL:OVERRIDES",
+                        help=f"repeatable; default: {DEFAULT_CONFIGS}")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration")
+    parser.add_argument("--budget", default="00:00:03:00",
+                        help="wall-clock training budget per run, DD:HH:MM:SS (default 3 min)")
+    parser.add_argument("--out", default="bench-results/accuracy", help="run directories")
+    parser.add_argument("--json", default="bench-results/accuracy.json")
+    parser.add_argument("--reference", metavar="DATA", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.reference:
+        return reference(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for spec in args.config or DEFAULT_CONFIGS:
+        label, _, overrides = spec.partition(":")
+        results[label] = {"overrides": overrides, "runs": []}
+        for seed in range(1, args.seeds + 1):
+            result = run_config(label, overrides, seed, args, out)
+            results[label]["runs"].append(result)
+            print(f"{label} seed {seed}: {json.dumps(result)}", flush=True)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"budget": args.budget, "seeds": args.seeds,
+                                           "results": results}, indent=2) + "\n")
+    keys = ["greedy", "beam5", "extrapolation_greedy"]
+    print(f"\nexact match, mean ± std over {args.seeds} seeds, {args.budget} per run")
+    print(f"{'configuration':<18}" + "".join(f"{k:>24}" for k in keys) + f"{'steps':>9}"
+          + f"{'tokens/s':>10}")
+    for label, entry in results.items():
+        runs = entry["runs"]
+        cells = [mean_std([r[k] for r in runs if k in r]) for k in keys]
+        print(f"{label:<18}" + "".join(f"{c:>24}" for c in cells)
+              + f"{statistics.mean(r['steps'] for r in runs):>9.0f}"
+              + f"{statistics.mean(r['tokens_per_s'] for r in runs):>10.0f}")
+
+
+# ----- the hand-written reference ------------------------------------------------------------
+def reference(args) -> None:
+    """Character-level nn.LSTM seq2seq (2x256, embeddings 64, Adam 2e-3, batch 64), trained for
+    the budget on whole-epoch (source, target)-sorted shuffled batches, then greedy decoding."""
+    import random
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    folder = ROOT / args.reference
+    if not (folder / "train.jsonl").exists():  # the project's generators write it on first use
+        from qa_seq2seq import arith_data, toy_data
+
+        (arith_data if "arith" in str(folder) else toy_data).ensure_splits(folder)
+    held_out = ("test", "extrapolation") if (folder / "extrapolation.jsonl").exists() else ("test",)
+    splits = {s: [json.loads(line) for line in open(folder / f"{s}.jsonl")]
+              for s in ("train", *held_out)}
+    chars = sorted({c for r in splits["train"] for c in r["question"] + r["answer"]})
+    index = {c: i + 4 for i, c in enumerate(chars)}  # 0 pad, 1 unk, 2 bos, 3 eos
+    encode = lambda text: [index.get(c, 1) for c in text]  # noqa: E731
+    torch.manual_seed(args.seed)
+    V, E, H, L, B = len(chars) + 4, 64, 256, 2, 64
+
+    class Reference(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.src_emb, self.tgt_emb = nn.Embedding(V, E), nn.Embedding(V, E)
+            self.encoder = nn.LSTM(E, H, L, batch_first=True)
+            self.decoder = nn.LSTM(E, H, L, batch_first=True)
+            self.out = nn.Linear(H, V)
+
+        def encode(self, src, lengths):
+            packed = nn.utils.rnn.pack_padded_sequence(self.src_emb(src), lengths,
+                                                       batch_first=True, enforce_sorted=False)
+            return self.encoder(packed)[1]
+
+        def forward(self, src, lengths, tgt_in):
+            return self.out(self.decoder(self.tgt_emb(tgt_in), self.encode(src, lengths))[0])
+
+    def pad(seqs):
+        out = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            out[i, : len(s)] = torch.tensor(s)
+        return out
+
+    train = [(encode(r["question"]), encode(r["answer"])) for r in splits["train"]]
+    order = sorted(range(len(train)), key=lambda i: (len(train[i][0]), len(train[i][1])))
+    batches = [order[i:i + B] for i in range(0, len(order), B)]
+    model, rng = Reference(), random.Random(args.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    days, hours, minutes, seconds = map(int, args.budget.split(":"))
+    start = time.perf_counter()
+    deadline = start + ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    steps, tokens = 0, 0
+    while time.perf_counter() < deadline:
+        rng.shuffle(batches)
+        for rows in batches:
+            if time.perf_counter() >= deadline:
+                break
+            src = pad([train[i][0] for i in rows])
+            lengths = torch.tensor([len(train[i][0]) for i in rows])
+            tgt_in = pad([[2, *train[i][1]] for i in rows])
+            tgt_out = pad([[*train[i][1], 3] for i in rows])
+            loss = F.cross_entropy(model(src, lengths, tgt_in).flatten(0, 1), tgt_out.flatten(),
+                                   ignore_index=0)
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            steps += 1
+            tokens += int(lengths.sum()) + int((tgt_out > 0).sum())
+    elapsed = time.perf_counter() - start
+    model.eval()
+
+    @torch.no_grad()
+    def greedy_exact_match(rows: list[dict]) -> float:
+        from qa_seq2seq.metrics import exact_match
+
+        correct = 0.0
+        for begin in range(0, len(rows), 256):
+            batch = rows[begin:begin + 256]
+            src = pad([encode(r["question"]) for r in batch])
+            lengths = torch.tensor([len(r["question"]) for r in batch])
+            state, token, answers = model.encode(src, lengths), torch.full((len(batch),), 2), []
+            for _ in range(32):
+                output, state = model.decoder(model.tgt_emb(token)[:, None], state)
+                token = model.out(output[:, 0]).argmax(-1)
+                answers.append(token)
+            for r, ids in zip(batch, torch.stack(answers, 1).tolist()):
+                ids = ids[: ids.index(3)] if 3 in ids else ids
+                correct += exact_match("".join(chars[t - 4] for t in ids if t >= 4), r["answer"])
+        return correct / len(rows)
+
+    result = {"steps": steps, "tokens_per_s": tokens / elapsed,
+              "greedy": greedy_exact_match(splits["test"])}
+    if "extrapolation" in splits:
+        result["extrapolation_greedy"] = greedy_exact_match(splits["extrapolation"])
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    main()
