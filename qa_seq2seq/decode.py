@@ -26,8 +26,9 @@ from typing import IO, NamedTuple
 
 from qa_seq2seq.checkpoint import CheckpointError, LoadedModel, load_model
 from qa_seq2seq.fields import SourceBuilder
-from qa_seq2seq.inference import answer
+from qa_seq2seq.inference import alignment, answer
 from qa_seq2seq.search import beam_search, greedy_search
+from qa_seq2seq.tokenizer import EOS_ID
 
 CHUNK = 1024  # questions answered per round when reading a stream
 
@@ -37,6 +38,7 @@ class Question(NamedTuple):
     value: str | dict | None  # the plain line or the JSON object; None when refused
     error: str | None = None
     text: str | None = None  # the source the model reads, once built
+    ids: list[int] | None = None  # its token ids, in the order the encoder reads them
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=64, help="most answer tokens")
     parser.add_argument("--length-penalty", choices=("none", "average", "gnmt"), default="none",
                         help="beam ranking (default: total log-probability)")
+    parser.add_argument("--attention", action="store_true",
+                        help="jsonl only: add each answer's attention over the question (models "
+                             "trained with model/attention)")
     parser.add_argument("--batch-size", type=int, default=64, help="questions per batch")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     args = parser.parse_args(argv)
@@ -73,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      f"got {args.n_best}")
     if args.max_length < 1 or args.batch_size < 1:
         parser.error("--max-length and --batch-size must be >= 1")
+    if args.attention and args.format != "jsonl":
+        parser.error("--attention needs --format jsonl (text output has one answer per line)")
     return args
 
 
@@ -115,13 +122,17 @@ class Answerer:
             self.search = partial(beam_search, beam_size=args.beam_size, n_best=args.n_best,
                                   max_length=args.max_length, length_penalty=args.length_penalty)
         self.batch_size, self.device, self.format = args.batch_size, args.device, args.format
+        self.attention = args.attention
+        if self.attention and self.model.decoder.attention is None:
+            raise CheckpointError(f"--attention: {loaded.checkpoint.path} has no attention "
+                                  "(trained with model/attention=none)")
 
     def __call__(self, questions: list[Question]) -> Iterator[tuple[Question, list | str]]:
         """(question, n-best hypotheses) or (question, error message), in input order."""
         checked, ids = [], []
         for q in questions:
             q, q_ids = self._source(q)
-            checked.append(q)
+            checked.append(q._replace(ids=q_ids))
             ids.append(q_ids)
         keep = [i for i, q in enumerate(checked) if q.error is None]
         results = answer(self.model, [ids[i] for i in keep], self.search, self.batch_size,
@@ -157,12 +168,20 @@ class Answerer:
             return json.dumps({"line": question.line, "error": result})
         if self.format == "text":
             return result[0].text
-        return json.dumps({
+        row = {
             "line": question.line, "question": question.text, "answer": result[0].text,
             "score": result[0].score,
             "n_best": [{"answer": h.text, "score": h.score, "normalized_score": h.normalized_score,
                         "finished": h.finished} for h in result],
-        }, ensure_ascii=False)
+        }
+        if self.attention:
+            best = result[0]
+            weights = alignment(self.model, question.ids, best, self.device)
+            answer = best.tokens + ([EOS_ID] if best.finished else [])
+            row["attention"] = {"source": self.tokenizer.id_to_piece(question.ids),
+                                "answer": self.tokenizer.id_to_piece(answer),
+                                "weights": [[round(w, 4) for w in r] for r in weights]}
+        return json.dumps(row, ensure_ascii=False)
 
 
 def chunks(items: Iterable[Question], size: int) -> Iterator[list[Question]]:
@@ -183,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    answerer = Answerer(loaded, args)
+    try:
+        answerer = Answerer(loaded, args)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     source = open(args.input, "rb") if args.input else sys.stdin.buffer
     sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     interactive = args.input is None and sys.stdin.isatty()

@@ -11,7 +11,7 @@ import torch
 
 from qa_seq2seq.batching import pad
 from qa_seq2seq.search import Hypothesis
-from qa_seq2seq.tokenizer import PAD_ID, Tokenizer
+from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 
 def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: Callable,
@@ -35,3 +35,15 @@ def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: C
                 hypotheses = [h._replace(text=t) for h, t in zip(hypotheses, texts)]
             results[i] = hypotheses
     return results
+
+
+@torch.no_grad()
+def alignment(model: torch.nn.Module, question: Sequence[int], hypothesis: Hypothesis,
+              device: str | torch.device = "cpu") -> list[list[float]]:
+    """Attention of one answered question: a row per answer token (and ``<eos>`` when finished),
+    a column per question token in the order the encoder read it. Needs a model with attention."""
+    tokens = hypothesis.tokens + ([EOS_ID] if hypothesis.finished else [])
+    src = torch.tensor([list(question)], device=device)
+    tgt_in = torch.tensor([[BOS_ID, *tokens[:-1]]] if tokens else [[BOS_ID]], device=device)
+    weights = model.attention_weights(src, torch.tensor([len(question)]), tgt_in)[0]
+    return weights[: max(len(tokens), 1)].tolist()

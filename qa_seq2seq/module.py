@@ -2,8 +2,9 @@
 
 It owns the loss, the validation metrics (loss, perplexity, exact match by actually decoding the
 validation questions), what is logged, and what is stored in checkpoints beside the weights.
-Logged: ``train/loss``, ``train/grad_norm``, ``val/loss``, ``val/ppl``, ``val/exact_match`` and
-a table of validation questions with predicted and gold answers (TensorBoard text).
+Logged: ``train/loss``, ``train/grad_norm``, ``val/loss``, ``val/ppl``, ``val/exact_match``, a
+table of validation questions with predicted and gold answers (TensorBoard text), and for models
+with attention, images of where the first validation answers looked (``val/attention/<i>``).
 
 A non-finite loss or gradient (one check, on the gradient norm) stops the run naming the step
 and batch (``nonfinite=error``), or skips that update (``nonfinite=skip``); either way no
@@ -29,7 +30,7 @@ from qa_seq2seq.data import Batch
 from qa_seq2seq.errors import ConfigError, NonFiniteError
 from qa_seq2seq.metrics import exact_match
 from qa_seq2seq.model import Seq2Seq
-from qa_seq2seq.tokenizer import PAD_ID, Tokenizer
+from qa_seq2seq.tokenizer import BOS_ID, PAD_ID, Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,13 @@ class Seq2SeqModule(L.LightningModule):
         payload: stored in every checkpoint under ``qa_seq2seq`` (model config, data config,
             format); the tokenizer bytes are added here.
         text_samples: validation questions shown in TensorBoard each validation.
+        attention_maps: validation answers whose attention is drawn in TensorBoard.
     """
 
     def __init__(self, net: Seq2Seq, tokenizer: Tokenizer, optimizer: Callable,
                  search: Callable, scheduler: Callable | None = None,
                  label_smoothing: float = 0.0, payload: dict[str, Any] | None = None,
-                 text_samples: int = 8, nonfinite: str = "error",
+                 text_samples: int = 8, attention_maps: int = 4, nonfinite: str = "error",
                  teacher_forcing: Callable[[int], float] | None = None):
         super().__init__()
         if nonfinite not in ("error", "skip"):
@@ -68,7 +70,7 @@ class Seq2SeqModule(L.LightningModule):
         # Validation samples are shown as the question was written, not as the encoder reads it.
         self.reverse_source = bool((payload or {}).get("data", {}).get("reverse_source"))
         self.payload = {**(payload or {}), "tokenizer": tokenizer.model_proto}
-        self.text_samples = text_samples
+        self.text_samples, self.attention_maps = text_samples, attention_maps
         self.val_loss, self.val_exact_match = MeanMetric(), MeanMetric()
         self._samples: list[tuple[str, str, str]] = []
 
@@ -136,6 +138,22 @@ class Seq2SeqModule(L.LightningModule):
             questions = self.tokenizer.decode([s[::-1] for s in sources] if self.reverse_source
                                               else sources)
             self._samples += list(zip(questions, predictions, golds))[: self.text_samples]
+        if batch_idx == 0 and isinstance(self.logger, TensorBoardLogger):
+            self._log_attention(batch, [h[0].tokens for h in hypotheses])
+
+    def _log_attention(self, batch: Batch, answers: list[list[int]]) -> None:
+        """Images of the attention of the first answers: a row per answer token (and <eos>), a
+        column per question token as the encoder read it; white is weight 1."""
+        if self.net.decoder.attention is None:
+            return
+        for i, answer in enumerate(answers[: self.attention_maps]):
+            length = batch.src_lengths[i : i + 1]
+            tgt_in = torch.tensor([[BOS_ID, *answer]], device=batch.src.device)
+            weights = self.net.attention_weights(batch.src[i : i + 1, : int(length)], length,
+                                                 tgt_in)[0]  # (T, S)
+            image = weights.repeat_interleave(8, 0).repeat_interleave(8, 1)  # 8x8 px a cell
+            self.logger.experiment.add_image(f"val/attention/{i}", image, self.global_step,
+                                             dataformats="HW")
 
     def on_validation_epoch_end(self) -> None:
         loss = self.val_loss.compute()

@@ -99,6 +99,9 @@ class Tokenizer:
     def pieces(self, text: str) -> list[str]:
         return self._sp.encode(text, out_type=str)
 
+    def id_to_piece(self, ids: list[int]) -> list[str]:
+        return [self._sp.id_to_piece(i) for i in ids]
+
     def __getstate__(self) -> dict:
         return {"model_proto": self.model_proto}
 

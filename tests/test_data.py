@@ -104,3 +104,16 @@ def test_rows_of_a_source_without_lines_are_named_by_number(tmp_path):
     dm = QADataModule(path=str(folder), cache_dir=str(tmp_path / "cache"))
     with pytest.raises(DataError, match="split 'train', row 6: field 'answer' is empty"):
         dm.prepared("train")
+
+
+def test_reverse_source_reverses_the_ids_the_encoder_reads_after_truncation(tmp_path):
+    forward = module(tmp_path, GOOD, max_question_length=5)
+    tokenizer = forward.fit_tokenizer()
+    backward = module(tmp_path, reverse_source=True, max_question_length=5)
+    backward.use_tokenizer(tokenizer)
+    ids = list(forward.split("train")["src_ids"])
+    reversed_ids = list(backward.split("train")["src_ids"])
+    full = tokenizer.encode([GOOD[0]["question"]])[0]
+    assert len(full) > 5 and ids[0] == full[:5]  # cut first (the question's start is kept) ...
+    assert reversed_ids == [row[::-1] for row in ids]  # ... then read last to first
+    assert list(backward.split("train")["tgt_ids"]) == list(forward.split("train")["tgt_ids"])

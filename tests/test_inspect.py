@@ -24,3 +24,18 @@ def test_table_from_checkpoint_and_cli(smoke_run, capsys):
     assert "best.ckpt" in table.splitlines()[0] and "torch_default" in table
     main(["--checkpoint", str(run_dir)])
     assert "trainable:" in capsys.readouterr().out
+
+
+def test_attention_and_thinking_parameters_show_under_the_decoder_scope():
+    table = from_config(["model/attention=bahdanau", "model.input_feeding=true",
+                         "model.thinking_steps=2", "model/init=glorot_uniform",
+                         "model.num_layers=1", "model.hidden_size=32", "model.vocab_size=50"])
+    rows = {tuple(line.split()[:2]): line for line in table.splitlines()[2:] if line.strip()}
+    assert "32x32" in rows[("decoder.attention.key", "weight")]
+    assert "glorot_uniform" in rows[("decoder.attention.query", "weight")]
+    assert "zeros" in rows[("decoder.attention.query", "bias")]
+    assert "1x32" in rows[("decoder.attention.v", "weight")]
+    assert "32x64" in rows[("decoder.attention.out", "weight")]  # W_c [context; h]
+    assert "64" in rows[("decoder", "thinking")].split()[2]
+    # Input feeding: the decoder reads the embedding and the previous attentional vector.
+    assert "128x96" in rows[("decoder.rnn", "weight_ih_l0")]

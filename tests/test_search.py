@@ -13,7 +13,6 @@ from qa_seq2seq.search import beam_search, greedy_search, sample
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from tests.conftest import random_batch, tiny_model
 
-
 # Decoder variants whose state holds more than (h, c): the search must carry and reorder it all.
 VARIANTS = {"plain": {}, "attention": {"attention": partial(Attention, "general")},
             "feeding+thinking": {"attention": partial(Attention, "bahdanau"),
