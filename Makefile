@@ -18,7 +18,7 @@ DECODE ?= greedy
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all eval decode tensorboard bench bench-decode lint clean
+.PHONY: help install train test test-all eval decode tensorboard bench bench-decode bench-accuracy lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,8 +57,11 @@ bench: install ## training + decoding benchmark against a plain-PyTorch referenc
 bench-decode: install ## decoding benchmark: greedy vs beam, batch 1 vs 64, CLI cold start
 	$(PY) scripts/bench_decode.py $(ARGS)
 
+bench-accuracy: install ## exact match of named configs x 3 seeds under one time budget, vs a hand-written model
+	$(PY) scripts/bench_accuracy.py $(ARGS)
+
 lint: install ## ruff
 	$(VENV)/bin/ruff check qa_seq2seq tests scripts
 
 clean: ## remove outputs and generated toy data (keeps .venv)
-	rm -rf outputs multirun data/toy
+	rm -rf outputs multirun data/toy data/arith

@@ -106,7 +106,8 @@ class Encode:
             else:
                 src[i] = self.builder.orient(ids)
             truncated.append(cut or len(tgt[i]) > self.max_answer_length)
-        return {"src_ids": src, "tgt_ids": [ids[: self.max_answer_length] for ids in tgt],
+        return {"src_ids": src,
+                "tgt_ids": [self.builder.orient_target(ids[: self.max_answer_length]) for ids in tgt],
                 "truncated": truncated, "index": indices}
 
 
@@ -123,6 +124,8 @@ class QADataModule(L.LightningDataModule):
             ``truncate_field`` names the template field cut first when a source is too long.
         reverse_source: the encoder reads each source's tokens last to first (Sutskever et al.
             2014). Stored with the model's data config, so evaluation and the CLI do the same.
+        reverse_target: the decoder writes each answer's tokens last to first; answers are
+            turned back before they are shown or scored (stored likewise).
         family_field: optional field grouping metrics by question family.
         tokenizer: factory called with the training texts (a ``_partial_`` of
             ``Tokenizer.train``), unless a tokenizer is given with :meth:`use_tokenizer`.
@@ -153,6 +156,7 @@ class QADataModule(L.LightningDataModule):
         source_template: str | None = None,
         truncate_field: str | None = None,
         reverse_source: bool = False,
+        reverse_target: bool = False,
         family_field: str | None = None,
         tokenizer: Callable[[list[str]], Tokenizer] | None = None,
         batch_size: int = 64,
@@ -188,7 +192,7 @@ class QADataModule(L.LightningDataModule):
         self.path, self.name = path, name
         self.split_names = {**{s: s for s in SPLITS}, **(split_names or {})}
         self.builder = SourceBuilder(question_field, source_template, truncate_field,
-                                     max_question_length, reverse_source)
+                                     max_question_length, reverse_source, reverse_target)
         self.answer_field, self.family_field = answer_field, family_field
         self.tokenizer_factory, self.tokenizer = tokenizer, None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size

@@ -115,7 +115,8 @@ class Answerer:
         self.builder = SourceBuilder(data.get("question_field", "question"),
                                      data.get("source_template"), data.get("truncate_field"),
                                      int(data.get("max_question_length", 256)),
-                                     bool(data.get("reverse_source", False)))
+                                     bool(data.get("reverse_source", False)),
+                                     bool(data.get("reverse_target", False)))
         if args.beam_size == 1:
             self.search = partial(greedy_search, max_length=args.max_length)
         else:
@@ -136,7 +137,7 @@ class Answerer:
             ids.append(q_ids)
         keep = [i for i, q in enumerate(checked) if q.error is None]
         results = answer(self.model, [ids[i] for i in keep], self.search, self.batch_size,
-                         self.device, self.tokenizer) if keep else []
+                         self.device, self.tokenizer, self.builder.reverse_target) if keep else []
         by_index = dict(zip(keep, results))
         for i, q in enumerate(checked):
             yield q, by_index.get(i, q.error)

@@ -45,7 +45,7 @@ def evaluate(cfg: DictConfig, decode_name: str = "greedy") -> dict[str, Any]:
     search = instantiate(cfg.decode)
     log.info("decoding %d %s questions with %s from %s", len(ids), cfg.split, decode_name, ckpt.path)
     best = [h[0] for h in answer(loaded.model, ids, search, cfg.batch_size, cfg.device,
-                                 loaded.tokenizer)]
+                                 loaded.tokenizer, datamodule.builder.reverse_target)]
     predictions = [h.text for h in best]
     metrics = corpus_metrics(predictions, golds, families)
 

@@ -7,6 +7,9 @@ answer. When a templated source is too long, ``truncate_field`` (e.g. ``context`
 fit and the rest of the template (the question) is kept whole. ``reverse_source`` feeds the
 source's tokens last to first (Sutskever et al. 2014): the first words of the question end up
 nearest to the decoder, which shortens the path between them and the first answer tokens.
+``reverse_target`` trains the decoder to write the answer's tokens last to first (a number's
+last digit first, the order in which carries are computed); answers are turned back before
+they are shown or scored.
 
 Shared by training data, evaluation and the decoding CLI, so the same row always becomes the
 same token ids; imports nothing heavier than the tokenizer.
@@ -55,7 +58,7 @@ class SourceBuilder:
 
     def __init__(self, question_field: str = "question", source_template: str | None = None,
                  truncate_field: str | None = None, max_length: int = 256,
-                 reverse_source: bool = False):
+                 reverse_source: bool = False, reverse_target: bool = False):
         self.template = source_template or "{" + question_field + "}"
         self.fields = template_fields(self.template)
         if truncate_field is not None and truncate_field not in self.fields:
@@ -64,7 +67,7 @@ class SourceBuilder:
             raise ConfigError(f"data.truncate_field={truncate_field!r} is not used by the "
                               f"template {self.template!r} (fields: {self.fields})")
         self.truncate_field, self.max_length = truncate_field, max_length
-        self.reverse_source = reverse_source
+        self.reverse_source, self.reverse_target = reverse_source, reverse_target
 
     def values(self, row: Any) -> dict[str, str] | str:
         """The template's field values, or a problem description."""
@@ -103,3 +106,7 @@ class SourceBuilder:
     def orient(self, ids: list[int]) -> list[int]:
         """Source ids in the order the encoder reads them (reversed with ``reverse_source``)."""
         return ids[::-1] if self.reverse_source else ids
+
+    def orient_target(self, ids: list[int]) -> list[int]:
+        """Answer ids from reading order to the decoder's order, or back (the same reversal)."""
+        return ids[::-1] if self.reverse_target else ids

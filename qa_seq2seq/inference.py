@@ -16,11 +16,13 @@ from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: Callable,
            batch_size: int = 64, device: str | torch.device = "cpu",
-           tokenizer: Tokenizer | None = None) -> list[list[Hypothesis]]:
+           tokenizer: Tokenizer | None = None,
+           reverse_target: bool = False) -> list[list[Hypothesis]]:
     """Run ``search`` over tokenised ``questions`` (each non-empty); one n-best list per question.
 
     Questions are sorted by length so each batch pads little; the result follows input order.
-    With a ``tokenizer``, each hypothesis also carries its ``text``.
+    With a ``tokenizer``, each hypothesis also carries its ``text`` (read last token first for a
+    model trained with ``data.reverse_target``); ``tokens`` stay in the order the decoder wrote.
     """
     if any(len(q) == 0 for q in questions):
         raise ValueError("every question needs at least one token")
@@ -31,7 +33,8 @@ def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: C
         src, lengths = pad([questions[i] for i in rows], PAD_ID)
         for i, hypotheses in zip(rows, search(model, src.to(device), lengths.to(device))):
             if tokenizer is not None:
-                texts = tokenizer.decode([h.tokens for h in hypotheses])
+                texts = tokenizer.decode([h.tokens[::-1] if reverse_target else h.tokens
+                                          for h in hypotheses])
                 hypotheses = [h._replace(text=t) for h, t in zip(hypotheses, texts)]
             results[i] = hypotheses
     return results

@@ -67,8 +67,10 @@ class Seq2SeqModule(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.search, self.label_smoothing = search, label_smoothing
         self.teacher_forcing = teacher_forcing
-        # Validation samples are shown as the question was written, not as the encoder reads it.
-        self.reverse_source = bool((payload or {}).get("data", {}).get("reverse_source"))
+        # Questions and answers are shown and scored as written, not in the model's order.
+        data = (payload or {}).get("data", {})
+        self.reverse_source = bool(data.get("reverse_source"))
+        self.reverse_target = bool(data.get("reverse_target"))
         self.payload = {**(payload or {}), "tokenizer": tokenizer.model_proto}
         self.text_samples, self.attention_maps = text_samples, attention_maps
         self.val_loss, self.val_exact_match = MeanMetric(), MeanMetric()
@@ -129,12 +131,15 @@ class Seq2SeqModule(L.LightningModule):
         tokens = int((batch.tgt_out != PAD_ID).sum())
         self.val_loss.update(self.model_step(batch), weight=tokens)
         hypotheses = self.search(self.net, batch.src, batch.src_lengths)
-        predictions = self.tokenizer.decode([h[0].tokens for h in hypotheses])
-        golds = self.tokenizer.decode(batch.tgt_out.tolist())
+        predictions = self.tokenizer.decode([h[0].tokens[::-1] if self.reverse_target
+                                             else h[0].tokens for h in hypotheses])
+        # Padding and <eos> decode to nothing, so whole padded rows can be reversed.
+        golds = self.tokenizer.decode([t[::-1] for t in batch.tgt_out.tolist()]
+                                      if self.reverse_target else batch.tgt_out.tolist())
         self.val_exact_match.update(torch.tensor([exact_match(p, g)
                                                   for p, g in zip(predictions, golds)]))
         if len(self._samples) < self.text_samples:
-            sources = batch.src.tolist()  # padding decodes to nothing, so reversing rows is safe
+            sources = batch.src.tolist()
             questions = self.tokenizer.decode([s[::-1] for s in sources] if self.reverse_source
                                               else sources)
             self._samples += list(zip(questions, predictions, golds))[: self.text_samples]

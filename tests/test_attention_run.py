@@ -1,5 +1,6 @@
-"""End to end with attention, input feeding, thinking steps and a reversed source: TensorBoard
-maps, and evaluation and the CLI reading questions exactly as training did."""
+"""End to end with attention, input feeding, thinking steps, a reversed source and a reversed
+target: TensorBoard maps, and evaluation and the CLI reading questions and writing answers
+exactly as training did."""
 
 import json
 import subprocess
@@ -20,6 +21,7 @@ def attention_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("attention")
     cfg = compose_train(["+experiment=smoke", "model/attention=general", "model.input_feeding=true",
                          "model.thinking_steps=2", "data.reverse_source=true",
+                         "data.reverse_target=true", "trainer.max_epochs=2",
                          *toy_data_overrides(root / "data")], root / "run")
     train(cfg)
     return root / "run"
@@ -31,6 +33,12 @@ def test_tensorboard_shows_attention_maps(attention_run):
     events = EventAccumulator(str(attention_run / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
     assert {f"val/attention/{i}" for i in range(4)} <= set(events.Tags()["images"])
+    # Validation samples show questions and gold answers as written, not in the model's order.
+    table = events.Tensors("val/samples/text_summary")[-1].tensor_proto.string_val[0].decode()
+    rows = [line.split(" | ") for line in table.splitlines()[2:]]
+    data = attention_run.parent / "data" / "validation.jsonl"
+    written = {(r["question"], r["answer"]) for r in map(json.loads, data.open())}
+    assert rows and all((q.lstrip("| "), gold) in written for q, _, gold, _ in rows)
 
 
 def test_the_checkpoint_keeps_the_reading_order_and_the_cli_agrees_with_evaluate(attention_run):
@@ -59,9 +67,10 @@ def test_the_checkpoint_keeps_the_reading_order_and_the_cli_agrees_with_evaluate
         for weights in attention["weights"]:
             assert len(weights) == len(attention["source"])
             assert sum(weights) == pytest.approx(1.0, abs=1e-3)
-    # The pieces are listed as the encoder read them: last word first.
-    assert "".join(answers[0]["attention"]["source"][::-1]).replace("▁", " ").strip() \
-        == rows[0]["question"]
+    # The pieces are listed as the encoder read them and the decoder wrote them: last first.
+    first = answers[0]["attention"]
+    assert "".join(first["source"][::-1]).replace("▁", " ").strip() == rows[0]["question"]
+    assert "".join(first["answer"][:-1][::-1]).replace("▁", " ").strip() == answers[0]["answer"]
 
 
 def test_cli_attention_needs_jsonl_and_a_model_with_attention(smoke_run):

@@ -117,3 +117,7 @@ def test_reverse_source_reverses_the_ids_the_encoder_reads_after_truncation(tmp_
     assert len(full) > 5 and ids[0] == full[:5]  # cut first (the question's start is kept) ...
     assert reversed_ids == [row[::-1] for row in ids]  # ... then read last to first
     assert list(backward.split("train")["tgt_ids"]) == list(forward.split("train")["tgt_ids"])
+    answers_last_first = module(tmp_path, reverse_target=True)
+    answers_last_first.use_tokenizer(tokenizer)
+    assert list(answers_last_first.split("train")["tgt_ids"]) == [
+        tokenizer.encode([r["answer"]])[0][::-1] for r in GOOD]

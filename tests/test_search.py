@@ -194,3 +194,19 @@ def test_bad_options_are_refused(kwargs, message):
     src, lengths = random_batch()
     with pytest.raises(ValueError, match=message):
         beam_search(tiny_model().eval(), src, lengths, **kwargs)
+
+
+def test_answers_of_a_reverse_target_model_are_read_last_token_first():
+    from qa_seq2seq.inference import answer
+    from qa_seq2seq.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.train(["abcdefg hijk"] * 50, vocab_size=20, model_type="char")
+    model = peaked_model(vocab_size=tokenizer.vocab_size)
+    questions = [[5, 6, 7], [8, 9]]
+    search = partial(sample, seed=0, max_length=6, min_length=3)  # varied answers, 3+ tokens
+    as_written = answer(model, questions, search, tokenizer=tokenizer)
+    reversed_ = answer(model, questions, search, tokenizer=tokenizer, reverse_target=True)
+    for a, b in zip(as_written, reversed_):
+        assert a[0].tokens == b[0].tokens  # the decoder's own order is kept
+        assert b[0].text == tokenizer.decode([a[0].tokens[::-1]])[0]
+    assert any(a[0].text != b[0].text for a, b in zip(as_written, reversed_))
