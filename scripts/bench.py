@@ -99,6 +99,7 @@ def matmul_peak(args) -> float:
 def run_reference(args, dm) -> dict:
     import torch
     import torch.nn.functional as F
+    from reference_model import ReferenceSeq2Seq
     from torch import nn
 
     from qa_seq2seq.batching import pad
@@ -106,22 +107,7 @@ def run_reference(args, dm) -> dict:
     torch.manual_seed(0)
     V, E, H, L = dm.tokenizer.vocab_size, args.embedding_size, args.hidden_size, args.num_layers
 
-    class Reference(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.src_emb, self.tgt_emb = nn.Embedding(V, E), nn.Embedding(V, E)
-            self.encoder = nn.LSTM(E, H, L, batch_first=True)
-            self.decoder = nn.LSTM(E, H, L, batch_first=True)
-            self.out = nn.Linear(H, V)
-
-        def forward(self, src, lengths, tgt_in):
-            packed = nn.utils.rnn.pack_padded_sequence(self.src_emb(src), lengths,
-                                                       batch_first=True, enforce_sorted=False)
-            _, state = self.encoder(packed)
-            output, _ = self.decoder(self.tgt_emb(tgt_in), state)
-            return self.out(output)
-
-    model = Reference()
+    model = ReferenceSeq2Seq(V, E, H, L)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     ds = dm.split("train")
     src_ids, tgt_ids = list(ds["src_ids"]), list(ds["tgt_ids"])

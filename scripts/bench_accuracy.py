@@ -173,6 +173,7 @@ def reference(args) -> None:
 
     import torch
     import torch.nn.functional as F
+    from reference_model import ReferenceSeq2Seq
     from torch import nn
 
     folder = ROOT / args.reference
@@ -189,22 +190,6 @@ def reference(args) -> None:
     torch.manual_seed(args.seed)
     V, E, H, L, B = len(chars) + 4, 64, 256, 2, 64
 
-    class Reference(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.src_emb, self.tgt_emb = nn.Embedding(V, E), nn.Embedding(V, E)
-            self.encoder = nn.LSTM(E, H, L, batch_first=True)
-            self.decoder = nn.LSTM(E, H, L, batch_first=True)
-            self.out = nn.Linear(H, V)
-
-        def encode(self, src, lengths):
-            packed = nn.utils.rnn.pack_padded_sequence(self.src_emb(src), lengths,
-                                                       batch_first=True, enforce_sorted=False)
-            return self.encoder(packed)[1]
-
-        def forward(self, src, lengths, tgt_in):
-            return self.out(self.decoder(self.tgt_emb(tgt_in), self.encode(src, lengths))[0])
-
     def pad(seqs):
         out = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
         for i, s in enumerate(seqs):
@@ -214,7 +199,7 @@ def reference(args) -> None:
     train = [(encode(r["question"]), encode(r["answer"])) for r in splits["train"]]
     order = sorted(range(len(train)), key=lambda i: (len(train[i][0]), len(train[i][1])))
     batches = [order[i:i + B] for i in range(0, len(order), B)]
-    model, rng = Reference(), random.Random(args.seed)
+    model, rng = ReferenceSeq2Seq(V, E, H, L), random.Random(args.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     days, hours, minutes, seconds = map(int, args.budget.split(":"))
     start = time.perf_counter()
@@ -240,7 +225,6 @@ def reference(args) -> None:
     elapsed = time.perf_counter() - start
     model.eval()
 
-    @torch.no_grad()
     def greedy_exact_match(rows: list[dict]) -> float:
         from qa_seq2seq.metrics import exact_match
 
@@ -249,13 +233,7 @@ def reference(args) -> None:
             batch = rows[begin:begin + 256]
             src = pad([encode(r["question"]) for r in batch])
             lengths = torch.tensor([len(r["question"]) for r in batch])
-            state, token, answers = model.encode(src, lengths), torch.full((len(batch),), 2), []
-            for _ in range(32):
-                output, state = model.decoder(model.tgt_emb(token)[:, None], state)
-                token = model.out(output[:, 0]).argmax(-1)
-                answers.append(token)
-            for r, ids in zip(batch, torch.stack(answers, 1).tolist()):
-                ids = ids[: ids.index(3)] if 3 in ids else ids
+            for r, ids in zip(batch, model.greedy(src, lengths, max_length=32)):
                 correct += exact_match("".join(chars[t - 4] for t in ids if t >= 4), r["answer"])
         return correct / len(rows)
 
