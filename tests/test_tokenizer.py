@@ -2,6 +2,7 @@ import pickle
 
 import pytest
 
+from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 TEXTS = ["What is 3 plus 4?", "7", "Mary went to the kitchen. Where is Mary?", "kitchen"] * 20
@@ -26,3 +27,24 @@ def test_save_load_pickle_and_determinism(tmp_path):
 def test_unknown_characters_become_unk():
     tok = Tokenizer.train(TEXTS, vocab_size=60)
     assert UNK_ID in tok.encode(["日本"])[0]
+
+
+NUMBERS = [f"What is {a * 37 % 1000} plus {a * 91 % 10000}? {a * 128 % 100000}" for a in range(300)]
+
+
+def test_split_digits_gives_every_digit_its_own_piece():
+    digits = Tokenizer.train(NUMBERS, vocab_size=120)  # split_digits is the default
+    pieces = digits.pieces("-29484 plus 631.907")
+    assert [c for p in pieces for c in p if c.isdigit()] == [*"29484631907"]
+    assert all(sum(c.isdigit() for c in p) <= 1 for p in pieces)
+    chunks = Tokenizer.train(NUMBERS, vocab_size=120, split_digits=False)
+    assert any(sum(c.isdigit() for c in p) > 1 for p in chunks.pieces("-29484 plus 631.907"))
+
+
+def test_byte_fallback_spells_unseen_characters_instead_of_unk():
+    with_bytes = Tokenizer.train(NUMBERS, vocab_size=600, byte_fallback=True)
+    ids = with_bytes.encode(["plus ☃ é"])[0]
+    assert UNK_ID not in ids and with_bytes.decode([ids]) == ["plus ☃ é"]
+    assert UNK_ID in Tokenizer.train(NUMBERS, vocab_size=120).encode(["plus ☃"])[0]
+    with pytest.raises(ConfigError, match="vocab_size=256 leaves no room"):
+        Tokenizer.train(NUMBERS, vocab_size=256, byte_fallback=True)
