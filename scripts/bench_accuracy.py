@@ -14,9 +14,10 @@ model, written as users write it: whole-epoch length-sorted batches, Adam, greed
 trained on the same files for the same budget.
 
 Prints mean ± std exact match, optimizer steps and real (non-padding) src+tgt tokens/s per
-configuration (over the fit, validations included; the reference never validates), and writes every run's figures to ``--json``. ``--jobs 2 --threads 1`` runs two
-trainings at a time with one thread each: every row then runs under the same conditions, and
-the table takes half the time (the figures are lower than with all threads for one run).
+configuration (over the fit, validations included; the reference never validates), and writes
+every run's figures to ``--json``. ``--jobs 2 --threads 1`` runs two trainings at a time with
+one thread each: every row then runs under the same conditions, and the table takes half the
+time (the figures are lower than with all threads for one run).
 """
 
 from __future__ import annotations
