@@ -30,6 +30,9 @@ def warmup_decay(optimizer: Optimizer, total_steps: float, decay: str = "cosine"
     """lr(step) = base x factor(step), stepped after every optimizer step."""
     if decay not in DECAYS:
         raise ConfigError(f"scheduler.decay={decay!r}: use one of {DECAYS}")
+    if decay == "constant" and min_lr_ratio:
+        raise ConfigError(f"scheduler.min_lr_ratio={min_lr_ratio} does nothing with decay=constant:"
+                          " remove it, or choose decay=cosine|linear")
     if warmup_steps < 0 or not 0.0 <= min_lr_ratio <= 1.0:
         raise ConfigError(f"scheduler: warmup_steps must be >= 0 (got {warmup_steps}) and "
                           f"min_lr_ratio in [0, 1] (got {min_lr_ratio})")
@@ -80,11 +83,19 @@ class TeacherForcing:
     Never below ``min_probability``.
     """
 
-    def __init__(self, decay: str = "none", k: float = 1000.0, steps: int = 10000,
+    def __init__(self, decay: str = "none", k: float | None = None, steps: int | None = None,
                  min_probability: float = 0.0):
         if decay not in TEACHER_FORCING_DECAYS:
             raise ConfigError(f"scheduled_sampling.decay={decay!r}: use one of "
                               f"{TEACHER_FORCING_DECAYS}")
+        uses = {"none": (), "linear": ("steps",), "exponential": ("k",),
+                "inverse_sigmoid": ("k",)}[decay]
+        for key, value in (("k", k), ("steps", steps)):
+            if (value is None) == (key in uses):
+                what = "is needed" if value is None else "does nothing"
+                raise ConfigError(f"scheduled_sampling.{key} {what} with decay={decay}: choose "
+                                  f"scheduled_sampling={decay} and set only its keys "
+                                  f"({', '.join(uses) or 'none'})")
         if decay == "exponential" and not 0.0 < k < 1.0:
             raise ConfigError(f"scheduled_sampling.decay=exponential needs 0 < k < 1, got k={k}")
         if decay == "inverse_sigmoid" and k < 1.0:

@@ -30,7 +30,8 @@ def instantiate_everything(cfg):
     return datamodule, net
 
 
-GROUPS = ["data", "model/cell", "model/attention", "model/init", "model/sharing", "optimizer", "scheduler",
+GROUPS = ["data", "scheduled_sampling", "model/cell", "model/attention", "model/init",
+          "model/sharing", "optimizer", "scheduler",
           "trainer", "decode", "logger", "callbacks"]
 CASES = [(g, o) for g in GROUPS for o in options(g)]
 

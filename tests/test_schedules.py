@@ -40,6 +40,8 @@ def test_schedules_that_cannot_work_are_refused():
         warmup_decay(optimizer, 100, warmup_steps=100)
     with pytest.raises(ConfigError, match="decay="):
         warmup_decay(optimizer, 100, decay="step")
+    with pytest.raises(ConfigError, match="min_lr_ratio=0.1 does nothing"):
+        warmup_decay(optimizer, 100, decay="constant", min_lr_ratio=0.1)
     with pytest.raises(ConfigError, match="factor"):
         plateau(optimizer, math.inf, factor=2.0)
 
@@ -52,7 +54,9 @@ def test_teacher_forcing_decays():
     assert TeacherForcing("inverse_sigmoid", k=10)(0) == pytest.approx(10 / 11)
     assert TeacherForcing("inverse_sigmoid", k=10)(10**6) == pytest.approx(0.0)
     for bad in ({"decay": "cosine"}, {"decay": "exponential", "k": 2.0},
-                {"decay": "inverse_sigmoid", "k": 0.5}, {"min_probability": 1.5}):
+                {"decay": "inverse_sigmoid", "k": 0.5}, {"min_probability": 1.5},
+                {"decay": "linear", "steps": 10, "k": 0.5}, {"decay": "exponential"},
+                {"steps": 100}):
         with pytest.raises(ConfigError, match="scheduled_sampling"):
             TeacherForcing(**bad)
 
@@ -83,7 +87,7 @@ def test_a_run_sized_by_max_epochs_only_gets_a_working_schedule(scheduler, tmp_p
 def test_scheduled_sampling_trains_and_logs_its_probability(tmp_path):
     from qa_seq2seq.train import train
 
-    cfg = compose_train(["+experiment=smoke", "scheduled_sampling.decay=linear",
+    cfg = compose_train(["+experiment=smoke", "scheduled_sampling=linear",
                          "scheduled_sampling.steps=16", *toy_data_overrides(tmp_path / "data")],
                         tmp_path / "run")
     metrics = train(cfg)
