@@ -8,7 +8,10 @@ with attention, images of where the first validation answers looked (``val/atten
 
 A non-finite loss or gradient (one check, on the gradient norm) stops the run naming the step
 and batch (``nonfinite=error``), or skips that update (``nonfinite=skip``); either way no
-non-finite update reaches the weights, so no checkpoint can hold them.
+non-finite update reaches the weights, so no checkpoint can hold them. Under fp16 mixed precision
+an overflowing gradient with a finite loss is the loss scaler's business (it skips the step and
+lowers its scale): such steps are counted (``train/amp_overflow_steps``), and the run stops only
+if the scale collapses below 1.
 """
 
 from __future__ import annotations
@@ -61,8 +64,9 @@ class Seq2SeqModule(L.LightningModule):
         super().__init__()
         if nonfinite not in ("error", "skip"):
             raise ConfigError(f"nonfinite={nonfinite!r}: use 'error' or 'skip'")
-        self.nonfinite, self.skipped_updates = nonfinite, 0
-        self._batch: tuple[int, Tensor] = (-1, torch.empty(0))  # the one being trained
+        self.nonfinite, self.skipped_updates, self.amp_overflow_steps = nonfinite, 0, 0
+        # The batch being trained: index, training rows, loss.
+        self._batch: tuple[int, Tensor, Tensor] = (-1, torch.empty(0), torch.zeros(()))
         self.net, self.tokenizer = net, tokenizer
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.search, self.label_smoothing = search, label_smoothing
@@ -95,7 +99,7 @@ class Seq2SeqModule(L.LightningModule):
             self.log("train/teacher_forcing", p, batch_size=batch.src.size(0))
         # No host sync here: a NaN/inf loss makes the gradient norm non-finite, and that single
         # check (configure_gradient_clipping) reports it with these rows.
-        self._batch = (batch_idx, batch.index)
+        self._batch = (batch_idx, batch.index, loss.detach())
         return loss
 
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer,
@@ -106,6 +110,10 @@ class Seq2SeqModule(L.LightningModule):
                   if p.grad is not None]
         norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         if not torch.isfinite(norm):
+            scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+            if scaler is not None and torch.isfinite(self._batch[2]):
+                self._amp_overflow(scaler)
+                return
             for p in params:  # the optimizer skips parameters without gradients
                 p.grad = None
             self._nonfinite(f"gradient norm {norm.item()}")
@@ -117,8 +125,20 @@ class Seq2SeqModule(L.LightningModule):
         elif gradient_clip_val:
             self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
+    def _amp_overflow(self, scaler: torch.amp.GradScaler) -> None:
+        """An fp16 overflow: ``scaler.step`` skips this update and ``scaler.update`` lowers the
+        scale. Counted; only a scale that would fall below 1 stops the run."""
+        self.amp_overflow_steps += 1
+        self.log("train/amp_overflow_steps", float(self.amp_overflow_steps))
+        scale = scaler.get_scale() * scaler.get_backoff_factor()
+        if scale < 1:
+            raise NonFiniteError(
+                f"fp16 loss scale collapsed to {scale:g} at step {self.global_step} after "
+                f"{self.amp_overflow_steps} overflowing steps: the gradients overflow fp16 even "
+                "unscaled; use trainer.precision=bf16-mixed or 32-true, or lower optimizer.lr")
+
     def _nonfinite(self, what: str) -> None:
-        batch_idx, rows = self._batch
+        batch_idx, rows, _ = self._batch
         message = (f"non-finite {what} at step {self.global_step}, epoch {self.current_epoch}, "
                    f"batch {batch_idx} (rows {rows[:8].tolist()} of the training split)")
         if self.nonfinite == "error":

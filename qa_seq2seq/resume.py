@@ -84,11 +84,23 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
-class GracefulStop(L.Callback):
-    """On SIGINT (Ctrl-C) or SIGTERM, finish the current step and stop; ``train`` then saves
-    ``last.ckpt``. A second signal stops at once."""
+class Stopped(Exception):
+    """Training stopped on a signal after saving ``last.ckpt`` at the step reached."""
 
-    def __init__(self) -> None:
+    def __init__(self, signum: int, step: int, checkpoint: Path):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}: saved "
+                         f"{checkpoint}; continue with resume=auto (or resume=<run directory>)")
+
+
+class GracefulStop(L.Callback):
+    """On SIGINT (Ctrl-C) or SIGTERM, finish the current step, save ``checkpoint`` (``last.ckpt``)
+    at that point of the epoch and raise :class:`Stopped`. The epoch is not closed (no epoch-end
+    validation, no early-stopping count), so a resumed run equals an uninterrupted one. A second
+    signal stops at once."""
+
+    def __init__(self, checkpoint: str) -> None:
+        self.checkpoint = Path(checkpoint)
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
 
@@ -101,12 +113,15 @@ class GracefulStop(L.Callback):
             self._restore()
             raise KeyboardInterrupt
         self.received = signum
-        log.warning("received %s: stopping after this step and saving checkpoints/last.ckpt "
-                    "(again to stop at once)", signal.Signals(signum).name)
+        log.warning("received %s: stopping after this step and saving %s (again to stop at "
+                    "once)", signal.Signals(signum).name, self.checkpoint)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        # Where ModelCheckpoint(every_n_train_steps) saves: the same mid-epoch position, which
+        # resume continues from exactly (a signal during validation lands here after it).
         if self.received is not None:
-            trainer.should_stop = True
+            trainer.save_checkpoint(self.checkpoint, weights_only=False)
+            raise Stopped(self.received, trainer.global_step, self.checkpoint)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore()

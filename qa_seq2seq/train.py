@@ -30,7 +30,7 @@ from qa_seq2seq.checkpoint import FORMAT_VERSION, read_checkpoint
 from qa_seq2seq.data import QADataModule
 from qa_seq2seq.errors import ConfigError, UserError
 from qa_seq2seq.module import Seq2SeqModule
-from qa_seq2seq.resume import check_unchanged, find_run, hydra_run_dir
+from qa_seq2seq.resume import Stopped, check_unchanged, find_run, hydra_run_dir
 from qa_seq2seq.tokenizer import UNK_ID, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("nothing to do: the run had already finished at step %d (trainer.max_epochs=%s, "
                  "trainer.max_steps=%s); raise them to train further", start_step,
                  trainer.max_epochs, trainer.max_steps)
-    else:  # whatever ended the fit (done, early stopping, a signal): a checkpoint to resume from
+    else:  # whatever ended the fit (done, early stopping, max_time): a checkpoint to resume from
         trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
 
     metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -144,6 +144,9 @@ def main(cfg: DictConfig) -> float | None:
             raise
         log.error("%s", cause)
         sys.exit(2)
+    except Stopped as stop:
+        log.warning("%s", stop)
+        sys.exit(128 + stop.signum)  # the shell's convention for a process ended by a signal
     return metrics.get("val/exact_match")  # what a Hydra sweeper would optimise
 
 

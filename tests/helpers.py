@@ -19,6 +19,18 @@ class KillAt(L.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class SignalAt(L.Callback):
+    """Send ``signal`` (a name, e.g. SIGTERM) to this process as training step ``step`` starts,
+    once per ``marker``."""
+
+    def __init__(self, step: int, signal: str, marker: str):
+        self.step, self.signal, self.marker = step, signal, Path(marker)
+
+    def on_train_batch_start(self, trainer, *args):
+        if trainer.global_step >= self.step and not self.marker.exists():
+            self.marker.touch()
+            os.kill(os.getpid(), getattr(signal, self.signal))
+
 
 class PoisonGradients(L.Callback):
     """Make every gradient NaN after backward at training steps >= ``step``."""

@@ -61,3 +61,39 @@ def test_bad_options_fail_before_any_training_step(tmp_path, smoke_run, override
         train(smoke(tmp_path, data_dir, *override.split()))
     assert message in str(user_error(info.value))
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def fp16(cfg, init_scale: float):
+    """``cfg`` trained in fp16 mixed precision on the CPU, with a GradScaler from ``init_scale``."""
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.trainer.precision = None
+        cfg.trainer.plugins = [{
+            "_target_": "lightning.pytorch.plugins.precision.MixedPrecision",
+            "precision": "16-mixed", "device": "cpu",
+            "scaler": {"_target_": "torch.amp.GradScaler", "device": "cpu",
+                       "init_scale": init_scale}}]
+    return cfg
+
+
+def test_fp16_overflow_steps_are_left_to_the_loss_scaler_and_counted(tmp_path, smoke_run):
+    # A scale of 2**26 overflows fp16 gradients: the scaler skips those steps and halves the
+    # scale until they fit. That is not a non-finite error (nonfinite=error is the default).
+    # (torch's CPU LSTM has no fp16 kernel; the custom cells run in fp16 everywhere.)
+    data_dir = smoke_run[0].parent / "data"
+    metrics = train(fp16(smoke(tmp_path, data_dir, "trainer.max_epochs=2",
+                               "model/cell=peephole_lstm"), 2.0**26))
+    overflows = metrics["train/amp_overflow_steps"]
+    assert overflows >= 5
+    assert metrics["global_step"] == 2 * 8  # every batch ran; the scaler skipped some updates
+    assert all_finite(tmp_path / "run" / "checkpoints" / "last.ckpt")
+
+
+def test_fp16_stops_when_the_loss_scale_collapses(tmp_path, smoke_run):
+    data_dir = smoke_run[0].parent / "data"
+    # Every gradient NaN from step 10 on, with a finite loss: the scale halves until it collapses.
+    cfg = fp16(smoke(tmp_path, data_dir, *POISON, "model/cell=peephole_lstm"), 8.0)
+    with pytest.raises(NonFiniteError, match=r"fp16 loss scale collapsed to 0.5 at step 13 "
+                                             r"after 4 overflowing steps"):
+        train(cfg)

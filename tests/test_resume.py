@@ -33,29 +33,57 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(run / "checkpoints" / "last.ckpt").state_dict
 
 
-def test_kill_9_then_resume_auto_matches_an_uninterrupted_run(tmp_path):
-    clean, killed = tmp_path / "clean", tmp_path / "killed"
-    clean.mkdir(), killed.mkdir()
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict[str, torch.Tensor]:
+    """The final weights of the run that the interrupted ones must reproduce."""
+    clean = tmp_path_factory.mktemp("clean")
     assert train(clean).returncode == 0
-    kill = ["+callbacks.kill._target_=tests.helpers.KillAt", "+callbacks.kill.step=33",
-            f"+callbacks.kill.marker={killed / 'killed'}"]
-    first = train(killed, *kill)
-    assert first.returncode == -signal.SIGKILL
-    (run,) = runs(killed)
-    assert read_checkpoint(run / "checkpoints" / "last.ckpt").raw["global_step"] == 30
-    second = train(killed, *kill, "resume=auto")
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "resuming" in second.stdout + second.stderr
-    assert runs(killed) == [run]  # continued in its own directory
-    assert list(run.glob("resumed-*/.hydra/config.yaml"))
-    expected, resumed = weights(runs(clean)[0]), weights(run)
+    return weights(runs(clean)[0])
+
+
+def assert_same_weights(run: Path, expected: dict[str, torch.Tensor]) -> None:
     assert read_checkpoint(run / "checkpoints" / "last.ckpt").raw["global_step"] == 60
+    resumed = weights(run)
     for name in expected:  # same data order, optimizer state and RNG: the same weights
         torch.testing.assert_close(resumed[name], expected[name], atol=1e-6, rtol=1e-5,
                                    msg=name)
+
+
+def test_kill_9_then_resume_auto_matches_an_uninterrupted_run(tmp_path, uninterrupted):
+    kill = ["+callbacks.kill._target_=tests.helpers.KillAt", "+callbacks.kill.step=33",
+            f"+callbacks.kill.marker={tmp_path / 'killed'}"]
+    first = train(tmp_path, *kill)
+    assert first.returncode == -signal.SIGKILL
+    (run,) = runs(tmp_path)
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt").raw["global_step"] == 30
+    second = train(tmp_path, *kill, "resume=auto")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming" in second.stdout + second.stderr
+    assert runs(tmp_path) == [run]  # continued in its own directory
+    assert list(run.glob("resumed-*/.hydra/config.yaml"))
+    assert_same_weights(run, uninterrupted)
     # Past the end: says so, changes nothing.
-    again = train(killed, *kill, "resume=auto")
+    again = train(tmp_path, *kill, "resume=auto")
     assert again.returncode == 0 and "nothing to do" in again.stdout + again.stderr
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, uninterrupted,
+                                                                      sig):
+    # Step 33 of 60 is in the middle of the second epoch (20 steps each), between the every-5-step
+    # checkpoints: the run must stop there, not close the epoch, and resume from step 34.
+    stop = ["+callbacks.stop._target_=tests.helpers.SignalAt", "+callbacks.stop.step=33",
+            f"+callbacks.stop.signal={sig}", f"+callbacks.stop.marker={tmp_path / 'sent'}"]
+    first = train(tmp_path, *stop)
+    output = first.stdout + first.stderr
+    assert first.returncode == 128 + getattr(signal, sig), output[-3000:]
+    assert f"received {sig}" in output and "continue with resume=auto" in output
+    assert "Traceback" not in output
+    (run,) = runs(tmp_path)
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt").raw["global_step"] == 34
+    second = train(tmp_path, *stop, "resume=auto")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert_same_weights(run, uninterrupted)
 
 
 def test_changed_config_on_resume_is_refused_with_the_keys(tmp_path):
@@ -76,27 +104,6 @@ def test_resume_auto_without_a_run_explains(tmp_path):
     result = train(tmp_path, "resume=auto")
     assert result.returncode == 2
     assert "no run of run_name='r'" in result.stdout + result.stderr
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_saves_last_checkpoint_and_exits_cleanly(tmp_path, sig):
-    data = toy_data_overrides(ROOT / ".pytest-data" / "toy")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qa_seq2seq.train", *BASE, *data, "trainer.max_epochs=200",
-         "~callbacks.early_stopping",
-         "callbacks.last.every_n_train_steps=1000"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:  # wait until training is under way
-        if "padding" in line:
-            break
-    time.sleep(1.0)
-    proc.send_signal(sig)
-    output = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 0, output[-3000:]
-    assert f"received {signal.Signals(sig).name}" in output
-    step = read_checkpoint(runs(tmp_path)[0] / "checkpoints" / "last.ckpt").raw["global_step"]
-    assert 0 < step < 200 * 20
 
 
 SAVER = """
