@@ -301,5 +301,8 @@ def _make_rnn(factory: RNNFactory, name: str, input_size: int, sizes: dict[str, 
               **kwargs) -> Recurrent:
     """Call a cell factory; its own non-null ``hidden_size``/``num_layers`` win over ``sizes``."""
     own = getattr(factory, "keywords", {})
+    if "name" in own:  # the scope name is the model's to give: never accept and ignore it
+        raise ConfigError(f"model cell name={own['name']!r}: an RNN's name is its scope in the "
+                          f"model ({name!r} here), fixed by the model; drop the name key")
     resolved = {key: own.get(key) or value for key, value in sizes.items()}
     return factory(input_size=input_size, name=name, **resolved, **kwargs)

@@ -50,6 +50,7 @@ def test_nonfinite_updates_can_be_skipped(tmp_path, smoke_run, caplog):
     ("model.bridge=stat", "model.bridge='stat' is not one of"),
     ("model/sharing=tied_output", "model.embedding_size"),
     ("data.on_bad_row=ignore", "data.on_bad_row='ignore'"),
+    ("+model.cell.name=question_encoder", "model cell name='question_encoder'"),
 ])
 def test_bad_options_fail_before_any_training_step(tmp_path, smoke_run, override, message):
     from hydra.errors import InstantiationException
