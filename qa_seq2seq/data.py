@@ -254,6 +254,9 @@ class QADataModule(L.LightningDataModule):
         file = self.files.get(split)
         if not file:
             raise DataError(f"no file configured for split {split!r} (data.{split}_file)")
+        if _is_empty(file):
+            raise DataError(f"{file}: the file is empty; the {split} split (data.{split}_file) "
+                            "needs at least one question-answer row")
         builder = BUILDERS[Path(file).suffix]
         if self.streaming:
             return datasets.load_dataset(builder, data_files={split: file}, split=split,
@@ -300,6 +303,8 @@ class QADataModule(L.LightningDataModule):
         if flagged:
             self._report(split, [(lines[i] if lines else f"row {i + 1}", p) for i, p in flagged])
             ds = ds.filter(lambda problem: problem is None, input_columns="problem")
+        if len(ds) == 0:
+            raise DataError(f"{self.where(split)}: no usable rows (every row was skipped)")
         if split == "train" and self.max_train_examples:
             ds = ds.select(range(min(self.max_train_examples, len(ds))))
         return ds
@@ -431,6 +436,13 @@ def _replica() -> dict[str, int]:
         return {"num_replicas": torch.distributed.get_world_size(),
                 "rank": torch.distributed.get_rank()}
     return {"num_replicas": 1, "rank": 0}
+
+
+def _is_empty(file: str, probe: int = 1 << 16) -> bool:
+    """Nothing but whitespace (checked in the first 64 KiB; a larger file is not empty)."""
+    with open(file, "rb") as f:
+        head = f.read(probe)
+    return not head.strip() and len(head) < probe
 
 
 def _line_numbers(path: str) -> list[int]:

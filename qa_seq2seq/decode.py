@@ -25,6 +25,7 @@ from functools import partial
 from typing import IO, NamedTuple
 
 from qa_seq2seq.checkpoint import CheckpointError, LoadedModel, load_model
+from qa_seq2seq.errors import entry_point
 from qa_seq2seq.fields import SourceBuilder
 from qa_seq2seq.inference import alignment, answer
 from qa_seq2seq.search import beam_search, greedy_search
@@ -196,18 +197,10 @@ def chunks(items: Iterable[Question], size: int) -> Iterator[list[Question]]:
         yield chunk
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        loaded = load_model(args.checkpoint, args.device)
-    except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        answerer = Answerer(loaded, args)
-    except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    answerer = Answerer(load_model(args.checkpoint, args.device), args)
     source = open(args.input, "rb") if args.input else sys.stdin.buffer
     sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     interactive = args.input is None and sys.stdin.isatty()
@@ -220,8 +213,6 @@ def main(argv: list[str] | None = None) -> int:
                 if isinstance(result, str):
                     print(f"line {question.line}: {result}; skipped", file=sys.stderr)
                 print(answerer.render(question, result), file=sink, flush=interactive)
-    except KeyboardInterrupt:
-        return 130
     finally:
         if args.input:
             source.close()

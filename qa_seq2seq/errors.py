@@ -1,4 +1,17 @@
-"""Errors a user can fix. Entry points print them as one message, without a traceback."""
+"""Errors a user can fix, and the one way every entry point reports them: one message naming
+what is wrong, exit status 2, no traceback (:func:`entry_point`)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+log = logging.getLogger("qa_seq2seq")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class UserError(Exception):
@@ -19,3 +32,40 @@ class CheckpointError(UserError):
 
 class NonFiniteError(UserError, FloatingPointError):
     """A NaN/inf loss or gradient, with the step and batch where it appeared."""
+
+
+def user_error(error: BaseException | None) -> UserError | None:
+    """The user error behind ``error``: itself, or the cause a wrapper (Hydra's instantiate,
+    Lightning's hooks) raised it from."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, UserError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__
+    return None
+
+
+def entry_point(main: F) -> F:
+    """Wrap a command's ``main``: a :class:`UserError` (also one wrapped by Hydra or Lightning)
+    becomes ``error: <message>`` and exit status 2; output cut short by a closed pipe
+    (``... | head``) ends quietly; Ctrl-C exits 130. Anything else is a bug and keeps its
+    traceback."""
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return main(*args, **kwargs)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except BrokenPipeError:
+            # The reader left: silence the flush Python retries at exit (Python's docs' recipe).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)  # 128 + SIGPIPE, as a shell reports it
+        except Exception as e:
+            if (cause := user_error(e)) is None:
+                raise
+            log.error("error: %s", cause)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]

@@ -21,14 +21,20 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq.checkpoint import MODEL_TARGETS, check_targets, load_model
+from qa_seq2seq.errors import ConfigError, entry_point
 from qa_seq2seq.inference import answer
 from qa_seq2seq.metrics import corpus_metrics, exact_match
 
 log = logging.getLogger(__name__)
+KEYS = {"ckpt_path", "split", "batch_size", "device", "data", "seed", "decode"}  # conf/evaluate.yaml
 
 
 def evaluate(cfg: DictConfig, decode_name: str = "greedy") -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; returns the metrics (also written to disk)."""
+    if unknown := sorted(set(cfg) - KEYS):
+        raise ConfigError(f"evaluate does not read {', '.join(unknown)}: its keys are "
+                          f"{', '.join(sorted(KEYS))} (training options such as +experiment= "
+                          "belong to python -m qa_seq2seq.train; the model comes from ckpt_path)")
     loaded = load_model(cfg.ckpt_path, cfg.device)
     ckpt = loaded.checkpoint
     data_cfg = OmegaConf.merge(ckpt.payload["data"], cfg.get("data") or {})
@@ -90,6 +96,7 @@ def _log_to_tensorboard(ckpt_path: Path, step: int, prefix: str, metrics: dict) 
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@entry_point
 def main(cfg: DictConfig) -> None:
     evaluate(cfg, HydraConfig.get().runtime.choices.get("decode", "greedy"))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
+from qa_seq2seq.errors import entry_point
 from qa_seq2seq.rnn import Recurrent
 from qa_seq2seq.scopes import owner_of
 
@@ -82,6 +83,7 @@ def from_checkpoint(path: str) -> str:
     return f"{loaded.checkpoint.path}\n" + parameter_table(loaded.model, plan)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m qa_seq2seq.inspect",
                                      description=__doc__.split("\n\n")[0],

@@ -22,14 +22,14 @@ from typing import Any
 import hydra
 import lightning.pytorch as L
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq.checkpoint import FORMAT_VERSION, read_checkpoint
 from qa_seq2seq.data import QADataModule
-from qa_seq2seq.errors import ConfigError, UserError
+from qa_seq2seq.errors import ConfigError, entry_point
 from qa_seq2seq.module import Seq2SeqModule
+from qa_seq2seq.ranges import check_ranges
 from qa_seq2seq.resume import Stopped, check_unchanged, find_run, hydra_run_dir
 from qa_seq2seq.tokenizer import UNK_ID, Tokenizer
 
@@ -59,6 +59,10 @@ def check_search(search: Any, net: torch.nn.Module) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train ``cfg``; returns the final logged metrics (and ``best_checkpoint``)."""
+    if missing := sorted(OmegaConf.missing_keys(cfg) - {"model.vocab_size"}):  # vocab: tokenizer's
+        raise ConfigError(f"{', '.join(missing)}: required, with no default (???); set "
+                          f"{missing[0]}=...")
+    check_ranges(cfg)
     resume_from = None
     if cfg.get("resume"):
         run_dir = find_run(cfg.resume, cfg.run_name)
@@ -126,24 +130,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def user_error(error: BaseException) -> UserError | None:
-    """The user error behind ``error``: itself, or the cause Hydra's instantiate wrapped."""
-    while error is not None:
-        if isinstance(error, UserError):
-            return error
-        error = error.__cause__ if isinstance(error, InstantiationException) else None
-    return None
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@entry_point
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
-    except (UserError, InstantiationException) as e:
-        if (cause := user_error(e)) is None:
-            raise
-        log.error("%s", cause)
-        sys.exit(2)
     except Stopped as stop:
         log.warning("%s", stop)
         sys.exit(128 + stop.signum)  # the shell's convention for a process ended by a signal

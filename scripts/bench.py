@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from qa_seq2seq.errors import entry_point
+
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = ["reference", "lstm", "peephole_lstm", "layernorm_lstm", "gru", "rnn", "lstm+rdrop"]
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -204,6 +206,7 @@ def run_row(args) -> None:
 
 
 # ----- the table ------------------------------------------------------------------------------
+@entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,

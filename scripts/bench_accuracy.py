@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+from qa_seq2seq.errors import entry_point
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = [
     "toy_default:+experiment=toy_lstm",
@@ -126,6 +128,7 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {std:.3f}"
 
 
+@entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -13,6 +13,7 @@ in the batch has ended.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 
 from qa_seq2seq.checkpoint import CheckpointError, load_model
+from qa_seq2seq.errors import entry_point
 from qa_seq2seq.inference import answer
 from qa_seq2seq.search import beam_search, greedy_search
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
@@ -123,14 +125,17 @@ def run(checkpoint: str | None = None, repeats: int = 3, batch_sizes=(1, 64),
         max_length: int = 16, single_questions: int = 128, untrained: bool = False) -> dict:
     questions = toy_questions()
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            if untrained:
-                raise CheckpointError("asked for an untrained model")
+        loaded = None
+        if checkpoint is not None:  # a checkpoint asked for must load: no silent fallback
             loaded = load_model(checkpoint)
-            label = str(loaded.checkpoint.path)
-        except CheckpointError:
+        elif not untrained:
+            with contextlib.suppress(CheckpointError):  # no run trained yet
+                loaded = load_model(None)
+        if loaded is None:
             loaded = load_model(untrained_checkpoint(questions, Path(tmp)))
             label = f"untrained 2x256 LSTM: every answer runs to {max_length} tokens"
+        else:
+            label = str(loaded.checkpoint.path)
         return _run(loaded, label, questions, repeats, batch_sizes, max_length, single_questions)
 
 
@@ -177,6 +182,7 @@ def _until_eos(tokens: list[int]) -> list[int]:
     return tokens[: tokens.index(EOS_ID)] if EOS_ID in tokens else tokens
 
 
+@entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", help="checkpoint file or run directory (default: newest)")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from qa_seq2seq.errors import entry_point
+
 COLUMNS = ("best_score", "val/exact_match", "val/loss", "global_step")
 
 
@@ -29,6 +31,7 @@ def newest_sweep(outputs: Path) -> Path:
     return sweeps[-1]
 
 
+@entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],

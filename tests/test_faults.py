@@ -55,7 +55,7 @@ def test_nonfinite_updates_can_be_skipped(tmp_path, smoke_run, caplog):
 def test_bad_options_fail_before_any_training_step(tmp_path, smoke_run, override, message):
     from hydra.errors import InstantiationException
 
-    from qa_seq2seq.train import user_error
+    from qa_seq2seq.errors import user_error
 
     data_dir = smoke_run[0].parent / "data"
     with pytest.raises((ConfigError, InstantiationException)) as info:

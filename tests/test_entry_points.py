@@ -1,0 +1,84 @@
+"""Every entry point turns a user error into one message, exit status 2, and no traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qa_seq2seq.errors import ConfigError, DataError
+from qa_seq2seq.train import train
+from tests.conftest import compose_train, toy_data_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                           text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command,message", [
+    ("-m qa_seq2seq.inspect model/sharing=tied_output", "needs model.embedding_size (64)"),
+    ("-m qa_seq2seq.inspect model.freeze=[nope*]", "model.freeze: pattern(s) ['nope*']"),
+    ("-m qa_seq2seq.evaluate ckpt_path=/no/such/run", "/no/such/run: no such checkpoint"),
+    ("-m qa_seq2seq.evaluate +experiment=smoke", "evaluate does not read model, run_name, trainer"),
+    ("-m qa_seq2seq.decode --checkpoint /no/such", "/no/such: no such checkpoint"),
+    ("-m qa_seq2seq.train model.hidden_size=0", "model.hidden_size=0 must be an integer >= 1"),
+    ("scripts/bench_decode.py --checkpoint /no/such", "/no/such: no such checkpoint"),
+])
+def test_a_user_error_is_one_message_and_exit_status_2(tmp_path, command, message):
+    args = [str(ROOT / a) if a.startswith("scripts/") else a for a in command.split()]
+    result = run(*args, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert message in output
+    assert "Traceback" not in output
+    assert output.count("error: ") == 1
+
+
+def test_output_cut_short_by_a_closed_pipe_ends_quietly():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(f"{sys.executable} -m qa_seq2seq.inspect model.num_layers=300 | head -1",
+                            shell=True, cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.startswith("scope")
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model.cell.dropout=2.0", "model.cell.dropout=2.0 must be a probability in [0, 1)"),
+    ("model.hidden_size=0", "model.hidden_size=0 must be an integer >= 1"),
+    ("optimizer.lr=-1", "optimizer.lr=-1 must be a number > 0"),
+    ("model.dropout=1.0", "model.dropout=1.0 must be a probability in [0, 1)"),
+    ("data.batch_size=0", "data.batch_size=0 must be an integer >= 1"),
+    ("label_smoothing=1.5", "label_smoothing=1.5 must be a probability in [0, 1)"),
+    ("scheduler=cosine scheduler.warmup_steps=-5", "scheduler.warmup_steps=-5 must be"),
+])
+def test_out_of_range_values_are_refused_before_any_data_is_read(tmp_path, override, message):
+    cfg = compose_train(["+experiment=smoke", *toy_data_overrides(tmp_path / "data"),
+                         *override.split()], tmp_path / "run")
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")
+                       .replace(")", r"\)")):
+        train(cfg)
+    assert not (tmp_path / "data").exists()  # nothing generated, read or tokenised
+
+
+def test_an_empty_training_file_is_named(tmp_path):
+    (tmp_path / "train.jsonl").write_text("\n")
+    (tmp_path / "val.jsonl").write_text('{"question": "a", "answer": "b"}\n')
+    cfg = compose_train(["data=jsonl", f"data.train_file={tmp_path / 'train.jsonl'}",
+                         f"data.validation_file={tmp_path / 'val.jsonl'}"], tmp_path / "run")
+    with pytest.raises(DataError, match=r"train.jsonl: the file is empty; the train split "
+                                        r"\(data.train_file\)"):
+        train(cfg)
+
+
+def test_a_required_key_left_unset_is_named(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"question": "a", "answer": "b"}\n')
+    cfg = compose_train(["data=jsonl", f"data.train_file={tmp_path / 'train.jsonl'}"],
+                        tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"data.validation_file: required, with no default"):
+        train(cfg)
