@@ -14,6 +14,7 @@ tokenisation run through ``Dataset.map(batched=True)``, so ``datasets`` caches t
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import logging
@@ -29,7 +30,7 @@ from torch.utils.data import DataLoader
 
 from qa_seq2seq.batching import LengthBucketBatchSampler, pad
 from qa_seq2seq.errors import ConfigError, DataError
-from qa_seq2seq.fields import SourceBuilder, get_path, text_problem
+from qa_seq2seq.fields import SourceBuilder, as_text, get_path, text_problem
 from qa_seq2seq.streaming import BucketedStream, RowGuard
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
@@ -64,7 +65,7 @@ class Prepare:
     def row(self, row: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
         """(source, target, problem): the texts of a usable row, or what makes it unusable."""
         values = self.builder.values(row)
-        target = get_path(row, self.answer_field)
+        target = as_text(get_path(row, self.answer_field))
         problem = values if isinstance(values, str) else text_problem(self.answer_field, target)
         if problem:
             return None, None, problem
@@ -258,12 +259,14 @@ class QADataModule(L.LightningDataModule):
             raise DataError(f"{file}: the file is empty; the {split} split (data.{split}_file) "
                             "needs at least one question-answer row")
         builder = BUILDERS[Path(file).suffix]
+        # CSV cells as written ("007", "1.50"), not as the numbers pandas would read them as.
+        options = {"features": _csv_text_features(file)} if builder == "csv" else {}
         if self.streaming:
             return datasets.load_dataset(builder, data_files={split: file}, split=split,
-                                         streaming=True), None
+                                         streaming=True, **options), None
         try:
             ds = datasets.load_dataset(builder, data_files={split: file}, split=split,
-                                       cache_dir=self.cache_dir)
+                                       cache_dir=self.cache_dir, **options)
         except (datasets.exceptions.DatasetGenerationError, ValueError, TypeError) as e:
             if builder != "json":
                 raise DataError(f"{file}: could not be loaded as {builder}: {e}") from e
@@ -436,6 +439,13 @@ def _replica() -> dict[str, int]:
         return {"num_replicas": torch.distributed.get_world_size(),
                 "rank": torch.distributed.get_rank()}
     return {"num_replicas": 1, "rank": 0}
+
+
+def _csv_text_features(file: str) -> datasets.Features:
+    """Every column of a CSV file (named by its header) as a string."""
+    with open(file, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    return datasets.Features({name: datasets.Value("string") for name in header})
 
 
 def _is_empty(file: str, probe: int = 1 << 16) -> bool:

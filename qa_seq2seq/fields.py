@@ -17,6 +17,7 @@ same token ids; imports nothing heavier than the tokenizer.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -34,6 +35,16 @@ def get_path(row: Any, path: str) -> Any:
             value = value[key] if key else value[int(index)]
         except (KeyError, IndexError, TypeError):
             return None
+    return value
+
+
+def as_text(value: Any) -> Any:
+    """A number as the text it stands for (a CSV or JSON column of numbers: ``42`` -> ``"42"``);
+    NaN (an empty CSV cell) as missing; anything else unchanged."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
     return value
 
 
@@ -73,7 +84,7 @@ class SourceBuilder:
         """The template's field values, or a problem description."""
         values = {}
         for name in self.fields:
-            value = get_path(row, name)
+            value = as_text(get_path(row, name))
             if problem := text_problem(name, value):
                 return problem
             values[name] = value

@@ -121,3 +121,21 @@ def test_reverse_source_reverses_the_ids_the_encoder_reads_after_truncation(tmp_
     answers_last_first.use_tokenizer(tokenizer)
     assert list(answers_last_first.split("train")["tgt_ids"]) == [
         tokenizer.encode([r["answer"]])[0][::-1] for r in GOOD]
+
+
+def test_numeric_columns_are_read_as_the_text_written(tmp_path):
+    import datasets
+
+    (tmp_path / "train.csv").write_text("question,answer\nWhat is 3 + 4?,7\nPad 7 to 3 digits.,007\n"
+                                        "Halve 3.,1.50\nWhat is 1 + 1?,\n")
+    dm = QADataModule(train_file=str(tmp_path / "train.csv"), on_bad_row="skip",
+                      cache_dir=str(tmp_path / "cache"))
+    assert list(dm.prepared("train")["target"]) == ["7", "007", "1.50"]  # the empty cell: skipped
+    rows = [{"question": 12, "answer": 144}, {"question": "What is 0.5 + 1?", "answer": 1.5}]
+    datasets.Dataset.from_list(rows[1:]).to_parquet(str(tmp_path / "numbers.parquet"))
+    (tmp_path / "numbers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for file in ("numbers.parquet", "numbers.jsonl"):
+        dm = QADataModule(train_file=str(tmp_path / file), cache_dir=str(tmp_path / "cache"))
+        prepared = dm.prepared("train")
+        assert list(prepared["target"])[-1] == "1.5"
+    assert list(prepared["source"]) == ["12", "What is 0.5 + 1?"]
