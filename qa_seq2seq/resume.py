@@ -84,6 +84,23 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
+class Finished(Exception):
+    """Nothing to do: the run to resume already reached its limits."""
+
+
+def check_not_finished(raw: dict[str, Any], trainer: DictConfig) -> None:
+    """Raise :class:`Finished` when checkpoint ``raw`` is at or past ``trainer``'s limits."""
+    step, epoch = raw.get("global_step", 0), raw.get("epoch", 0)
+    max_steps, max_epochs = trainer.get("max_steps", -1), trainer.get("max_epochs")
+    if max_steps not in (None, -1) and step >= max_steps:
+        reached = f"step {step}, trainer.max_steps={max_steps}"
+    elif max_epochs not in (None, -1) and epoch >= max_epochs:
+        reached = f"epoch {epoch}, trainer.max_epochs={max_epochs}"
+    else:
+        return
+    raise Finished(f"the run is already at {reached}; raise the limit to train further")
+
+
 class Stopped(Exception):
     """Training stopped on a signal after saving ``last.ckpt`` at the step reached."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,16 @@ from typing import Any
 import hydra
 import lightning.pytorch as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq.checkpoint import FORMAT_VERSION, read_checkpoint
 from qa_seq2seq.data import QADataModule
-from qa_seq2seq.errors import ConfigError, entry_point
+from qa_seq2seq.errors import ConfigError, UserError, entry_point
 from qa_seq2seq.module import Seq2SeqModule
 from qa_seq2seq.ranges import check_ranges
-from qa_seq2seq.resume import Stopped, check_unchanged, find_run, hydra_run_dir
+from qa_seq2seq.resume import Finished, Stopped, check_not_finished, check_unchanged, find_run, hydra_run_dir
 from qa_seq2seq.tokenizer import UNK_ID, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         check_unchanged(cfg, run_dir)
         cfg.output_dir = str(run_dir)
         resume_from = run_dir / "checkpoints" / "last.ckpt"
+        check_not_finished(read_checkpoint(resume_from).raw, cfg.trainer)
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
@@ -112,11 +115,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("resuming %s from step %d", output_dir, start_step)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     if resume_from is not None and trainer.global_step == start_step:
-        log.info("nothing to do: the run had already finished at step %d (trainer.max_epochs=%s, "
-                 "trainer.max_steps=%s); raise them to train further", start_step,
-                 trainer.max_epochs, trainer.max_steps)
-    else:  # whatever ended the fit (done, early stopping, max_time): a checkpoint to resume from
-        trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
+        raise Finished(f"the run had already finished at step {start_step} "
+                       f"(trainer.max_epochs={trainer.max_epochs}, trainer.max_steps="
+                       f"{trainer.max_steps}); raise them to train further")
+    # Whatever ended the fit (done, early stopping, max_time): a checkpoint to resume from.
+    trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
 
     metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics["global_step"] = trainer.global_step
@@ -135,10 +138,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
+    except (Finished, UserError) as e:  # a resume that did nothing leaves nothing behind
+        _discard_resumed_dir()
+        if isinstance(e, UserError):
+            raise
+        log.info("nothing to do: %s", e)
+        return None
     except Stopped as stop:
         log.warning("%s", stop)
         sys.exit(128 + stop.signum)  # the shell's convention for a process ended by a signal
     return metrics.get("val/exact_match")  # what a Hydra sweeper would optimise
+
+
+def _discard_resumed_dir() -> None:
+    """Remove this invocation's ``<run>/resumed-<time>/`` (Hydra made it before ``train`` ran)."""
+    here = Path(HydraConfig.get().runtime.output_dir)
+    if here.name.startswith("resumed-"):
+        shutil.rmtree(here, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -62,9 +62,15 @@ def test_kill_9_then_resume_auto_matches_an_uninterrupted_run(tmp_path, uninterr
     assert runs(tmp_path) == [run]  # continued in its own directory
     assert list(run.glob("resumed-*/.hydra/config.yaml"))
     assert_same_weights(run, uninterrupted)
-    # Past the end: says so, changes nothing.
-    again = train(tmp_path, *kill, "resume=auto")
-    assert again.returncode == 0 and "nothing to do" in again.stdout + again.stderr
+    # At or past the end (also with a lower limit): says so, changes and leaves nothing.
+    metrics = (run / "metrics.json").read_text()
+    for limit in ("trainer.max_epochs=3", "trainer.max_epochs=2"):
+        again = train(tmp_path, *kill, "resume=auto", limit)
+        output = again.stdout + again.stderr
+        assert again.returncode == 0 and "nothing to do" in output, output[-3000:]
+        assert "Traceback" not in output
+    assert len(list(run.glob("resumed-*"))) == 1  # the real resume's only
+    assert (run / "metrics.json").read_text() == metrics
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
@@ -94,6 +100,7 @@ def test_changed_config_on_resume_is_refused_with_the_keys(tmp_path):
     assert "optimizer.lr: run has 0.002, given 0.1" in output
     assert "model.dropout" in output and "model.init_from.checkpoint=" in output
     assert "Traceback" not in output
+    assert not list(runs(tmp_path)[0].glob("resumed-*"))  # a refused resume leaves nothing
     longer = train(tmp_path, "resume=auto", "trainer.max_epochs=4")
     assert longer.returncode == 0
     assert read_checkpoint(runs(tmp_path)[0] / "checkpoints" / "last.ckpt").raw["global_step"] \
