@@ -105,3 +105,15 @@ def test_toy_experiment_reaches_its_bar(tmp_path):
                                  "decode": {"_target_": "qa_seq2seq.search.greedy_search",
                                             "_partial_": True}})
     assert evaluate(eval_cfg)["exact_match"] >= 0.90
+
+
+def test_exposed_trainer_arguments_take_effect(tmp_path, smoke_run):
+    from qa_seq2seq.train import train
+    from tests.conftest import compose_train, toy_data_overrides
+
+    data = toy_data_overrides(smoke_run[0].parent / "data")
+    cfg = compose_train(["+experiment=smoke", *data, "trainer.max_epochs=2",
+                         "trainer.limit_train_batches=4", "trainer.accumulate_grad_batches=2",
+                         "trainer.profiler=simple"], tmp_path / "run")
+    metrics = train(cfg)
+    assert metrics["global_step"] == 2 * 4 // 2  # 4 batches an epoch, one update per 2
