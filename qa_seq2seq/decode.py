@@ -154,9 +154,14 @@ class Answerer:
                                         "JSON lines with them"), []
             values = {builder.fields[0]: q.value}
         else:
-            values = builder.values(q.value)
+            row = q.value
+            (field, *more) = builder.fields
+            if not more and field not in row and "question" in row:  # the README's generic form
+                row = {field: row["question"]}
+            values = builder.values(row)
             if isinstance(values, str):
-                return q._replace(error=values), []
+                expected = ", ".join(builder.fields) + ("" if more else " (or question)")
+                return q._replace(error=f"{values}; this model reads the field(s) {expected}"), []
         ids, length = builder.encode(self.tokenizer, values)
         if length > builder.max_length and builder.truncate_field is None:
             return q._replace(error=f"question has {length} tokens; this model takes at most "

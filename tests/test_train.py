@@ -117,3 +117,17 @@ def test_exposed_trainer_arguments_take_effect(tmp_path, smoke_run):
                          "trainer.profiler=simple"], tmp_path / "run")
     metrics = train(cfg)
     assert metrics["global_step"] == 2 * 4 // 2  # 4 batches an epoch, one update per 2
+
+
+def test_decode_accepts_the_models_own_field_name_and_question(smoke_run):
+    from qa_seq2seq.checkpoint import load_model
+    from qa_seq2seq.decode import Answerer, Question, parse_args
+
+    loaded = load_model(smoke_run[0])
+    loaded.checkpoint.payload["data"]["question_field"] = "q"  # trained with data.question_field=q
+    answerer = Answerer(loaded, parse_args(["--format", "jsonl"]))
+    own, generic, wrong = answerer([Question(1, {"q": "What is 3 plus 4?"}),
+                                    Question(2, {"question": "What is 3 plus 4?"}),
+                                    Question(3, {"text": "What is 3 plus 4?"})])
+    assert own[1][0].text == generic[1][0].text
+    assert wrong[1] == "field 'q' is missing; this model reads the field(s) q (or question)"
