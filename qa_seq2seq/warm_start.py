@@ -44,6 +44,10 @@ class WarmStart:
         or shape-mismatched."""
         self.checkpoint, self.scopes = checkpoint, list(scopes)
         self.rename, self.strict = dict(rename or {}), strict
+        if checkpoint is None and (self.rename or self.scopes != ["*"]):  # never ignore a key
+            raise ConfigError("model.init_from.scopes/rename are set but "
+                              "model.init_from.checkpoint is not: give the checkpoint (a run "
+                              "directory or .ckpt file) to warm start from")
 
     def __call__(self, model: nn.Module) -> WarmStartReport | None:
         if self.checkpoint is None:

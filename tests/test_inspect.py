@@ -39,3 +39,13 @@ def test_attention_and_thinking_parameters_show_under_the_decoder_scope():
     assert "64" in rows[("decoder", "thinking")].split()[2]
     # Input feeding: the decoder reads the embedding and the previous attentional vector.
     assert "128x96" in rows[("decoder.rnn", "weight_ih_l0")]
+
+
+def test_the_readme_cli_form_of_init_overrides_works():
+    table = from_config(["model/init=glorot_uniform", "model.vocab_size=50",
+                         "model.init.overrides={decoder.*.weight_hh*: orthogonal, "
+                         "*embedding*: {name: truncated_normal, std: 0.01}}"])
+    rows = {tuple(line.split()[:2]): line for line in table.splitlines()[2:] if line.strip()}
+    assert "orthogonal" in rows[("decoder.rnn", "weight_hh_l1")]
+    assert "glorot_uniform" in rows[("encoder.rnn", "weight_hh_l1")]
+    assert "truncated_normal(std=0.01)" in rows[("encoder.embedding", "weight")]

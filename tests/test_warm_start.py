@@ -60,3 +60,24 @@ def test_frozen_warm_started_scope_is_unchanged_after_training(smoke_run, tmp_pa
         if name.startswith("encoder."):
             assert torch.equal(value, source[name]), name
     assert not torch.equal(trained["decoder.rnn.weight_hh_l0"], source["decoder.rnn.weight_hh_l0"])
+
+
+def test_the_readme_cli_form_of_rename_works_and_rename_without_checkpoint_is_refused(
+        smoke_run, tmp_path):
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from qa_seq2seq.errors import ConfigError, user_error
+
+    run_dir, _ = smoke_run
+    cfg = compose_train(["+experiment=smoke", f"model.init_from.checkpoint={run_dir}",
+                         "model.init_from.scopes=[decoder.rnn.*]",
+                         "model.init_from.rename={decoder.rnn: encoder.rnn}"], tmp_path)
+    warm = instantiate(cfg.model.init_from)
+    assert warm.rename == {"decoder.rnn": "encoder.rnn"}
+    cfg = compose_train(["+experiment=smoke", "model.init_from.rename={decoder.rnn: encoder.rnn}"],
+                        tmp_path)
+    with pytest.raises(InstantiationException) as info:
+        instantiate(cfg.model.init_from)
+    assert isinstance(user_error(info.value), ConfigError)
+    assert "model.init_from.checkpoint is not" in str(user_error(info.value))
