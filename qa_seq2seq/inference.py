@@ -23,6 +23,9 @@ def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: C
     Questions are sorted by length so each batch pads little; the result follows input order.
     With a ``tokenizer``, each hypothesis also carries its ``text`` (read last token first for a
     model trained with ``data.reverse_target``); ``tokens`` stay in the order the decoder wrote.
+    Hypotheses with the same text (token sequences that differ only in pieces that detokenise to
+    nothing, such as a lone ``▁``) are merged into the best ranked of them, so an n-best list
+    may hold fewer than ``n_best`` entries.
     """
     if any(len(q) == 0 for q in questions):
         raise ValueError("every question needs at least one token")
@@ -35,7 +38,8 @@ def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: C
             if tokenizer is not None:
                 texts = tokenizer.decode([h.tokens[::-1] if reverse_target else h.tokens
                                           for h in hypotheses])
-                hypotheses = [h._replace(text=t) for h, t in zip(hypotheses, texts)]
+                first = {t: h for t, h in reversed(list(zip(texts, hypotheses)))}  # best wins
+                hypotheses = [first[t]._replace(text=t) for t in dict.fromkeys(texts)]
             results[i] = hypotheses
     return results
 
