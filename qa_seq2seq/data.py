@@ -112,6 +112,25 @@ class Encode:
                 "truncated": truncated, "index": indices}
 
 
+class ResumableLoader(DataLoader):
+    """The training loader, stateful as Lightning expects: its ``state_dict`` (saved in every
+    checkpoint) holds how many of this epoch's batches were trained (``trained``, set by the
+    datamodule from Lightning's progress), and ``load_state_dict`` makes the next pass start
+    after them. A run resumed mid-epoch sees the rest of the same epoch, in the same order."""
+
+    trained: Callable[[], int] = staticmethod(lambda: 0)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"batches": self.trained()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        done = state.get("batches", 0)
+        if 0 < done < len(self):  # the epoch's last batch: the next epoch starts afresh
+            log.info("resuming mid-epoch: skipping the %d batches of this epoch already trained",
+                     done)
+            self.batch_sampler.skip_once(done)
+
+
 class QADataModule(L.LightningDataModule):
     """Loads the three splits, trains or receives the tokenizer, and serves length-bucketed batches.
 
@@ -402,22 +421,18 @@ class QADataModule(L.LightningDataModule):
                      len(sampler), 100 * sampler.padding_fraction())
         # Its own generator: creating an iterator then draws no number from torch's global RNG,
         # so dropout masks do not depend on how many loaders were iterated (resume = no resume).
-        return DataLoader(ds, batch_sampler=sampler, collate_fn=collate,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          generator=torch.Generator().manual_seed(self.seed))
+        return (ResumableLoader if shuffle else DataLoader)(
+            ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed))
 
     def train_dataloader(self) -> DataLoader:
         loader = self.loader("train", shuffle=True)
-        loop = self.trainer.fit_loop if self.trainer is not None else None
-        if loop is not None and loop.restarting and not self.streaming:
+        if isinstance(loader, ResumableLoader) and self.trainer is not None:
+            progress = self.trainer.fit_loop.epoch_loop.batch_progress
             # "processed": a checkpoint written in on_train_batch_end has not counted its batch
-            # as completed yet, but the update is in the weights. A checkpoint of the epoch's
-            # last batch starts the next epoch (Lightning resets its own counters then too).
-            done = loop.epoch_loop.batch_progress.current.processed
-            if 0 < done < len(loader):
-                log.info("resuming mid-epoch: skipping the %d batches of this epoch already "
-                         "trained", done)
-                loader.batch_sampler.skip_once(done)
+            # as completed yet, but the update is in the weights.
+            loader.trained = lambda: progress.current.processed
         return loader
 
     def val_dataloader(self) -> DataLoader:
