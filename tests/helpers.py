@@ -1,35 +1,38 @@
 """Test-only Lightning callbacks, instantiated from config overrides in subprocess tests."""
 
 import os
-import signal
+import signal as signal_module
 from pathlib import Path
 
 import lightning.pytorch as L
 
 
-class KillAt(L.Callback):
-    """SIGKILL this process (no cleanup at all) after training step ``step``, once per ``marker``."""
+class InterruptAt(L.Callback):
+    """Send ``signal`` (SIGKILL, SIGTERM, SIGINT) to this process once per ``marker``, at the first
+    ``at`` event from training step ``step`` on: ``train_batch`` (as a step starts),
+    ``validation`` (in a validation batch), ``save`` (while a checkpoint is being made), or
+    ``epoch_end``."""
 
-    def __init__(self, step: int, marker: str):
-        self.step, self.marker = step, Path(marker)
+    def __init__(self, step: int, marker: str, signal: str = "SIGKILL", at: str = "train_batch"):
+        self.step, self.marker, self.at = step, Path(marker), at
+        self.signal = getattr(signal_module, signal)
 
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.global_step >= self.step and not self.marker.exists():
+    def _maybe(self, event: str, trainer) -> None:
+        if event == self.at and trainer.global_step >= self.step and not self.marker.exists():
             self.marker.touch()
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-class SignalAt(L.Callback):
-    """Send ``signal`` (a name, e.g. SIGTERM) to this process as training step ``step`` starts,
-    once per ``marker``."""
-
-    def __init__(self, step: int, signal: str, marker: str):
-        self.step, self.signal, self.marker = step, signal, Path(marker)
+            os.kill(os.getpid(), self.signal)
 
     def on_train_batch_start(self, trainer, *args):
-        if trainer.global_step >= self.step and not self.marker.exists():
-            self.marker.touch()
-            os.kill(os.getpid(), getattr(signal, self.signal))
+        self._maybe("train_batch", trainer)
+
+    def on_validation_batch_start(self, trainer, *args):
+        self._maybe("validation", trainer)
+
+    def on_save_checkpoint(self, trainer, *args):
+        self._maybe("save", trainer)
+
+    def on_train_epoch_end(self, trainer, *args):
+        self._maybe("epoch_end", trainer)
 
 
 class PoisonGradients(L.Callback):

@@ -49,9 +49,14 @@ def assert_same_weights(run: Path, expected: dict[str, torch.Tensor]) -> None:
                                    msg=name)
 
 
+def interrupt(cwd: Path, sig: str, at: str, step: int) -> list[str]:
+    return ["+callbacks.fault._target_=tests.helpers.InterruptAt", f"+callbacks.fault.step={step}",
+            f"+callbacks.fault.signal={sig}", f"+callbacks.fault.at={at}",
+            f"+callbacks.fault.marker={cwd / 'sent'}"]
+
+
 def test_kill_9_then_resume_auto_matches_an_uninterrupted_run(tmp_path, uninterrupted):
-    kill = ["+callbacks.kill._target_=tests.helpers.KillAt", "+callbacks.kill.step=33",
-            f"+callbacks.kill.marker={tmp_path / 'killed'}"]
+    kill = interrupt(tmp_path, "SIGKILL", "train_batch", 33)
     first = train(tmp_path, *kill)
     assert first.returncode == -signal.SIGKILL
     (run,) = runs(tmp_path)
@@ -74,23 +79,39 @@ def test_kill_9_then_resume_auto_matches_an_uninterrupted_run(tmp_path, uninterr
     assert (run / "metrics.json").read_text() == metrics
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
-def test_a_signal_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, uninterrupted,
-                                                                      sig):
-    # Step 33 of 60 is in the middle of the second epoch (20 steps each), between the every-5-step
-    # checkpoints: the run must stop there, not close the epoch, and resume from step 34.
-    stop = ["+callbacks.stop._target_=tests.helpers.SignalAt", "+callbacks.stop.step=33",
-            f"+callbacks.stop.signal={sig}", f"+callbacks.stop.marker={tmp_path / 'sent'}"]
-    first = train(tmp_path, *stop)
+# The fault matrix (README, "Resuming and fault tolerance"): a signal at an event from a step on.
+# 20 batches an epoch, 60 in all; last.ckpt every 5 steps; validation at each epoch's end.
+FAULTS = [
+    ("SIGTERM", "train_batch", 33),  # mid-epoch, between two checkpoints
+    ("SIGINT", "train_batch", 33),
+    ("SIGTERM", "validation", 40),  # during the second epoch's validation
+    *(pytest.param(*fault, marks=pytest.mark.slow) for fault in [
+        ("SIGINT", "validation", 20),
+        ("SIGKILL", "validation", 20),
+        ("SIGKILL", "save", 25),  # while the step-25 checkpoint is being made
+        ("SIGTERM", "save", 25),
+        ("SIGKILL", "epoch_end", 40),
+        ("SIGTERM", "epoch_end", 20),
+        ("SIGKILL", "train_batch", 59),  # the last step
+    ]),
+]
+
+
+@pytest.mark.parametrize("sig,at,step", FAULTS)
+def test_interrupted_anywhere_then_resumed_matches_an_uninterrupted_run(tmp_path, uninterrupted,
+                                                                         sig, at, step):
+    fault = interrupt(tmp_path, sig, at, step)
+    first = train(tmp_path, *fault)
     output = first.stdout + first.stderr
-    assert first.returncode == 128 + getattr(signal, sig), output[-3000:]
-    assert f"received {sig}" in output and "continue with resume=auto" in output
-    assert "Traceback" not in output
-    (run,) = runs(tmp_path)
-    assert read_checkpoint(run / "checkpoints" / "last.ckpt").raw["global_step"] == 34
-    second = train(tmp_path, *stop, "resume=auto")
+    if sig == "SIGKILL":
+        assert first.returncode == -signal.SIGKILL
+    else:  # the step finishes, last.ckpt is saved there, the epoch is not closed
+        assert first.returncode == 128 + getattr(signal, sig), output[-3000:]
+        assert f"received {sig}" in output and "continue with resume=auto" in output
+        assert "Traceback" not in output
+    second = train(tmp_path, *fault, "resume=auto")
     assert second.returncode == 0, second.stderr[-3000:]
-    assert_same_weights(run, uninterrupted)
+    assert_same_weights(runs(tmp_path)[0], uninterrupted)
 
 
 def test_changed_config_on_resume_is_refused_with_the_keys(tmp_path):
