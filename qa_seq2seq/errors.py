@@ -69,3 +69,36 @@ def entry_point(main: F) -> F:
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def compose_errors_exit_2() -> None:
+    """Make a config Hydra cannot compose (an unknown key, a bad override, an option missing from
+    a group) exit with status 2 like every other user error; Hydra itself exits 1. Call before a
+    ``hydra.main`` entry point runs.
+
+    Hydra reports these as ``CompactHydraException`` from inside ``run_and_report``; the shim
+    catches exactly those, around the function that Hydra hands it, and leaves the rest of
+    Hydra's reporting as it is.
+    """
+    import hydra._internal.utils as hydra_utils
+    from hydra.errors import CompactHydraException
+
+    original = hydra_utils.run_and_report
+    if getattr(original, "exits_2", False):
+        return
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        def composed() -> Any:
+            try:
+                return func()
+            except CompactHydraException as e:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                cause = f"\n{e.__cause__}" if e.__cause__ is not None else ""
+                print(f"error: {e}{cause}", file=sys.stderr)
+                sys.exit(2)
+
+        return original(composed)
+
+    run_and_report.exits_2 = True  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report

@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq.checkpoint import MODEL_TARGETS, check_targets, load_model
-from qa_seq2seq.errors import ConfigError, entry_point
+from qa_seq2seq.errors import ConfigError, compose_errors_exit_2, entry_point
 from qa_seq2seq.inference import answer
 from qa_seq2seq.metrics import corpus_metrics, exact_match
 
@@ -102,4 +102,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    compose_errors_exit_2()
     main()

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq.checkpoint import FORMAT_VERSION, read_checkpoint
 from qa_seq2seq.data import QADataModule
-from qa_seq2seq.errors import ConfigError, UserError, entry_point
+from qa_seq2seq.errors import ConfigError, UserError, compose_errors_exit_2, entry_point
 from qa_seq2seq.module import Seq2SeqModule
 from qa_seq2seq.ranges import check_ranges
 from qa_seq2seq.resume import Finished, Stopped, check_not_finished, check_unchanged, find_run, hydra_run_dir
@@ -158,4 +158,5 @@ def _discard_resumed_dir() -> None:
 
 
 if __name__ == "__main__":
+    compose_errors_exit_2()
     main()

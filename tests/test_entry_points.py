@@ -28,6 +28,8 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     ("-m qa_seq2seq.decode --checkpoint /no/such", "/no/such: no such checkpoint"),
     ("-m qa_seq2seq.train model.hidden_size=0", "model.hidden_size=0 must be an integer >= 1"),
     ("scripts/bench_decode.py --checkpoint /no/such", "/no/such: no such checkpoint"),
+    ("-m qa_seq2seq.train model.nope=1", "Could not override 'model.nope'"),  # Hydra's message
+    ("-m qa_seq2seq.evaluate model/cell=gru", "Could not override 'model/cell'"),
 ])
 def test_a_user_error_is_one_message_and_exit_status_2(tmp_path, command, message):
     args = [str(ROOT / a) if a.startswith("scripts/") else a for a in command.split()]
