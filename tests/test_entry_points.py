@@ -84,3 +84,10 @@ def test_a_required_key_left_unset_is_named(tmp_path):
                         tmp_path / "run")
     with pytest.raises(ConfigError, match=r"data.validation_file: required, with no default"):
         train(cfg)
+
+
+def test_evaluate_help_shows_only_what_evaluate_reads():
+    result = run("-m", "qa_seq2seq.evaluate", "--help")
+    assert result.returncode == 0
+    assert "decode: greedy | beam | sample" in result.stdout and "ckpt_path: null" in result.stdout
+    assert "model/cell" not in result.stdout and "optimizer" not in result.stdout
