@@ -31,7 +31,7 @@ def module(tmp_path, train_lines=None, **kwargs):
     (b'{"question": "\xff\xfe", "answer": "2"}', "not valid UTF-8"),
     (b'["a list"]', "a JSON list, not an object"),
     ({"question": "What?"}, "field 'answer' is missing"),
-    ({"question": "What?", "answer": 7}, "field 'answer' is int, not a string"),
+    ({"question": "What?", "answer": ["7"]}, "field 'answer' is list, not a string"),
     ({"question": "   ", "answer": "x"}, "field 'question' is empty"),
 ])
 def test_a_bad_row_stops_with_file_and_line(tmp_path, bad, message):

@@ -20,7 +20,8 @@ def test_values_report_missing_wrong_and_empty_fields():
     builder = SourceBuilder(source_template="{question} | {answers.text[0]}")
     assert builder.values(ROW) == {"question": "Where is Mary?", "answers.text[0]": "kitchen"}
     assert builder.values({"question": "x"}) == "field 'answers.text[0]' is missing"
-    assert builder.values({**ROW, "question": 3}) == "field 'question' is int, not a string"
+    assert builder.values({**ROW, "question": ["x"]}) == "field 'question' is list, not a string"
+    assert builder.values({**ROW, "question": 3})["question"] == "3"  # a number: its text
     assert builder.values({**ROW, "question": " "}) == "field 'question' is empty"
     with pytest.raises(ConfigError, match="truncate_field='ctx'"):
         SourceBuilder(source_template="{question}", truncate_field="ctx")
