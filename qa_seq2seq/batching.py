@@ -113,11 +113,12 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return len(self._batches())
 
-    def padding_fraction(self) -> float:
-        """Share of padding among all question and answer positions of this epoch's batches."""
-        real = padded = 0
+    def padding_fraction(self) -> tuple[float, float]:
+        """Share of padding among the question positions and among the answer positions of this
+        epoch's batches (the encoder's and the decoder's wasted work)."""
+        real, padded = [0, 0], [0, 0]
         for batch in self._batches():
-            for column in zip(*(self.lengths[i] for i in batch)):  # questions, then answers
-                real += sum(column)
-                padded += max(column) * len(column)
-        return 1.0 - real / padded if padded else 0.0
+            for side, column in enumerate(zip(*(self.lengths[i] for i in batch))):
+                real[side] += sum(column)
+                padded[side] += max(column) * len(column)
+        return tuple(1.0 - r / p if p else 0.0 for r, p in zip(real, padded))  # type: ignore

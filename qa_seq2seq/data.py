@@ -417,8 +417,10 @@ class QADataModule(L.LightningDataModule):
             shuffle=shuffle, window=self.sort_window, max_tokens=self.max_tokens if shuffle
             else None, seed=self.seed, **replica)
         if shuffle:
-            log.info("%s: %d batches, padding %.1f%% of question+answer positions", split,
-                     len(sampler), 100 * sampler.padding_fraction())
+            questions, answers = sampler.padding_fraction()
+            log.info("%s: %d batches; padding: %.1f%% of question positions (encoder), %.1f%% "
+                     "of answer positions (decoder)", split, len(sampler), 100 * questions,
+                     100 * answers)
         # Its own generator: creating an iterator then draws no number from torch's global RNG,
         # so dropout masks do not depend on how many loaders were iterated (resume = no resume).
         return (ResumableLoader if shuffle else DataLoader)(
