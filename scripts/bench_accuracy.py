@@ -135,6 +135,8 @@ def main() -> None:
     parser.add_argument("--config", action="append", metavar="LABEL:OVERRIDES",
                         help=f"repeatable; default: {DEFAULT_CONFIGS}")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration")
+    parser.add_argument("--first-seed", type=int, default=1,
+                        help="seeds are FIRST_SEED .. FIRST_SEED+SEEDS-1 (add seeds to a study)")
     parser.add_argument("--budget", default="00:00:03:00",
                         help="wall-clock training budget per run, DD:HH:MM:SS (default 3 min)")
     parser.add_argument("--out", default="bench-results/accuracy", help="run directories")
@@ -153,7 +155,7 @@ def main() -> None:
     specs = [spec.partition(":")[::2] for spec in args.config or DEFAULT_CONFIGS]
     results = {label: {"overrides": overrides, "runs": []} for label, overrides in specs}
     tasks = [(label, overrides, seed) for label, overrides in specs
-             for seed in range(1, args.seeds + 1)]
+             for seed in range(args.first_seed, args.first_seed + args.seeds)]
 
     def one(task: tuple[str, str, int]) -> tuple[str, dict]:
         label, overrides, seed = task

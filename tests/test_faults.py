@@ -24,9 +24,13 @@ def all_finite(path):
 def test_nonfinite_gradient_stops_naming_the_step_and_keeps_checkpoints_finite(
         tmp_path, smoke_run):
     data_dir = smoke_run[0].parent / "data"
+    # last.ckpt after every step: had the poisoned update reached the weights, the step-11 save
+    # would hold NaN (the run stops at step 10 instead, so last.ckpt is step 10's).
     with pytest.raises(NonFiniteError, match="non-finite gradient norm nan at step 10, epoch 1"):
-        train(smoke(tmp_path, data_dir, *POISON))
-    assert all_finite(tmp_path / "run" / "checkpoints" / "best.ckpt")  # from epoch 0
+        train(smoke(tmp_path, data_dir, *POISON, "callbacks.last.every_n_train_steps=1"))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert read_checkpoint(last).raw["global_step"] == 10
+    assert all_finite(last)
 
 
 def test_nonfinite_loss_is_caught_by_the_same_check_and_names_the_rows(tmp_path, smoke_run):
