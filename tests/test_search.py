@@ -227,3 +227,43 @@ def test_n_best_entries_with_the_same_text_are_merged_into_the_best():
     assert tokenizer.decode([[space, a]]) == tokenizer.decode([[a]])  # "▁" shows as nothing
     (merged,) = answer(None, [[a]], lambda model, src, lengths: [n_best], tokenizer=tokenizer)
     assert [(h.text, h.score) for h in merged] == [("a", -1.0), ("b", -3.0)]
+
+
+class TableModel:
+    """A stand-in for a network whose next-token logits depend only on the step and the previous
+    token (a random, peaked table): exhaustive search over it is exact and cheap, and its best
+    answers are often long ones that finish after worse short ones."""
+
+    def __init__(self, vocab_size: int, max_length: int, seed: int):
+        generator = torch.Generator().manual_seed(seed)
+        self.logits = 3 * torch.randn(max_length + 1, vocab_size, vocab_size, generator=generator)
+
+    def encode(self, src, src_lengths):
+        return src.new_zeros(src.size(0))  # the step each row is at
+
+    def step(self, tokens, t):
+        return self.logits[t, tokens], t + 1
+
+    def reorder_state(self, t, order):
+        return t[order]
+
+    def score(self, tokens: tuple[int, ...], finished: bool) -> float:
+        log_probs = F.log_softmax(self.logits, -1)
+        path = (BOS_ID, *tokens, *([EOS_ID] if finished else []))
+        return sum(log_probs[t, prev, tok].item() for t, (prev, tok) in enumerate(zip(path, path[1:])))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_beam_search_stops_only_when_no_live_answer_can_still_win(seed):
+    vocab_size, max_length = 6, 4
+    model = TableModel(vocab_size, max_length, seed)
+    emit = [t for t in range(vocab_size) if t not in (PAD_ID, BOS_ID, EOS_ID)]
+    truth = sorted(((model.score(tokens, n < max_length), tokens)
+                    for n in range(max_length + 1) for tokens in itertools.product(emit, repeat=n)),
+                   reverse=True)
+    src, lengths = torch.tensor([[4]]), torch.tensor([1])
+    (beams,) = beam_search(model, src, lengths, beam_size=108, n_best=3, max_length=max_length)
+    assert [tuple(h.tokens) for h in beams] == [tokens for _, tokens in truth[:3]]
+    for h, (score, _) in zip(beams, truth):
+        assert h.score == pytest.approx(score, abs=1e-5)
+
