@@ -111,3 +111,17 @@ def test_torch_default_keeps_torch_values_but_sets_forget_bias():
     for name, p in model.named_parameters():
         if "bias" not in name:
             assert torch.equal(p, before[name]), name
+
+
+@pytest.mark.parametrize("init", ["torch_default", "glorot_uniform", "orthogonal"])
+def test_every_lstm_bias_gets_the_forget_bias_in_both_directions(init):
+    model = tiny_model(init=Initializer(init), bidirectional_encoder=True, bridge="linear")
+    rnns = [model.encoder.rnn, model.decoder.rnn]
+    names = [n for rnn in rnns for n in rnn._flat_weights_names if n.startswith("bias")]
+    assert any(n.endswith("_reverse") for n in names)  # both directions are covered
+    for rnn in rnns:
+        for name in rnn._flat_weights_names:
+            if name.startswith("bias_ih"):
+                assert torch.all(rnn.gate(name, "forget") == rnn.forget_bias), name
+            elif name.startswith("bias_hh"):
+                assert torch.all(rnn.gate(name, "forget") == 0), name
