@@ -81,3 +81,34 @@ def test_a_tokenizer_that_does_not_match_the_model_is_refused(tmp_path, smoke_ru
                     lambda payload: payload.update(tokenizer=other.model_proto))
     with pytest.raises(CheckpointError, match="tokenizer has .* pieces but the model expects"):
         load_model(path)
+
+
+def test_evaluate_and_inspect_refuse_stored_targets_outside_the_allow_list(tmp_path, smoke_run):
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from qa_seq2seq.evaluate import evaluate
+    from qa_seq2seq.inspect import from_checkpoint
+
+    run_dir, _ = smoke_run
+    marker = tmp_path / "pwned"
+    hostile = {"_target_": "os.system", "_args_": [f"touch {marker}"]}
+    # evaluate builds the data module from the checkpoint's data config.
+    path = tampered(run_dir, tmp_path / "evil.ckpt",
+                    lambda payload: payload["data"].update(generate=hostile))
+    cfg = OmegaConf.create({"ckpt_path": str(path), "split": "test", "batch_size": 8,
+                            "device": "cpu", "data": {}, "seed": 0,
+                            "decode": {"_target_": "qa_seq2seq.search.greedy_search",
+                                       "_partial_": True}})
+    with pytest.raises(CheckpointError, match="refused _target_ 'os.system'"):
+        evaluate(cfg)
+    # inspect reads the initializer from the run's stored .hydra/config.yaml.
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(resolve_checkpoint(run_dir), run / "checkpoints" / "best.ckpt")
+    (run / ".hydra").mkdir()
+    OmegaConf.save({"model": {"init": hostile}}, run / ".hydra" / "config.yaml")
+    with pytest.raises(CheckpointError, match="refused _target_ 'os.system'"):
+        from_checkpoint(str(run))
+    assert not marker.exists()
