@@ -160,6 +160,19 @@ def test_dropout_and_recurrent_dropout_active_in_training_only(cls):
     assert not torch.allclose(rnn(x, LENGTHS).output, rnn(x, LENGTHS).output)
 
 
+@pytest.mark.parametrize("cls", [LSTM, PeepholeLSTM, LayerNormLSTM, GRU, RNN])
+def test_recurrent_dropout_alone_changes_training_outputs_of_every_cell(cls):
+    # One layer, so no dropout between layers: any difference comes from the recurrent masks.
+    torch.manual_seed(0)
+    rnn = cls(I, H, recurrent_dropout=0.5).train()
+    x = inputs()
+    first, second = rnn(x, LENGTHS).output, rnn(x, LENGTHS).output
+    assert not torch.allclose(first, second)
+    torch.testing.assert_close(first[:, 0], second[:, 0])  # the first step reads no h yet
+    rnn.recurrent_dropout = 0.0
+    torch.testing.assert_close(rnn(x, LENGTHS).output, rnn.eval()(x, LENGTHS).output)
+
+
 def test_recurrent_dropout_alone_uses_one_mask_per_sequence():
     """Variational: the same units of h are dropped at every step of a sequence."""
     torch.manual_seed(0)
