@@ -169,11 +169,6 @@ class Initializer:
         plan = {}
         for name, (_, spec, why, _) in self._decide(model).items():
             plan[name] = describe(spec) if spec is not None else why
-            owner, local = owner_of(model, name)
-            if isinstance(owner, Recurrent) and owner.has_cell_state and local.startswith(
-                    ("bias_ih", "bias_hh")):
-                forget = owner.forget_bias if local.startswith("bias_ih") else 0.0
-                plan[name] += f", forget gate {forget}"
         return plan
 
     def __call__(self, model: nn.Module) -> dict[str, str]:

@@ -39,6 +39,11 @@ def parameter_table(model: nn.Module, plan: dict[str, str] | None = None) -> str
         if isinstance(owner, Recurrent) and (gates := owner.gate_names(local)):
             size = param.shape[0] // len(gates)
             notes.append(" ".join(f"{g}[{i * size}:{(i + 1) * size}]" for i, g in enumerate(gates)))
+        if isinstance(owner, Recurrent) and owner.has_cell_state and local.startswith("bias"):
+            forget = owner.gate(local, "forget").detach()  # read from the tensor, as trained
+            shown = f"{forget[0].item():g}" if bool((forget == forget[0]).all()) else \
+                f"mean {forget.mean().item():.3g}"
+            notes.append(f"forget gate {shown}")
         others = [n for n in aliases[id(param)] if n != name]
         if others:
             notes.append("shared with " + ", ".join(others))

@@ -81,8 +81,8 @@ def test_overrides_by_glob_last_match_wins_and_plan_reports_it():
     assert plan["decoder.embedding.weight"] == "zeros"  # decoder.* comes after *embedding*
     assert plan["decoder.rnn.weight_hh_l0"] == "orthogonal"
     assert plan["encoder.rnn.weight_ih_l0"] == "glorot_uniform"
-    assert plan["encoder.rnn.bias_hh_l0"] == "zeros, forget gate 0.0"
-    assert plan["encoder.rnn.bias_ih_l0"] == "zeros, forget gate 1.0"
+    assert plan["encoder.rnn.bias_hh_l0"] == "zeros"  # the forget bias is not part of the plan
+    assert plan["encoder.rnn.bias_ih_l0"] == "zeros"
     assert model.encoder.embedding.weight.abs().max() <= 0.02
     assert torch.all(model.decoder.output.weight == 0)
 

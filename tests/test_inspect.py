@@ -1,3 +1,4 @@
+from qa_seq2seq.checkpoint import read_checkpoint
 from qa_seq2seq.inspect import from_checkpoint, from_config, main
 
 
@@ -11,7 +12,8 @@ def test_table_from_config_shows_scopes_state_initializers_gates_and_sharing():
     assert "input[0:32] forget[32:64] cell[64:96] output[96:128]" in hh
     assert "frozen" in rows[("encoder.rnn", "weight_ih_l0")]
     assert "shared with decoder.embedding.weight" in rows[("encoder.embedding", "weight")]
-    assert "forget gate 1.0" in rows[("encoder.rnn", "bias_ih_l0")]
+    assert "forget gate 1" in rows[("encoder.rnn", "bias_ih_l0")]  # read from the tensors
+    assert "forget gate 0" in rows[("encoder.rnn", "bias_hh_l0")]
     assert "input[0:32] forget[32:64] output[64:96]" in rows[("decoder.rnn", "weight_peephole_l0")]
     # Frozen: the 50x64 embedding, and the encoder's peephole LSTM: 128x64 + 128x32 kernels,
     # 2 x 128 biases, 3 x 32 peepholes.
@@ -22,6 +24,10 @@ def test_table_from_checkpoint_and_cli(smoke_run, capsys):
     run_dir, _ = smoke_run
     table = from_checkpoint(str(run_dir))
     assert "best.ckpt" in table.splitlines()[0] and "torch_default" in table
+    trained = read_checkpoint(run_dir).state_dict["encoder.rnn.bias_ih_l0"]
+    forget = trained[trained.numel() // 4 : trained.numel() // 2]  # gates i, f, g, o
+    row = next(line for line in table.splitlines() if "bias_ih_l0" in line and "encoder" in line)
+    assert f"forget gate mean {forget.mean().item():.3g}" in row  # the trained values
     main(["--checkpoint", str(run_dir)])
     assert "trainable:" in capsys.readouterr().out
 
