@@ -45,7 +45,8 @@ def squad_run(tmp_path_factory):
     result = subprocess.run(
         [sys.executable, "-m", "qa_seq2seq.train", "+experiment=smoke", "data=squad",
          f"data.path={folder}", "data.tokenizer.vocab_size=100", "data.max_question_length=24",
-         "run_name=squad"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+         "data.max_train_examples=null", "run_name=squad"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (run,) = (root / "outputs" / "squad").iterdir()
     return root, run, result.stdout + result.stderr
@@ -53,7 +54,8 @@ def squad_run(tmp_path_factory):
 
 def test_trains_offline_from_a_hub_layout_folder_with_templates_and_nested_answers(squad_run):
     _, run, output = squad_run
-    assert "train[:95%]" in output  # the split slicing of data=squad reached load_dataset
+    assert "train[:95%]" in output  # the split slicing of data=squad ...
+    assert "on 380 training rows" in output  # ... reached load_dataset: 95% of 400 rows
     assert "rows over the length limits (24, 32) were truncated" in output  # long contexts
 
 

@@ -44,6 +44,11 @@ def test_stream_batches_cover_every_row_once_sorted_within_windows(tmp_path):
     rows = {r["index"]: r["src_ids"] for r in dm.split("train")}
     assert rows == dict(enumerate(in_memory.split("train")["src_ids"]))
     assert batches(loader) == batches(loader)  # same epoch, same order
+    order = [i for b in first for i in b.index.tolist()]
+    assert order != sorted(order)  # shuffled, not the file's order
+    reseeded = module(tmp_path, GOOD, streaming=True, seed=7)
+    reseeded.use_tokenizer(dm.tokenizer)
+    assert batches(reseeded.loader("train", shuffle=True)) != batches(loader)  # seed decides
 
 
 def test_a_bad_row_in_a_stream_is_named_or_skipped(tmp_path):
