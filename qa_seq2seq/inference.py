@@ -44,7 +44,7 @@ def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: C
     return results
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def alignment(model: torch.nn.Module, question: Sequence[int], hypothesis: Hypothesis,
               device: str | torch.device = "cpu") -> list[list[float]]:
     """Attention of one answered question: a row per answer token (and ``<eos>`` when finished),

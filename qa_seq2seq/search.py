@@ -85,7 +85,7 @@ def _hypothesis(tokens: list[int], log_probs: list[float], finished: bool, mode:
                       finished)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def greedy_search(model: SearchModel, src: Tensor, src_lengths: Tensor, max_length: int = 64,
                   max_length_ratio: float | None = None,
                   min_length: int = 0) -> list[list[Hypothesis]]:
@@ -94,7 +94,7 @@ def greedy_search(model: SearchModel, src: Tensor, src_lengths: Tensor, max_leng
                         choose=lambda log_probs: log_probs.max(-1))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample(model: SearchModel, src: Tensor, src_lengths: Tensor, temperature: float = 1.0,
            top_k: int = 0, top_p: float = 1.0, seed: int | None = None, max_length: int = 64,
            max_length_ratio: float | None = None, min_length: int = 0) -> list[list[Hypothesis]]:
@@ -155,7 +155,7 @@ def _single_path(model, src, src_lengths, max_length, max_length_ratio, min_leng
             for i, (n, done) in enumerate(zip(lengths.tolist(), finished.tolist()))]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size: int = 5,
                 n_best: int = 1, max_length: int = 64, max_length_ratio: float | None = None,
                 min_length: int = 0, length_penalty: str = "none", alpha: float = 0.6,
