@@ -14,8 +14,11 @@ from qa_seq2seq.checkpoint import read_checkpoint
 from tests.conftest import toy_data_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
+# Early stopping is on (the default callbacks) and so is a warmup + cosine schedule: both states
+# must survive an interruption for the weights to match.
 BASE = ["+experiment=smoke", "run_name=r", "data.max_train_examples=640", "trainer.max_epochs=3",
-        "callbacks.last.every_n_train_steps=5", "trainer.enable_progress_bar=false"]
+        "callbacks.last.every_n_train_steps=5", "trainer.enable_progress_bar=false",
+        "scheduler=cosine", "scheduler.warmup_steps=10", "scheduler.min_lr_ratio=0.1"]
 
 
 def train(cwd: Path, *overrides: str, timeout=180) -> subprocess.CompletedProcess:
