@@ -226,6 +226,7 @@ class QADataModule(L.LightningDataModule):
         self.generate = generate
         self.splits: dict[str, datasets.Dataset] = {}
         self.stats: dict[str, dict[str, int]] = {}
+        self._resume_at = 0  # batches of the epoch trained before a resume
 
     # ----- files and tokenizer ----------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -431,11 +432,26 @@ class QADataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         loader = self.loader("train", shuffle=True)
         if isinstance(loader, ResumableLoader) and self.trainer is not None:
-            progress = self.trainer.fit_loop.epoch_loop.batch_progress
-            # "processed": a checkpoint written in on_train_batch_end has not counted its batch
-            # as completed yet, but the update is in the weights.
-            loader.trained = lambda: progress.current.processed
+            loader.trained = self._trained_batches
+            if self._resume_at:  # see load_state_dict
+                loader.load_state_dict({"batches": self._resume_at})
+                self._resume_at = 0
         return loader
+
+    def _trained_batches(self) -> int:
+        # "processed": a checkpoint written in on_train_batch_end has not counted its batch as
+        # completed yet, but the update is in the weights.
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed if \
+            self.trainer is not None else 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"train_batches": self._trained_batches()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Lightning restores this before any loader exists, whereas the loader's own state
+        arrives only if the loader is made after the restore: a scheduler that asks for
+        ``estimated_stepping_batches`` makes it earlier. The next training loader skips these."""
+        self._resume_at = state.get("train_batches", 0)
 
     def val_dataloader(self) -> DataLoader:
         return self.loader("validation", shuffle=False)
