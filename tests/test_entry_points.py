@@ -26,7 +26,8 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     ("-m qa_seq2seq.evaluate ckpt_path=/no/such/run", "/no/such/run: no such checkpoint"),
     ("-m qa_seq2seq.evaluate +experiment=smoke", "evaluate does not read model, run_name, trainer"),
     ("-m qa_seq2seq.decode --checkpoint /no/such", "/no/such: no such checkpoint"),
-    ("-m qa_seq2seq.train model.hidden_size=0", "model.hidden_size=0 must be an integer >= 1"),
+    pytest.param("-m qa_seq2seq.train model.hidden_size=0",
+                 "model.hidden_size=0 must be an integer >= 1", marks=pytest.mark.slow),
     ("scripts/bench_decode.py --checkpoint /no/such", "/no/such: no such checkpoint"),
     ("-m qa_seq2seq.train model.nope=1", "Could not override 'model.nope'"),  # Hydra's message
     ("-m qa_seq2seq.evaluate model/cell=gru", "Could not override 'model/cell'"),

@@ -86,9 +86,9 @@ def test_kill_9_then_resume_auto_matches_an_uninterrupted_run(tmp_path, uninterr
 # 20 batches an epoch, 60 in all; last.ckpt every 5 steps; validation at each epoch's end.
 FAULTS = [
     ("SIGTERM", "train_batch", 33),  # mid-epoch, between two checkpoints
-    ("SIGINT", "train_batch", 33),
-    ("SIGTERM", "validation", 40),  # during the second epoch's validation
     *(pytest.param(*fault, marks=pytest.mark.slow) for fault in [
+        ("SIGINT", "train_batch", 33),
+        ("SIGTERM", "validation", 40),  # during the second epoch's validation
         ("SIGINT", "validation", 20),
         ("SIGKILL", "validation", 20),
         ("SIGKILL", "save", 25),  # while the step-25 checkpoint is being made
