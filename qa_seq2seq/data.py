@@ -119,16 +119,20 @@ class ResumableLoader(DataLoader):
     after them. A run resumed mid-epoch sees the rest of the same epoch, in the same order."""
 
     trained: Callable[[], int] = staticmethod(lambda: 0)
+    _skipping = 0  # batches the next pass skips
 
     def state_dict(self) -> dict[str, int]:
         return {"batches": self.trained()}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         done = state.get("batches", 0)
-        if 0 < done < len(self):  # the epoch's last batch: the next epoch starts afresh
+        # The epoch's last batch: the next epoch starts afresh. Lightning restores the loader's
+        # state after the datamodule has already passed it on: the same skip, said once.
+        if 0 < done < len(self) and done != self._skipping:
             log.info("resuming mid-epoch: skipping the %d batches of this epoch already trained",
                      done)
             self.batch_sampler.skip_once(done)
+            self._skipping = done
 
 
 class QADataModule(L.LightningDataModule):

@@ -26,7 +26,9 @@ from qa_seq2seq.inference import answer
 from qa_seq2seq.metrics import corpus_metrics, exact_match
 
 log = logging.getLogger(__name__)
-KEYS = {"ckpt_path", "split", "batch_size", "device", "data", "seed", "decode"}  # conf/evaluate.yaml
+# What evaluate reads: the keys of conf/evaluate.yaml and its decode group.
+KEYS = set(OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "evaluate.yaml")) \
+    - {"defaults", "hydra"} | {"decode"}
 
 
 def evaluate(cfg: DictConfig, decode_name: str = "greedy") -> dict[str, Any]:

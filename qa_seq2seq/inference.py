@@ -38,8 +38,10 @@ def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: C
             if tokenizer is not None:
                 texts = tokenizer.decode([h.tokens[::-1] if reverse_target else h.tokens
                                           for h in hypotheses])
-                first = {t: h for t, h in reversed(list(zip(texts, hypotheses)))}  # best wins
-                hypotheses = [first[t]._replace(text=t) for t in dict.fromkeys(texts)]
+                best: dict[str, Hypothesis] = {}  # ranked best first: the first of a text wins
+                for text, h in zip(texts, hypotheses):
+                    best.setdefault(text, h._replace(text=text))
+                hypotheses = list(best.values())
             results[i] = hypotheses
     return results
 

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq.checkpoint import FORMAT_VERSION, read_checkpoint
 from qa_seq2seq.data import QADataModule
-from qa_seq2seq.errors import ConfigError, UserError, compose_errors_exit_2, entry_point
+from qa_seq2seq.errors import ConfigError, compose_errors_exit_2, entry_point, user_error
 from qa_seq2seq.module import Seq2SeqModule
 from qa_seq2seq.ranges import check_ranges
 from qa_seq2seq.resume import Finished, Stopped, check_not_finished, check_unchanged, find_run, hydra_run_dir
@@ -138,15 +138,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
-    except (Finished, UserError) as e:  # a resume that did nothing leaves nothing behind
+    except Finished as done:  # a resume that did nothing leaves nothing behind
         _discard_resumed_dir()
-        if isinstance(e, UserError):
-            raise
-        log.info("nothing to do: %s", e)
+        log.info("nothing to do: %s", done)
         return None
     except Stopped as stop:
         log.warning("%s", stop)
         sys.exit(128 + stop.signum)  # the shell's convention for a process ended by a signal
+    except Exception as e:  # a refused resume too (entry_point reports the error)
+        if user_error(e) is not None:
+            _discard_resumed_dir()
+        raise
     return metrics.get("val/exact_match")  # what a Hydra sweeper would optimise
 
 

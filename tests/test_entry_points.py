@@ -92,3 +92,19 @@ def test_evaluate_help_shows_only_what_evaluate_reads():
     assert result.returncode == 0
     assert "decode: greedy | beam | sample" in result.stdout and "ckpt_path: null" in result.stdout
     assert "model/cell" not in result.stdout and "optimizer" not in result.stdout
+
+
+def test_entry_point_exit_statuses():
+    from qa_seq2seq.errors import entry_point
+
+    def raising(error):
+        return entry_point(lambda: (_ for _ in ()).throw(error))
+
+    wrapped = RuntimeError("Error in call to target")  # as Hydra's instantiate wraps it
+    wrapped.__cause__ = ConfigError("model.x is wrong")
+    for error, status in [(KeyboardInterrupt(), 130), (wrapped, 2), (DataError("line 3"), 2)]:
+        with pytest.raises(SystemExit) as info:
+            raising(error)()
+        assert info.value.code == status
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        raising(ZeroDivisionError())()
