@@ -1,8 +1,11 @@
 """Decoding speed: greedy vs beam 5, batch 1 vs 64, a hand-written reference loop, CLI cold start.
 
     python scripts/bench_decode.py [--checkpoint RUN_DIR] [--repeats 3]
+    python scripts/bench_decode.py --checkpoint outputs/arith/... --questions data/arith/test.jsonl
+    python scripts/bench_decode.py --untrained --max-length 20      # every answer 20 tokens
 
-Uses the newest trained run under outputs/ (or --checkpoint) and the toy test questions; without
+Uses the newest trained run under outputs/ (or --checkpoint) and the toy test questions (or the
+``question`` field of the JSON Lines file --questions: use the data the model was trained on); without
 a trained run (or with --untrained), an untrained 2x256 LSTM of the default shape, whose answers
 all run to --max-length tokens, so that the step loop rather than the encoder dominates.
 The reference is what a user writes by hand: the same weights in plain nn.Embedding/nn.LSTM/
@@ -33,13 +36,14 @@ from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def toy_questions() -> list[str]:
+def read_questions(path: str | None) -> list[str]:
+    """The ``question`` of each line of a JSON Lines file (default: the toy test split)."""
     import json
 
     from qa_seq2seq.toy_data import ensure_splits
 
-    folder = ensure_splits(ROOT / "data" / "toy")
-    return [json.loads(line)["question"] for line in (folder / "test.jsonl").open()]
+    path = path or ensure_splits(ROOT / "data" / "toy") / "test.jsonl"
+    return [json.loads(line)["question"] for line in Path(path).open()]
 
 
 def untrained_checkpoint(questions: list[str], folder: Path) -> Path:
@@ -122,8 +126,9 @@ def cold_start(checkpoint: Path, repeats: int) -> tuple[float, float]:
 
 
 def run(checkpoint: str | None = None, repeats: int = 3, batch_sizes=(1, 64),
-        max_length: int = 16, single_questions: int = 128, untrained: bool = False) -> dict:
-    questions = toy_questions()
+        max_length: int = 16, single_questions: int = 128, untrained: bool = False,
+        questions_file: str | None = None) -> dict:
+    questions = read_questions(questions_file)
     with tempfile.TemporaryDirectory() as tmp:
         loaded = None
         if checkpoint is not None:  # a checkpoint asked for must load: no silent fallback
@@ -142,7 +147,9 @@ def run(checkpoint: str | None = None, repeats: int = 3, batch_sizes=(1, 64),
 def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_questions) -> dict:
     model, tokenizer = loaded.model, loaded.tokenizer
     ids = tokenizer.encode(questions)
-    results = {"model": label, "questions": len(ids)}
+    results = {"model": label, "questions": len(ids),
+               "answer_tokens": statistics.mean(len(h[0].tokens) + 1 for h in answer(
+                   model, ids, partial(greedy_search, max_length=max_length), 64))}
     searches = {"greedy": partial(greedy_search, max_length=max_length),
                 "beam5": partial(beam_search, beam_size=5, max_length=max_length)}
     for name, search in searches.items():
@@ -160,7 +167,8 @@ def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_ques
     torch_s, cli_s = cold_start(loaded.checkpoint.path, repeats)
     results.update(import_torch_s=torch_s, cli_one_question_s=cli_s)
 
-    print(f"\nDecoding {len(ids)} toy test questions ({results['model']}), questions/s")
+    print(f"\nDecoding {len(ids)} questions ({results['model']}; greedy answers "
+          f"{results['answer_tokens']:.1f} tokens with <eos>), questions/s")
     header = f"{'search':<10}" + "".join(f"{'batch ' + str(b):>12}" for b in batch_sizes)
     print(header + "\n" + "-" * len(header))
     for name in searches:
@@ -190,8 +198,13 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=16)
     parser.add_argument("--untrained", action="store_true",
                         help="an untrained model: long answers, the decode loop dominates")
+    parser.add_argument("--questions", metavar="JSONL",
+                        help="questions to answer (their 'question' field; default: toy test)")
     args = parser.parse_args()
-    run(args.checkpoint, args.repeats, max_length=args.max_length, untrained=args.untrained)
+    if args.questions and not Path(args.questions).is_file():
+        parser.error(f"--questions {args.questions}: no such file")
+    run(args.checkpoint, args.repeats, max_length=args.max_length, untrained=args.untrained,
+        questions_file=args.questions)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from qa_seq2seq.errors import ConfigError, DataError
 from qa_seq2seq.train import train
@@ -15,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+    """``python ARGS``, or ``bash SCRIPT`` for a shell script (its Python: this one)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PY": sys.executable}
+    program = ["bash"] if args[0].endswith(".sh") else [sys.executable]
+    return subprocess.run([*program, *args], cwd=cwd, env=env, capture_output=True,
                            text=True, timeout=120)
 
 
@@ -29,6 +32,10 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     pytest.param("-m qa_seq2seq.train model.hidden_size=0",
                  "model.hidden_size=0 must be an integer >= 1", marks=pytest.mark.slow),
     ("scripts/bench_decode.py --checkpoint /no/such", "/no/such: no such checkpoint"),
+    ("scripts/bench_decode.py --questions /no/such.jsonl", "--questions /no/such.jsonl: no such file"),
+    ("scripts/bench.py --datasets toy,nope", "--datasets: unknown nope; choose from toy, arith"),
+    pytest.param("scripts/gpu_check.sh", "error: no CUDA device",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
     ("-m qa_seq2seq.train model.nope=1", "Could not override 'model.nope'"),  # Hydra's message
     ("-m qa_seq2seq.evaluate model/cell=gru", "Could not override 'model/cell'"),
 ])
