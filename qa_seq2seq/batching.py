@@ -6,8 +6,9 @@ length, and each batch carries row indices so results can be put back in input o
 
 Rows are sorted by (answer length, question length); questions and answers are padded separately,
 to the longest of each in the batch. Answers first, because the decoder runs every row to the
-batch's longest answer, while the encoder packs its sequences and skips the padding. Batches hold ``batch_size`` rows, or, with ``max_tokens``, as
-many rows as fit in that many padded tokens (question + answer), at most ``batch_size``.
+batch's longest answer, while the encoder packs its sequences and skips the padding.
+Batches hold ``batch_size`` rows, or, with ``max_tokens``, as many rows as fit in that many
+padded tokens (question + answer), at most ``batch_size``.
 """
 
 from __future__ import annotations
