@@ -21,14 +21,12 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable, Iterator
-from functools import partial
 from typing import IO, NamedTuple
 
-from qa_seq2seq.checkpoint import CheckpointError, LoadedModel, load_model
+from qa_seq2seq.answerer import Answerer, QuestionError
+from qa_seq2seq.checkpoint import CheckpointError
 from qa_seq2seq.errors import entry_point
-from qa_seq2seq.fields import SourceBuilder
-from qa_seq2seq.inference import alignment, answer
-from qa_seq2seq.search import beam_search, greedy_search
+from qa_seq2seq.inference import alignment
 from qa_seq2seq.tokenizer import EOS_ID
 
 CHUNK = 1024  # questions answered per round when reading a stream
@@ -107,66 +105,32 @@ def read_questions(stream: IO[bytes]) -> Iterator[Question]:
         yield Question(number, line)
 
 
-class Answerer:
-    """The loaded model plus the chosen search; answers chunks of questions."""
+class Session:
+    """The CLI's side of an ``Answerer``: line numbers, refused lines, and output format."""
 
-    def __init__(self, loaded: LoadedModel, args: argparse.Namespace):
-        self.model, self.tokenizer = loaded.model, loaded.tokenizer
-        data = loaded.checkpoint.payload.get("data", {})
-        self.builder = SourceBuilder(data.get("question_field", "question"),
-                                     data.get("source_template"), data.get("truncate_field"),
-                                     int(data.get("max_question_length", 256)),
-                                     bool(data.get("reverse_source", False)),
-                                     bool(data.get("reverse_target", False)))
-        if args.beam_size == 1:
-            self.search = partial(greedy_search, max_length=args.max_length)
-        else:
-            self.search = partial(beam_search, beam_size=args.beam_size, n_best=args.n_best,
-                                  max_length=args.max_length, length_penalty=args.length_penalty)
-        self.batch_size, self.device, self.format = args.batch_size, args.device, args.format
-        self.attention = args.attention
-        if self.attention and self.model.decoder.attention is None:
-            raise CheckpointError(f"--attention: {loaded.checkpoint.path} has no attention "
+    def __init__(self, answerer: Answerer, args: argparse.Namespace):
+        self.answerer, self.format, self.attention = answerer, args.format, args.attention
+        if self.attention and answerer.model.decoder.attention is None:
+            raise CheckpointError(f"--attention: {answerer.checkpoint.path} has no attention "
                                   "(trained with model/attention=none)")
 
     def __call__(self, questions: list[Question]) -> Iterator[tuple[Question, list | str]]:
         """(question, n-best hypotheses) or (question, error message), in input order."""
-        checked, ids = [], []
-        for q in questions:
-            q, q_ids = self._source(q)
-            checked.append(q._replace(ids=q_ids))
-            ids.append(q_ids)
+        checked = [self._source(q) for q in questions]
         keep = [i for i, q in enumerate(checked) if q.error is None]
-        results = answer(self.model, [ids[i] for i in keep], self.search, self.batch_size,
-                         self.device, self.tokenizer, self.builder.reverse_target) if keep else []
+        results = self.answerer.answer_ids([checked[i].ids for i in keep]) if keep else []
         by_index = dict(zip(keep, results))
         for i, q in enumerate(checked):
             yield q, by_index.get(i, q.error)
 
-    def _source(self, q: Question) -> tuple[Question, list[int]]:
-        """The token ids the model reads for ``q``, built as in training; or ``q`` with an error."""
+    def _source(self, q: Question) -> Question:
         if q.error:
-            return q, []
-        builder = self.builder
-        if isinstance(q.value, str):
-            if len(builder.fields) > 1:
-                return q._replace(error=f"this model reads the fields {builder.fields}: give "
-                                        "JSON lines with them"), []
-            values = {builder.fields[0]: q.value}
-        else:
-            row = q.value
-            (field, *more) = builder.fields
-            if not more and field not in row and "question" in row:  # the README's generic form
-                row = {field: row["question"]}
-            values = builder.values(row)
-            if isinstance(values, str):
-                expected = ", ".join(builder.fields) + ("" if more else " (or question)")
-                return q._replace(error=f"{values}; this model reads the field(s) {expected}"), []
-        ids, length = builder.encode(self.tokenizer, values)
-        if length > builder.max_length and builder.truncate_field is None:
-            return q._replace(error=f"question has {length} tokens; this model takes at most "
-                                    f"{builder.max_length}"), []
-        return q._replace(text=builder.text(values)), ids
+            return q
+        try:
+            text, ids = self.answerer.source(q.value)
+        except QuestionError as e:
+            return q._replace(error=str(e))
+        return q._replace(text=text, ids=ids)
 
     def render(self, question: Question, result: list | str) -> str:
         if isinstance(result, str):
@@ -182,11 +146,11 @@ class Answerer:
                         "finished": h.finished} for h in result],
         }
         if self.attention:
-            best = result[0]
-            weights = alignment(self.model, question.ids, best, self.device)
+            best, answerer = result[0], self.answerer
+            weights = alignment(answerer.model, question.ids, best, answerer.device)
             answer = best.tokens + ([EOS_ID] if best.finished else [])
-            row["attention"] = {"source": self.tokenizer.id_to_piece(question.ids),
-                                "answer": self.tokenizer.id_to_piece(answer),
+            row["attention"] = {"source": answerer.tokenizer.id_to_piece(question.ids),
+                                "answer": answerer.tokenizer.id_to_piece(answer),
                                 "weights": [[round(w, 4) for w in r] for r in weights]}
         return json.dumps(row, ensure_ascii=False)
 
@@ -205,7 +169,14 @@ def chunks(items: Iterable[Question], size: int) -> Iterator[list[Question]]:
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    answerer = Answerer(load_model(args.checkpoint, args.device), args)
+    if args.beam_size == 1:
+        options = {"max_length": args.max_length}
+    else:
+        options = {"beam_size": args.beam_size, "n_best": args.n_best,
+                   "max_length": args.max_length, "length_penalty": args.length_penalty}
+    session = Session(Answerer.from_checkpoint(
+        args.checkpoint, "greedy" if args.beam_size == 1 else "beam", batch_size=args.batch_size,
+        device=args.device, **options), args)
     source = open(args.input, "rb") if args.input else sys.stdin.buffer
     sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     interactive = args.input is None and sys.stdin.isatty()
@@ -214,10 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             print("Type a question and press Enter (Ctrl-D to quit).", file=sys.stderr)
         stream = _prompted(source) if interactive else source
         for chunk in chunks(read_questions(stream), 1 if interactive else CHUNK):
-            for question, result in answerer(chunk):
+            for question, result in session(chunk):
                 if isinstance(result, str):
                     print(f"line {question.line}: {result}; skipped", file=sys.stderr)
-                print(answerer.render(question, result), file=sink, flush=interactive)
+                print(session.render(question, result), file=sink, flush=interactive)
     finally:
         if args.input:
             source.close()

@@ -80,6 +80,13 @@ class SourceBuilder:
         self.truncate_field, self.max_length = truncate_field, max_length
         self.reverse_source, self.reverse_target = reverse_source, reverse_target
 
+    @classmethod
+    def from_data_config(cls, data: dict[str, Any]) -> SourceBuilder:
+        """The builder a run's stored ``data`` config describes (its keys, or their defaults)."""
+        return cls(data.get("question_field", "question"), data.get("source_template"),
+                   data.get("truncate_field"), int(data.get("max_question_length", 256)),
+                   bool(data.get("reverse_source", False)), bool(data.get("reverse_target", False)))
+
     def values(self, row: Any) -> dict[str, str] | str:
         """The template's field values, or a problem description."""
         values = {}

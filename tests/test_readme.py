@@ -68,3 +68,13 @@ def test_decode_commands_parse(command):
 def test_make_targets_exist(command):
     target = command.split()[1] if len(command.split()) > 1 else "help"
     assert re.search(rf"^{re.escape(target)}:", (ROOT / "Makefile").read_text(), re.M), target
+
+
+def test_python_api_example_runs(smoke_run, capsys):
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+              if "Answerer" in b]
+    assert blocks
+    for block in blocks:
+        exec(block.replace("outputs/toy_lstm/<run>", str(smoke_run[0])), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2 and all(line.split() for line in printed)

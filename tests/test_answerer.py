@@ -1,0 +1,60 @@
+"""The Python API: the same answers as the decoding CLI and the search, checked options."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from qa_seq2seq import Answerer
+from qa_seq2seq.answerer import QuestionError
+from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.search import beam_search
+
+QUESTIONS = ["What is 3 plus 4?", "Which is larger, 31 or 13?", "Where is Mary?"]
+
+
+def test_answers_what_the_cli_answers(smoke_run):
+    run_dir, _ = smoke_run
+    qa = Answerer.from_checkpoint(run_dir, decode="beam", beam_size=3, n_best=2)
+    answers = qa.answer([QUESTIONS[0], {"question": QUESTIONS[1]}, QUESTIONS[2]])
+    cli = subprocess.run([sys.executable, "-m", "qa_seq2seq.decode", "--checkpoint", str(run_dir),
+                          "--beam-size", "3", "--n-best", "2", "--format", "jsonl"],
+                         input="\n".join(QUESTIONS).encode(), capture_output=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr.decode()
+    rows = [json.loads(line) for line in cli.stdout.decode().splitlines()]
+    assert [a.text for a in answers] == [r["answer"] for r in rows]
+    assert [a.score for a in answers] == pytest.approx([r["score"] for r in rows])
+    for a, r in zip(answers, rows):
+        assert (a.text, a.score) == (a.n_best[0].text, a.n_best[0].score)
+        assert [h.text for h in a.n_best] == [h["answer"] for h in r["n_best"]]
+
+
+def test_scores_are_the_searchs_own(smoke_run):
+    run_dir, _ = smoke_run
+    qa = Answerer.from_checkpoint(run_dir, decode="beam", beam_size=4)
+    ids = qa.source(QUESTIONS[1])[1]
+    import torch
+
+    direct = beam_search(qa.model, torch.tensor([ids]), torch.tensor([len(ids)]), beam_size=4)
+    assert qa.answer([QUESTIONS[1]])[0].score == pytest.approx(direct[0][0].score)
+
+
+def test_unknown_search_or_option_is_refused_by_name(smoke_run):
+    run_dir, _ = smoke_run
+    with pytest.raises(ConfigError, match="beam_szie: not an option of decode=beam; its options "
+                                          "are beam_size, n_best"):
+        Answerer.from_checkpoint(run_dir, decode="beam", beam_szie=5)
+    with pytest.raises(ConfigError, match="decode='bean': choose from greedy, beam, sample"):
+        Answerer.from_checkpoint(run_dir, decode="bean")
+
+
+def test_a_question_it_cannot_read_names_its_position(smoke_run):
+    run_dir, _ = smoke_run
+    qa = Answerer.from_checkpoint(run_dir)
+    with pytest.raises(QuestionError, match="question 1: empty question"):
+        qa.answer(["What is 3 plus 4?", "  "])
+    with pytest.raises(QuestionError, match="question 0: field 'question' is missing"):
+        qa.answer([{"query": "What is 3 plus 4?"}])
+    with pytest.raises(QuestionError, match="question 0: a int, not a string or a dict"):
+        qa.answer([42])
