@@ -107,6 +107,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    if not logger and (monitor := [name for name, c in (cfg.get("callbacks") or {}).items()
+                                   if c and c.get("_target_", "").endswith("LearningRateMonitor")]):
+        raise ConfigError(f"callbacks.{monitor[0]} logs to a logger, and there is none (~logger "
+                          f"or logger: null): keep one, or drop it with ~callbacks.{monitor[0]}")
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger,
                                      default_root_dir=str(output_dir))
     start_step = 0
