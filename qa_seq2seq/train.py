@@ -113,6 +113,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                           f"or logger: null): keep one, or drop it with ~callbacks.{monitor[0]}")
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger,
                                      default_root_dir=str(output_dir))
+    if logger:  # TensorBoard's HPARAMS tab: the resolved config beside the metric to compare
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True), {"val/exact_match": 0.0})
     start_step = 0
     if resume_from is not None:
         start_step = read_checkpoint(resume_from).raw.get("global_step", 0)

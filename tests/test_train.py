@@ -25,6 +25,21 @@ def test_train_writes_a_self_contained_run_directory(smoke_run):
     assert loaded.tokenizer.model_proto == (run_dir / "tokenizer.model").read_bytes()
 
 
+def test_tensorboard_hparams_hold_the_resolved_config_and_the_metric(smoke_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run_dir, _ = smoke_run
+    assert OmegaConf.load(run_dir / "tensorboard" / "hparams.yaml").model.hidden_size == 32
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    assert [m.name.tag for m in experiment.experiment.metric_infos] == ["val/exact_match"]
+    assert session.session_start_info.hparams["model/hidden_size"].number_value == 32
+
+
 def test_evaluate_writes_predictions_and_metrics(smoke_run):
     run_dir, _ = smoke_run
     cfg = OmegaConf.create({"ckpt_path": str(run_dir), "split": "test", "batch_size": 64,
