@@ -9,8 +9,9 @@
 A question is a string, or a dict with the fields the model was trained on (``question``, or
 those of its ``source_template``); it is built into a source, tokenised and cut exactly as in
 training. ``decode`` names a search (``greedy``, ``beam``, ``sample``: the ``decode=`` choices
-of training and ``evaluate``); keyword options are that search's arguments (``beam_size``,
-``max_length``, ``length_penalty``, ``temperature``, ...) and are checked by name.
+of training and ``evaluate``; default: the one the checkpoint was validated with); keyword
+options are that search's arguments (``beam_size``, ``max_length``, ``length_penalty``,
+``temperature``, ...) and are checked by name.
 
 Imports only torch, sentencepiece and the weights (no Lightning, datasets or Hydra).
 """
@@ -30,8 +31,30 @@ from qa_seq2seq.errors import ConfigError, UserError
 from qa_seq2seq.fields import SourceBuilder
 from qa_seq2seq.inference import answer
 from qa_seq2seq.search import Hypothesis, beam_search, greedy_search, sample
+from qa_seq2seq.tokenizer import UNK_ID
 
 SEARCHES = {"greedy": greedy_search, "beam": beam_search, "sample": sample}
+
+
+def search_options(decode: str) -> dict[str, Any]:
+    """The options of search ``decode`` and their defaults (its arguments after model, src and
+    lengths): ``search_options("greedy") == {"max_length": 64, ...}``."""
+    parameters = list(inspect.signature(SEARCHES[decode]).parameters.values())[3:]
+    return {p.name: p.default for p in parameters}
+
+
+def stored_decode(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The search a checkpoint was validated with, and its options (greedy, none, if older).
+
+    Its ``_target_`` is only looked up among the known searches, never imported."""
+    stored = dict(payload.get("decode") or {"_target_": "qa_seq2seq.search.greedy_search"})
+    target = stored.pop("_target_", "")
+    stored.pop("_partial_", None)
+    for name, search in SEARCHES.items():
+        if target == f"{search.__module__}.{search.__name__}":
+            return name, stored
+    raise ConfigError(f"the checkpoint's decode config names {target!r}, not one of "
+                      f"{', '.join(SEARCHES)}: pass decode=...")
 
 
 class QuestionError(UserError, ValueError):
@@ -45,13 +68,21 @@ class Answer(NamedTuple):
 
 
 class Answerer:
-    """A loaded model, its tokenizer and source builder, and one search with its options."""
+    """A loaded model, its tokenizer and source builder, and one search with its options.
 
-    def __init__(self, loaded: LoadedModel, decode: str = "greedy", *, batch_size: int = 64,
+    ``decode=None`` uses the search the checkpoint was validated with (``decode=`` at training,
+    stored in the checkpoint; greedy for older ones), with its options; ``options`` override
+    them. Naming another search starts from that search's defaults.
+    """
+
+    def __init__(self, loaded: LoadedModel, decode: str | None = None, *, batch_size: int = 64,
                  device: str | torch.device = "cpu", **options: Any):
+        stored_name, stored_options = stored_decode(loaded.checkpoint.payload)
+        if decode is None or decode == stored_name:
+            decode, options = stored_name, {**stored_options, **options}
         if decode not in SEARCHES:
             raise ConfigError(f"decode={decode!r}: choose from {', '.join(SEARCHES)}")
-        accepted = list(inspect.signature(SEARCHES[decode]).parameters)[3:]  # after model, src, lengths
+        accepted = search_options(decode)
         if unknown := sorted(set(options) - set(accepted)):
             raise ConfigError(f"{', '.join(unknown)}: not an option of decode={decode}; its "
                               f"options are {', '.join(accepted)}")
@@ -59,11 +90,14 @@ class Answerer:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.tokenizer, self.checkpoint = loaded
         self.builder = SourceBuilder.from_data_config(loaded.checkpoint.payload.get("data", {}))
+        self.decode, self.options = decode, options
         self.search = partial(SEARCHES[decode], **options)
         self.batch_size, self.device = batch_size, device
+        # Bad option values (beam_size=0, top_p=2) fail now, not after the input was read.
+        self.search(self.model, torch.tensor([[UNK_ID]], device=device), torch.tensor([1]))
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, decode: str = "greedy", *,
+    def from_checkpoint(cls, path: str | Path | None = None, decode: str | None = None, *,
                         batch_size: int = 64, device: str | torch.device = "cpu",
                         **options: Any) -> Answerer:
         """Load a checkpoint file or run directory (None: the newest run under ``outputs/``)."""

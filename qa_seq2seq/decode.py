@@ -1,7 +1,10 @@
 """Answer questions with a trained model, from stdin, a file, or an interactive prompt.
 
     echo "What is 3 plus 4?" | python -m qa_seq2seq.decode --checkpoint outputs/toy_lstm/<run>
-    python -m qa_seq2seq.decode --input questions.jsonl --format jsonl --beam-size 5 --n-best 3
+    python -m qa_seq2seq.decode --input questions.jsonl --format jsonl --decode beam beam_size=5 n_best=3
+
+The search is the one the model was validated with in training (stored in the checkpoint), or
+``--decode greedy|beam|sample``; ``KEY=VALUE`` arguments override its options, checked by name.
 
 Input lines are plain questions, or JSON objects with the fields the model was trained on (a
 ``question`` field, or those of its ``source_template``, e.g. ``question`` and ``context``, made
@@ -23,7 +26,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, NamedTuple
 
-from qa_seq2seq.answerer import Answerer, QuestionError
+import yaml
+
+from qa_seq2seq.answerer import SEARCHES, Answerer, QuestionError, search_options
 from qa_seq2seq.checkpoint import CheckpointError
 from qa_seq2seq.errors import entry_point
 from qa_seq2seq.inference import alignment
@@ -41,42 +46,46 @@ class Question(NamedTuple):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    searches = "\n".join(f"  {name:<7} " + " ".join(f"{k}={v}" for k, v in search_options(name).items())
+                         for name in SEARCHES)
     parser = argparse.ArgumentParser(
         prog="python -m qa_seq2seq.decode",
         description=__doc__.split("\n\n")[0] + ".",
-        epilog="Examples:\n"
+        epilog="Searches (--decode) and their options (KEY=VALUE), with the defaults used when\n"
+               "--decode names another search than the checkpoint's:\n" + searches + "\n\n"
+               "Examples:\n"
                "  echo 'Which is larger, 31 or 13?' | python -m qa_seq2seq.decode\n"
                "  python -m qa_seq2seq.decode --checkpoint RUN_DIR --input q.txt --output a.txt\n"
-               "  python -m qa_seq2seq.decode --beam-size 5 --n-best 3 --format jsonl < q.jsonl",
+               "  python -m qa_seq2seq.decode --decode beam beam_size=5 n_best=3 --format jsonl < q.jsonl\n"
+               "  python -m qa_seq2seq.decode --decode sample temperature=0.7 top_p=0.9 seed=1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="options of the search (see below), e.g. beam_size=10 max_length=32")
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="checkpoint file, or run directory (its best checkpoint); "
                              "default: the newest run under outputs/")
+    parser.add_argument("--decode", choices=list(SEARCHES),
+                        help="the search; default: the one the model was validated with in "
+                             "training (decode=...), with its options")
     parser.add_argument("--input", metavar="FILE", help="questions, one per line (default: stdin)")
     parser.add_argument("--output", metavar="FILE", help="answers (default: stdout)")
     parser.add_argument("--format", choices=("text", "jsonl"), default="text",
                         help="text: one answer per line; jsonl: answer, score, n-best")
-    parser.add_argument("--beam-size", type=int, default=1,
-                        help="1: greedy search (default); >1: beam search")
-    parser.add_argument("--n-best", type=int, default=1,
-                        help="hypotheses per question in jsonl output (<= beam size)")
-    parser.add_argument("--max-length", type=int, default=64, help="most answer tokens")
-    parser.add_argument("--length-penalty", choices=("none", "average", "gnmt"), default="none",
-                        help="beam ranking (default: total log-probability)")
     parser.add_argument("--attention", action="store_true",
                         help="jsonl only: add each answer's attention over the question (models "
                              "trained with model/attention)")
     parser.add_argument("--batch-size", type=int, default=64, help="questions per batch")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    args = parser.parse_args(argv)
-    if args.beam_size < 1:
-        parser.error(f"--beam-size must be >= 1, got {args.beam_size}")
-    if not 1 <= args.n_best <= args.beam_size:
-        parser.error(f"--n-best must be between 1 and --beam-size ({args.beam_size}), "
-                     f"got {args.n_best}")
-    if args.max_length < 1 or args.batch_size < 1:
-        parser.error("--max-length and --batch-size must be >= 1")
+    args = parser.parse_intermixed_args(argv)
+    args.options = {}
+    for item in args.overrides:
+        key, eq, value = item.partition("=")
+        if not eq or not key.isidentifier():
+            parser.error(f"{item!r}: search options are KEY=VALUE, e.g. beam_size=5")
+        args.options[key] = yaml.safe_load(value) if value else None
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.attention and args.format != "jsonl":
         parser.error("--attention needs --format jsonl (text output has one answer per line)")
     return args
@@ -169,14 +178,9 @@ def chunks(items: Iterable[Question], size: int) -> Iterator[list[Question]]:
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.beam_size == 1:
-        options = {"max_length": args.max_length}
-    else:
-        options = {"beam_size": args.beam_size, "n_best": args.n_best,
-                   "max_length": args.max_length, "length_penalty": args.length_penalty}
-    session = Session(Answerer.from_checkpoint(
-        args.checkpoint, "greedy" if args.beam_size == 1 else "beam", batch_size=args.batch_size,
-        device=args.device, **options), args)
+    session = Session(Answerer.from_checkpoint(args.checkpoint, args.decode,
+                                               batch_size=args.batch_size, device=args.device,
+                                               **args.options), args)
     source = open(args.input, "rb") if args.input else sys.stdin.buffer
     sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     interactive = args.input is None and sys.stdin.isatty()

@@ -94,7 +94,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("model: %d trainable / %d parameters", trainable,
              sum(p.numel() for p in net.parameters()))
     payload = {"format": FORMAT_VERSION, "model": inference_config,
-               "data": OmegaConf.to_container(cfg.data, resolve=True)}
+               "data": OmegaConf.to_container(cfg.data, resolve=True),
+               "decode": OmegaConf.to_container(cfg.decode, resolve=True)}  # the CLI's default
     module = Seq2SeqModule(
         net, tokenizer,
         optimizer=instantiate(cfg.optimizer),

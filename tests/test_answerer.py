@@ -19,7 +19,7 @@ def test_answers_what_the_cli_answers(smoke_run):
     qa = Answerer.from_checkpoint(run_dir, decode="beam", beam_size=3, n_best=2)
     answers = qa.answer([QUESTIONS[0], {"question": QUESTIONS[1]}, QUESTIONS[2]])
     cli = subprocess.run([sys.executable, "-m", "qa_seq2seq.decode", "--checkpoint", str(run_dir),
-                          "--beam-size", "3", "--n-best", "2", "--format", "jsonl"],
+                          "--decode", "beam", "beam_size=3", "n_best=2", "--format", "jsonl"],
                          input="\n".join(QUESTIONS).encode(), capture_output=True, timeout=120)
     assert cli.returncode == 0, cli.stderr.decode()
     rows = [json.loads(line) for line in cli.stdout.decode().splitlines()]
@@ -58,3 +58,24 @@ def test_a_question_it_cannot_read_names_its_position(smoke_run):
         qa.answer([{"query": "What is 3 plus 4?"}])
     with pytest.raises(QuestionError, match="question 0: a int, not a string or a dict"):
         qa.answer([42])
+
+
+def test_the_checkpoints_search_is_the_default_and_options_override_it(smoke_run):
+    from qa_seq2seq.checkpoint import load_model
+
+    loaded = load_model(smoke_run[0])
+    loaded.checkpoint.payload["decode"] = {"_target_": "qa_seq2seq.search.beam_search",
+                                           "_partial_": True, "beam_size": 4, "max_length": 20}
+    stored = Answerer(loaded)
+    assert (stored.decode, stored.options) == ("beam", {"beam_size": 4, "max_length": 20})
+    assert Answerer(loaded, beam_size=2).options == {"beam_size": 2, "max_length": 20}
+    assert Answerer(loaded, "greedy").options == {}  # another search: its own defaults
+    ids = stored.source(QUESTIONS[0])[1]
+    import torch
+
+    direct = beam_search(stored.model, torch.tensor([ids]), torch.tensor([len(ids)]), beam_size=4,
+                         max_length=20)
+    assert stored.answer([QUESTIONS[0]])[0].score == pytest.approx(direct[0][0].score)
+    loaded.checkpoint.payload["decode"] = {"_target_": "os.system"}  # looked up, never imported
+    with pytest.raises(ConfigError, match="names 'os.system', not one of greedy, beam, sample"):
+        Answerer(loaded)

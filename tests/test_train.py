@@ -21,6 +21,8 @@ def test_train_writes_a_self_contained_run_directory(smoke_run):
     ckpt = read_checkpoint(run_dir)
     assert ckpt.path.name == "best.ckpt"
     assert ckpt.payload["model"]["_target_"] == "qa_seq2seq.model.Seq2Seq"
+    assert ckpt.payload["decode"] == {"_target_": "qa_seq2seq.search.greedy_search", "_partial_": True,
+                                      "max_length": 64, "max_length_ratio": None, "min_length": 0}
     loaded = load_model(run_dir)
     assert loaded.tokenizer.model_proto == (run_dir / "tokenizer.model").read_bytes()
 
@@ -67,8 +69,8 @@ def test_decode_cli_answers_every_line_and_reports_bad_ones(smoke_run):
              + b'{"question": "Which is larger, 3 or 9?"}\n'
              + b"Where is Mary? " * 70_000 + b"\n"  # a 1 MB line
              + "Wo ist Maria? 日本語 ☃\n".encode())  # characters the tokenizer never saw
-    result = run_decode(["--checkpoint", str(run_dir), "--format", "jsonl", "--beam-size", "2",
-                         "--n-best", "2"], lines)
+    result = run_decode(["--checkpoint", str(run_dir), "--format", "jsonl", "--decode", "beam",
+                         "beam_size=2", "n_best=2"], lines)
     assert result.returncode == 0, result.stderr.decode()
     out = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert [row["line"] for row in out] == [1, 2, 3, 4, 5, 6]
@@ -103,10 +105,18 @@ def test_decode_cli_refuses_a_non_checkpoint_cleanly(tmp_path):
     assert b"without checkpoints/best.ckpt" in result.stderr
 
 
-def test_decode_cli_help_and_bad_options():
-    assert b"--beam-size" in run_decode(["--help"], b"").stdout
-    result = run_decode(["--beam-size", "2", "--n-best", "3"], b"")
-    assert result.returncode == 2 and b"--n-best must be between" in result.stderr
+def test_decode_cli_help_and_bad_options(smoke_run):
+    shown = run_decode(["--help"], b"").stdout
+    assert b"beam_size=5 n_best=1" in shown and b"temperature=1.0 top_k=0" in shown
+    for args, message in (
+            (["--decode", "beam", "beam_size=2", "n_best=3"],
+             b"error: decode.n_best must be between 1 and beam_size=2, got 3"),
+            (["beam_size=2"], b"error: beam_size: not an option of decode=greedy; its options are "
+                              b"max_length, max_length_ratio, min_length"),
+            (["beam_size"], b"'beam_size': search options are KEY=VALUE")):
+        result = run_decode(["--checkpoint", str(smoke_run[0]), *args], b"What is 3 plus 4?\n")
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert b"Traceback" not in result.stderr and result.stdout == b""
 
 
 @pytest.mark.slow
