@@ -43,6 +43,17 @@ def compose_train(overrides, output_dir):
         return compose("train", overrides=[f"output_dir={output_dir}", *overrides])
 
 
+def compose_evaluate(ckpt_path, *overrides):
+    """conf/evaluate.yaml for ``ckpt_path``, as ``python -m qa_seq2seq.evaluate`` composes it."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        return compose("evaluate", overrides=[f"ckpt_path={ckpt_path}", *overrides])
+
+
 def toy_data_overrides(data_dir) -> list[str]:
     """Point data=toy at a private folder (generated there on first use)."""
     return [f"data.{split}_file={data_dir}/{split}.jsonl"

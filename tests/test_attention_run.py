@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from omegaconf import OmegaConf
 
 from qa_seq2seq.checkpoint import read_checkpoint
 from qa_seq2seq.evaluate import evaluate
-from tests.conftest import compose_train, toy_data_overrides
+from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +44,7 @@ def test_the_checkpoint_keeps_the_reading_order_and_the_cli_agrees_with_evaluate
     ckpt = read_checkpoint(attention_run)
     assert ckpt.payload["data"]["reverse_source"] is True
     assert ckpt.payload["model"]["thinking_steps"] == 2
-    cfg = OmegaConf.create({"ckpt_path": str(attention_run), "split": "validation",
-                            "batch_size": 64, "device": "cpu", "data": {},
-                            "decode": {"_target_": "qa_seq2seq.search.greedy_search",
-                                       "_partial_": True}})
-    evaluate(cfg, "greedy")
+    evaluate(compose_evaluate(attention_run, "split=validation"), "greedy")
     rows = [json.loads(line) for line in (attention_run / "checkpoints" / "eval-validation-greedy"
                                           / "predictions.jsonl").read_text().splitlines()][:20]
     questions = "".join(json.dumps({"question": r["question"]}) + "\n" for r in rows)

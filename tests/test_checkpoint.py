@@ -13,6 +13,7 @@ from qa_seq2seq.checkpoint import (
     read_checkpoint,
     resolve_checkpoint,
 )
+from tests.conftest import compose_evaluate
 
 
 def tampered(run_dir, path, edit):
@@ -97,12 +98,8 @@ def test_evaluate_and_inspect_refuse_stored_targets_outside_the_allow_list(tmp_p
     # evaluate builds the data module from the checkpoint's data config.
     path = tampered(run_dir, tmp_path / "evil.ckpt",
                     lambda payload: payload["data"].update(generate=hostile))
-    cfg = OmegaConf.create({"ckpt_path": str(path), "split": "test", "batch_size": 8,
-                            "device": "cpu", "data": {}, "seed": 0,
-                            "decode": {"_target_": "qa_seq2seq.search.greedy_search",
-                                       "_partial_": True}})
     with pytest.raises(CheckpointError, match="refused _target_ 'os.system'"):
-        evaluate(cfg)
+        evaluate(compose_evaluate(path))
     # inspect reads the initializer from the run's stored .hydra/config.yaml.
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import datasets
 import pytest
-from omegaconf import OmegaConf
 
 from qa_seq2seq.evaluate import evaluate
 from qa_seq2seq.toy_data import NAMES, PLACES
+from tests.conftest import compose_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,11 +61,7 @@ def test_trains_offline_from_a_hub_layout_folder_with_templates_and_nested_answe
 
 def test_evaluates_with_the_same_source_building(squad_run):
     _, run, _ = squad_run
-    cfg = OmegaConf.create({"ckpt_path": str(run), "split": "test", "batch_size": 64,
-                            "device": "cpu", "data": {},
-                            "decode": {"_target_": "qa_seq2seq.search.greedy_search",
-                                       "_partial_": True}})
-    metrics = evaluate(cfg)
+    metrics = evaluate(compose_evaluate(run))
     assert metrics["count"] == 60
     rows = [json.loads(line) for line in
             (run / "checkpoints" / "eval-test-greedy" / "predictions.jsonl").open()]

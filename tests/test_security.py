@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from qa_seq2seq.checkpoint import CheckpointError, resolve_checkpoint
 from qa_seq2seq.errors import UserError, user_error
-from tests.conftest import compose_train, toy_data_overrides
+from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,12 +62,8 @@ def test_python_api_and_evaluate_refuse_it(hostile_run):
 
     with pytest.raises(CheckpointError, match="refused to load"):
         Answerer.from_checkpoint(hostile_run)
-    cfg = OmegaConf.create({"ckpt_path": str(hostile_run), "split": "test", "batch_size": 64,
-                            "device": "cpu", "data": {}, "seed": 0,
-                            "decode": {"_target_": "qa_seq2seq.search.greedy_search",
-                                       "_partial_": True}})
     with pytest.raises(CheckpointError, match="refused to load"):
-        evaluate(cfg)
+        evaluate(compose_evaluate(hostile_run))
 
 
 def test_resuming_it_and_warm_starting_from_it_are_refused(hostile_run, smoke_run, tmp_path):

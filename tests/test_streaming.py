@@ -8,7 +8,7 @@ from qa_seq2seq.data import QADataModule
 from qa_seq2seq.errors import DataError
 from qa_seq2seq.tokenizer import Tokenizer
 from qa_seq2seq.train import train
-from tests.conftest import compose_train, toy_data_overrides
+from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
 
 GOOD = [{"question": f"What is {i} plus 1?", "answer": str(i + 1)} for i in range(300)]
 
@@ -62,7 +62,6 @@ def test_a_bad_row_in_a_stream_is_named_or_skipped(tmp_path):
 
 
 def test_training_and_evaluation_on_a_stream(tmp_path, smoke_run):
-    from omegaconf import OmegaConf
 
     from qa_seq2seq.evaluate import evaluate
 
@@ -71,7 +70,5 @@ def test_training_and_evaluation_on_a_stream(tmp_path, smoke_run):
                          "data.streaming=true", "data.tokenizer_sample=500"], tmp_path / "run")
     metrics = train(cfg)
     assert metrics["global_step"] > 0 and "val/exact_match" in metrics
-    result = evaluate(OmegaConf.create({
-        "ckpt_path": str(tmp_path / "run"), "split": "test", "batch_size": 64, "device": "cpu",
-        "data": {}, "decode": {"_target_": "qa_seq2seq.search.greedy_search", "_partial_": True}}))
+    result = evaluate(compose_evaluate(tmp_path / "run"))
     assert result["count"] == 1000

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from qa_seq2seq.checkpoint import load_model, read_checkpoint
 from qa_seq2seq.evaluate import evaluate
-from tests.conftest import compose_train, toy_data_overrides
+from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
 
 
 def test_train_writes_a_self_contained_run_directory(smoke_run):
@@ -44,11 +44,7 @@ def test_tensorboard_hparams_hold_the_resolved_config_and_the_metric(smoke_run):
 
 def test_evaluate_writes_predictions_and_metrics(smoke_run):
     run_dir, _ = smoke_run
-    cfg = OmegaConf.create({"ckpt_path": str(run_dir), "split": "test", "batch_size": 64,
-                            "device": "cpu", "data": {},
-                            "decode": {"_target_": "qa_seq2seq.search.beam_search",
-                                       "_partial_": True, "beam_size": 3}})
-    metrics = evaluate(cfg, "beam")
+    metrics = evaluate(compose_evaluate(run_dir, "decode=beam", "decode.beam_size=3"), "beam")
     out = run_dir / "checkpoints" / "eval-test-beam"
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == metrics["count"] == 1000
@@ -127,11 +123,7 @@ def test_toy_experiment_reaches_its_bar(tmp_path):
     cfg = compose_train(["+experiment=toy_lstm", *toy_data_overrides(tmp_path / "data")],
                         tmp_path / "run")
     train(cfg)
-    eval_cfg = OmegaConf.create({"ckpt_path": str(tmp_path / "run"), "split": "test",
-                                 "batch_size": 64, "device": "cpu", "data": {},
-                                 "decode": {"_target_": "qa_seq2seq.search.greedy_search",
-                                            "_partial_": True}})
-    assert evaluate(eval_cfg)["exact_match"] >= 0.90
+    assert evaluate(compose_evaluate(tmp_path / "run"))["exact_match"] >= 0.90
 
 
 def test_exposed_trainer_arguments_take_effect(tmp_path, smoke_run):
