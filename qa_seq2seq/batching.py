@@ -4,11 +4,9 @@ Training: the (shuffled) indices are cut into windows of ``window`` batches; eac
 by length and cut into batches; the batches are shuffled. Evaluation: the whole split is sorted by
 length, and each batch carries row indices so results can be put back in input order.
 
-Rows are sorted by (answer length, question length); questions and answers are padded separately,
-to the longest of each in the batch. Answers first, because the decoder runs every row to the
-batch's longest answer, while the encoder packs its sequences and skips the padding.
-Batches hold ``batch_size`` rows, or, with ``max_tokens``, as many rows as fit in that many
-padded tokens (question + answer), at most ``batch_size``.
+Rows are sorted by (question length, answer length); questions and answers are padded separately,
+to the longest of each in the batch. Batches hold ``batch_size`` rows, or, with ``max_tokens``, as
+many rows as fit in that many padded tokens (question + answer), at most ``batch_size``.
 """
 
 from __future__ import annotations
@@ -74,7 +72,7 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         if self._cached is not None and self._cached[0] == epoch:
             return self._cached[1]
         indices = list(self.sampler)
-        key = self.sort_key
+        key = self.lengths.__getitem__
         if not self.shuffle:
             batches = self._cut(sorted(indices, key=key))
         else:
@@ -84,11 +82,6 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             random.Random(self.seed * 100_003 + epoch).shuffle(batches)
         self._cached = (epoch, batches)
         return batches
-
-    def sort_key(self, i: int) -> tuple[int, int]:
-        """(answer length, question length) of row ``i``: see the module docstring."""
-        question, answer = self.lengths[i]
-        return answer, question
 
     def _cut(self, ordered: list[int]) -> list[list[int]]:
         """Consecutive batches from length-sorted indices."""

@@ -71,7 +71,7 @@ class BucketedStream(torch.utils.data.IterableDataset):
             yield from self._batches(buffer, rng)
 
     def _batches(self, rows: list[dict], rng: random.Random) -> Iterator[Any]:
-        rows.sort(key=lambda r: (len(r["tgt_ids"]), len(r["src_ids"])))  # as batching.py does
+        rows.sort(key=lambda r: (len(r["src_ids"]), len(r["tgt_ids"])))
         batches = [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
         if self.shuffle:
             rng.shuffle(batches)
