@@ -229,7 +229,8 @@ def main() -> None:
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per row")
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=1, help="runs per row (median taken)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs per row, interleaved (median taken); 3 for figures to quote")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed", "16-mixed"],
                         help="trainer.precision; the reference autocasts the same way")
@@ -249,11 +250,10 @@ def main() -> None:
     if unknown := set(args.rows.split(",")) - set(ROWS):
         parser.error(f"--rows: unknown {', '.join(sorted(unknown))}; choose from {', '.join(ROWS)}")
 
-    results = {}
-    for dataset in args.datasets.split(","):
-        for row in args.rows.split(","):
-            runs = []
-            for _ in range(args.repeats):
+    runs: dict[str, list[dict]] = {}
+    for repeat in range(args.repeats):  # rows interleaved: each sees the machine's same moods
+        for dataset in args.datasets.split(","):
+            for row in args.rows.split(","):
                 cmd = [sys.executable, __file__, "--row", row, "--dataset", dataset, "--steps",
                        str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
                        "--precision", args.precision, "--overrides", args.overrides]
@@ -261,10 +261,11 @@ def main() -> None:
                 line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
                 if line is None:
                     sys.exit(f"{dataset} row {row} failed:\n{out.stderr[-3000:]}")
-                runs.append(json.loads(line[len("RESULT "):]))
-            results[f"{dataset}/{row}"] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            print(f"  {dataset}/{row}: {results[f'{dataset}/{row}']['tokens_per_s']:,.0f} tokens/s",
-                  file=sys.stderr)
+                runs.setdefault(f"{dataset}/{row}", []).append(json.loads(line[len("RESULT "):]))
+                print(f"  {dataset}/{row} (run {repeat + 1}): "
+                      f"{runs[f'{dataset}/{row}'][-1]['tokens_per_s']:,.0f} tokens/s", file=sys.stderr)
+    results = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+               for name, rs in runs.items()}
     print(f"\nTraining through python -m qa_seq2seq.train's train(cfg), {args.steps} steps after "
           f"{args.warmup} of warm-up, {args.threads} threads, precision {args.precision}"
           + (f", overrides: {args.overrides}" if args.overrides else ""))
