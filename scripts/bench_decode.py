@@ -148,7 +148,7 @@ def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_ques
     model, tokenizer = loaded.model, loaded.tokenizer
     ids = tokenizer.encode(questions)
     results = {"model": label, "questions": len(ids),
-               "answer_tokens": statistics.mean(len(h[0].tokens) + 1 for h in answer(
+               "answer_tokens": statistics.mean(len(h[0].tokens) + h[0].finished for h in answer(
                    model, ids, partial(greedy_search, max_length=max_length), 64))}
     searches = {"greedy": partial(greedy_search, max_length=max_length),
                 "beam5": partial(beam_search, beam_size=5, max_length=max_length)}
@@ -168,7 +168,7 @@ def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_ques
     results.update(import_torch_s=torch_s, cli_one_question_s=cli_s)
 
     print(f"\nDecoding {len(ids)} questions ({results['model']}; greedy answers "
-          f"{results['answer_tokens']:.1f} tokens with <eos>), questions/s")
+          f"{results['answer_tokens']:.1f} tokens, <eos> included), questions/s")
     header = f"{'search':<10}" + "".join(f"{'batch ' + str(b):>12}" for b in batch_sizes)
     print(header + "\n" + "-" * len(header))
     for name in searches:
