@@ -30,6 +30,11 @@ def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor
     return padded, lengths
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's batch order: every (seed, epoch) its own, reproducibly."""
+    return seed * 100_003 + epoch
+
+
 class _Indices(Sequence):
     """A map-style dataset of its own indices: what DistributedSampler shards and shuffles."""
 
@@ -79,7 +84,7 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             span = self.window * self.batch_size
             batches = [b for start in range(0, len(indices), span)
                        for b in self._cut(sorted(indices[start:start + span], key=key))]
-            random.Random(self.seed * 100_003 + epoch).shuffle(batches)
+            random.Random(epoch_seed(self.seed, epoch)).shuffle(batches)
         self._cached = (epoch, batches)
         return batches
 

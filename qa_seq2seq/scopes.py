@@ -21,11 +21,6 @@ def owner_of(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return (model.get_submodule(owner_path) if owner_path else model), local
 
 
-def parameter_names(model: nn.Module) -> list[str]:
-    """Every name a parameter is reachable by, shared parameters under each of their names."""
-    return [name for name, _ in model.named_parameters(remove_duplicate=False)]
-
-
 def match(names: Iterable[str], patterns: Sequence[str], key: str) -> dict[str, list[str]]:
     """``{pattern: [matching names]}``; raises if a pattern matches nothing.
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from qa_seq2seq.batching import epoch_seed
 from qa_seq2seq.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class BucketedStream(torch.utils.data.IterableDataset):
         epoch = self.epoch()
         if self.shuffle:
             self.rows.set_epoch(epoch)  # reshuffles the upstream buffer
-        rng = random.Random(self.seed * 100_003 + epoch)
+        rng = random.Random(epoch_seed(self.seed, epoch))
         buffer: list[dict] = []
         for row in self.rows:
             buffer.append(row)
