@@ -26,8 +26,6 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, NamedTuple
 
-import yaml
-
 from qa_seq2seq.answerer import SEARCHES, Answerer, QuestionError, search_options
 from qa_seq2seq.checkpoint import CheckpointError
 from qa_seq2seq.errors import entry_point
@@ -83,12 +81,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         key, eq, value = item.partition("=")
         if not eq or not key.isidentifier():
             parser.error(f"{item!r}: search options are KEY=VALUE, e.g. beam_size=5")
-        args.options[key] = yaml.safe_load(value) if value else None
+        args.options[key] = option_value(value)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.attention and args.format != "jsonl":
         parser.error("--attention needs --format jsonl (text output has one answer per line)")
     return args
+
+
+def option_value(text: str) -> bool | int | float | str | None:
+    """The value of a KEY=VALUE search option: null/none, true/false, a number, else the text."""
+    if text.lower() in ("", "null", "none"):
+        return None
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def read_questions(stream: IO[bytes]) -> Iterator[Question]:
