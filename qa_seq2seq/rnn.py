@@ -125,49 +125,17 @@ class Recurrent:
             return self.loop(x, lengths, state)
         return self._fused(x, lengths, state)
 
-    # On CPU, torch's kernel runs a packed batch ~2.7x slower than the same batch unpacked (2x256
-    # LSTM, batch 64, 22 steps, forward + backward), and a length-bucketed batch mixing two
-    # lengths costs only ~1.15x as two unpacked calls: so up to this many lengths, one call each.
-    max_lengths_unpacked_on_cpu: ClassVar[int] = 8
-
     def _fused(self, x: Tensor, lengths: Tensor | None, state: State | None) -> RNNOutput:
-        """torch's kernel over right-padded ``x`` (B, T, I); rows end at ``lengths`` (B,)."""
-        if lengths is None or bool((lengths == x.size(1)).all()):
-            return self._kernel(x, state)
-        distinct = lengths.unique()
-        if x.device.type == "cpu" and len(distinct) <= self.max_lengths_unpacked_on_cpu:
-            return self._per_length(x, lengths.to(x.device), state, distinct.tolist())
-        return self._packed(x, lengths, state)
-
-    def _kernel(self, x: Tensor, state: State | None) -> RNNOutput:
+        torch_forward = super().forward  # the torch.nn base class, next in the MRO
         hx = None if state is None else (tuple(state) if self.has_cell_state else state.h)
-        output, hx = super().forward(x, hx)  # the torch.nn base class, next in the MRO
+        total = x.size(1)
+        if lengths is None or bool((lengths == total).all()):
+            output, hx = torch_forward(x, hx)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            output, hx = torch_forward(packed, hx)
+            output, _ = pad_packed_sequence(output, batch_first=True, total_length=total)
         return RNNOutput(output, State(*hx) if self.has_cell_state else State(hx))
-
-    def _packed(self, x: Tensor, lengths: Tensor, state: State | None) -> RNNOutput:
-        hx = None if state is None else (tuple(state) if self.has_cell_state else state.h)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        output, hx = super().forward(packed, hx)
-        output, _ = pad_packed_sequence(output, batch_first=True, total_length=x.size(1))
-        return RNNOutput(output, State(*hx) if self.has_cell_state else State(hx))
-
-    def _per_length(self, x: Tensor, lengths: Tensor, state: State | None,
-                    distinct: list[int]) -> RNNOutput:
-        """One unpacked kernel call per distinct length, rows put back in order: the same
-        result as ``_packed`` (padded outputs are 0)."""
-        rows, outputs, states = [], [], []
-        for length in distinct:
-            index = (lengths == length).nonzero()[:, 0]
-            part = None if state is None else State(*(s if s is None else s.index_select(1, index)
-                                                      for s in state))
-            out = self._kernel(x[index, :length], part)
-            rows.append(index)
-            outputs.append(F.pad(out.output, (0, 0, 0, x.size(1) - length)))
-            states.append(out.state)
-        back = torch.cat(rows).argsort()  # position of each original row in the concatenation
-        h = torch.cat([s.h for s in states], 1).index_select(1, back)
-        c = torch.cat([s.c for s in states], 1).index_select(1, back) if self.has_cell_state else None
-        return RNNOutput(torch.cat(outputs).index_select(0, back), State(h, c))
 
     def loop(self, x: Tensor, lengths: Tensor | None = None, state: State | None = None) -> RNNOutput:
         """The step-by-step path (public so tests can hold it against torch's kernel)."""

@@ -73,43 +73,6 @@ def test_fused_path_equals_loop_path(cls):
                                atol=1e-5, rtol=1e-5)
 
 
-FUSED = [(LSTM, nn.LSTM, {}), (LSTM, nn.LSTM, {"proj_size": 3}), (GRU, nn.GRU, {}), (RNN, nn.RNN, {})]
-
-
-@pytest.mark.parametrize("ours_cls,ref_cls,extra", FUSED)
-@pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("per_length", [True, False], ids=["one-call-per-length", "packed"])
-def test_fused_path_with_lengths_matches_torch_packed(ours_cls, ref_cls, extra, bidirectional,
-                                                       per_length, monkeypatch):
-    """Rows of several lengths, from an initial state: outputs, final state and gradients equal
-    torch's packed run, whether the kernel is called once per length or on a packed batch."""
-    monkeypatch.setattr(ours_cls, "max_lengths_unpacked_on_cpu", 8 if per_length else 0)
-    torch.manual_seed(0)
-    reference = ref_cls(I, H, num_layers=2, batch_first=True, bidirectional=bidirectional, **extra)
-    ours = ours_cls(I, H, num_layers=2, bidirectional=bidirectional, **extra)
-    copy_into(ours, reference)
-    lengths = torch.tensor([7, 3, 7, 1])  # three lengths, one shared by two rows
-    directions, h_size = 2 if bidirectional else 1, extra.get("proj_size") or H
-    h0 = torch.randn(2 * directions, B, h_size)
-    c0 = torch.randn(2 * directions, B, H) if ref_cls is nn.LSTM else None
-    x1, x2 = inputs().requires_grad_(), inputs().requires_grad_()
-    packed = nn.utils.rnn.pack_padded_sequence(x1, lengths, batch_first=True, enforce_sorted=False)
-    ref_out, ref_hx = reference(packed, h0 if c0 is None else (h0, c0))
-    ref_out, _ = nn.utils.rnn.pad_packed_sequence(ref_out, batch_first=True, total_length=T)
-    out = ours(x2, lengths, State(h0, c0))
-    ref_h, ref_c = ref_hx if c0 is not None else (ref_hx, None)
-    torch.testing.assert_close(out.output, ref_out, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out.state.h, ref_h, atol=1e-5, rtol=1e-5)
-    if c0 is not None:
-        torch.testing.assert_close(out.state.c, ref_c, atol=1e-5, rtol=1e-5)
-    (ref_out.square().sum() + ref_h.sum()).backward()
-    (out.output.square().sum() + out.state.h.sum()).backward()
-    torch.testing.assert_close(x2.grad, x1.grad, atol=1e-5, rtol=1e-5)
-    for name, param in reference.named_parameters():
-        torch.testing.assert_close(getattr(ours, name).grad, param.grad, atol=1e-5, rtol=1e-5,
-                                   msg=name)
-
-
 def test_lstm_cell_step_matches_lstmcell_with_initial_state():
     torch.manual_seed(0)
     cell = nn.LSTMCell(I, H)
