@@ -211,16 +211,23 @@ def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size:
         ending = is_eos & (rank < k)
         limit_ending = torch.zeros_like(ending).scatter(1, keep, True) & at_limit[:, None] & (
             torch.isfinite(top_scores))
-        for q, c in (ending | limit_ending).nonzero().tolist():
-            row = int(rows[q, c])
-            finished[int(alive[q])].append(_hypothesis(
-                history[row].tolist() + [int(top_tokens[q, c])],
-                history_log_probs[row].tolist() + [float(top_log_probs[q, c])],
-                bool(is_eos[q, c]), length_penalty, alpha))
+        # Host-side bookkeeping reads whole tensors once per step (``tolist``), not element by
+        # element: at batch 64 the per-element reads cost as much as the decoder step.
+        alive_ = alive.tolist()
+        if ended := (ending | limit_ending).nonzero().tolist():
+            rows_, tokens_ = rows.tolist(), top_tokens.tolist()
+            log_probs_, eos_ = top_log_probs.tolist(), is_eos.tolist()
+            for q, c in ended:
+                row = rows_[q][c]
+                finished[alive_[q]].append(_hypothesis(
+                    history[row].tolist() + [tokens_[q][c]],
+                    history_log_probs[row].tolist() + [log_probs_[q][c]],
+                    eos_[q][c], length_penalty, alpha))
         scores = top_scores.gather(1, keep)
-        done = at_limit | torch.tensor([_is_done(finished[int(alive[q])], float(scores[q, 0]),
-                                                 n_best, k, int(limits[alive[q]]), length_penalty,
-                                                 alpha) for q in range(questions)], device=device)
+        done = at_limit | torch.tensor(
+            [_is_done(finished[a], best, n_best, k, limit, length_penalty, alpha)
+             for a, best, limit in zip(alive_, scores[:, 0].tolist(), limits[alive].tolist())],
+            dtype=torch.bool, device=device)
         if bool(done.all()):
             break
         active = (~done).nonzero()[:, 0]

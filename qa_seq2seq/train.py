@@ -25,6 +25,7 @@ import lightning.pytorch as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq.checkpoint import FORMAT_VERSION, read_checkpoint
@@ -106,13 +107,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         nonfinite=cfg.nonfinite,
         payload=payload,
     )
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if c}
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    if not logger and (monitor := [name for name, c in (cfg.get("callbacks") or {}).items()
-                                   if c and c.get("_target_", "").endswith("LearningRateMonitor")]):
-        raise ConfigError(f"callbacks.{monitor[0]} logs to a logger, and there is none (~logger "
-                          f"or logger: null): keep one, or drop it with ~callbacks.{monitor[0]}")
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger,
+    if not logger and (needs := [n for n, c in callbacks.items() if isinstance(c, LearningRateMonitor)]):
+        raise ConfigError(f"callbacks.{needs[0]} logs to a logger, and there is none (~logger "
+                          f"or logger: null): keep one, or drop it with ~callbacks.{needs[0]}")
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=list(callbacks.values()), logger=logger,
                                      default_root_dir=str(output_dir))
     if logger:  # TensorBoard's HPARAMS tab: the resolved config beside the metric to compare
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True), {"val/exact_match": 0.0})
