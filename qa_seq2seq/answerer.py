@@ -43,6 +43,25 @@ def search_options(decode: str) -> dict[str, Any]:
     return {p.name: p.default for p in parameters}
 
 
+def check_type(key: str, value: Any, default: Any) -> None:
+    """``value`` must be of its default's kind (an int also for a float); a None default (an
+    optional int or float: ``max_length_ratio``, ``seed``) takes a number or None."""
+    if default is None:
+        ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+        kind = "a number or null"
+    elif isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        kind = "a number"
+    else:
+        ok, kind = isinstance(value, type(default)), f"a {type(default).__name__}"
+    if not ok:
+        raise ConfigError(f"{key}={value!r}: must be {kind} (default {default!r})")
+
+
 def stored_decode(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The search a checkpoint was validated with, and its options (greedy, none, if older).
 
@@ -86,6 +105,8 @@ class Answerer:
         if unknown := sorted(set(options) - set(accepted)):
             raise ConfigError(f"{', '.join(unknown)}: not an option of decode={decode}; its "
                               f"options are {', '.join(accepted)}")
+        for key, value in options.items():
+            check_type(key, value, accepted[key])
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.tokenizer, self.checkpoint = loaded
@@ -136,7 +157,8 @@ class Answerer:
             if not question.strip():
                 raise QuestionError("empty question")
             if len(fields) > 1:
-                raise QuestionError(f"this model reads the fields {fields}: give a dict with them")
+                raise QuestionError(f"this model reads the fields {fields}: give a dict (a JSON "
+                                    "object at the command line) with them")
             return {fields[0]: question}
         if not isinstance(question, dict):
             raise QuestionError(f"a {type(question).__name__}, not a string or a dict")

@@ -47,6 +47,13 @@ def test_unknown_search_or_option_is_refused_by_name(smoke_run):
         Answerer.from_checkpoint(run_dir, decode="beam", beam_szie=5)
     with pytest.raises(ConfigError, match="decode='bean': choose from greedy, beam, sample"):
         Answerer.from_checkpoint(run_dir, decode="bean")
+    for option, message in ((dict(max_length="abc"), "max_length='abc': must be an integer"),
+                            (dict(max_length=None), "max_length=None: must be an integer"),
+                            (dict(max_length_ratio="x"), "max_length_ratio='x': must be a number or null")):
+        with pytest.raises(ConfigError, match=message):
+            Answerer.from_checkpoint(run_dir, decode="greedy", **option)
+    assert Answerer.from_checkpoint(run_dir, decode="beam", alpha=1, max_length_ratio=2).options \
+        == {"alpha": 1, "max_length_ratio": 2}  # an int where a number is asked
 
 
 def test_a_question_it_cannot_read_names_its_position(smoke_run):

@@ -27,7 +27,8 @@ def test_fast_dev_run_takes_one_step(tmp_path):
     assert metrics["global_step"] == 1 and "val/exact_match" in metrics
 
 
-def test_default_detects_anomalies_without_a_logger(tmp_path):
+def test_default_runs_one_epoch_with_anomaly_detection_and_no_logger(tmp_path):
+    assert compose_train(["+experiment=smoke", "+debug=default"], tmp_path).trainer.detect_anomaly
     metrics = run(tmp_path, "default")
     assert metrics["global_step"] == 8  # 256 questions / 32, one epoch
     assert not (tmp_path / "run" / "tensorboard").exists()
