@@ -56,6 +56,12 @@ def compose(args, overrides: list[str] = ()):
         return hydra_compose("train", overrides=[*DATASETS[args.dataset], *overrides])
 
 
+def model_shape(cfg, vocab: int) -> dict:
+    """The sizes the FLOP and peak figures need."""
+    return {"vocab": vocab, **{k: cfg.model[k] for k in ("embedding_size", "hidden_size",
+                                                          "num_layers")}}
+
+
 def lstm_flops_per_step(batch: int, input_size: int, hidden: int, layers: int, gates: int) -> float:
     """Forward multiply-adds x 2 of the fused kernels for one time step."""
     total = 0.0
@@ -137,8 +143,7 @@ def run_reference(args, tmp: str) -> dict:
     dm.fit_tokenizer()
     ds = dm.split("train")
     src_ids, tgt_ids = list(ds["src_ids"]), list(ds["tgt_ids"])
-    shape = {"vocab": dm.tokenizer.vocab_size, **{k: cfg.model[k] for k in
-             ("embedding_size", "hidden_size", "num_layers")}}
+    shape = model_shape(cfg, dm.tokenizer.vocab_size)
     device = "cuda" if torch.cuda.is_available() else "cpu"  # where Lightning's "auto" trains
     half = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(args.precision)
     torch.manual_seed(0)
@@ -190,8 +195,7 @@ def run_framework(args, tmp: str) -> dict:
     train(cfg)
     from qa_seq2seq.tokenizer import Tokenizer
 
-    shape = {"vocab": Tokenizer.load(Path(tmp) / "tokenizer.model").vocab_size,
-             **{k: cfg.model[k] for k in ("embedding_size", "hidden_size", "num_layers")}}
+    shape = model_shape(cfg, Tokenizer.load(Path(tmp) / "tokenizer.model").vocab_size)
     gates = {"gru": 3, "rnn": 1}.get(cell, 4)
     timer = StepTimer.last
     return summarize(timer.times, timer.counts, shape, cfg.data.batch_size, gates)
