@@ -14,7 +14,7 @@ TORCH_ARGS ?=
 EXPERIMENT ?= toy_lstm
 CKPT ?=
 SPLIT ?= test
-DECODE ?= greedy
+DECODE ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -42,8 +42,8 @@ test: install ## run the test suite (what CI runs)
 test-all: install ## run the test suite including slow tests
 	$(PY) -m pytest -q -m ""
 
-eval: install ## evaluate CKPT (default: newest run's best checkpoint) on SPLIT with DECODE=greedy|beam|sample
-	$(PY) -m qa_seq2seq.evaluate split=$(SPLIT) decode=$(DECODE) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
+eval: install ## evaluate CKPT (default: newest run's best checkpoint) on SPLIT with DECODE=greedy|beam|sample (default: the run's validation search)
+	$(PY) -m qa_seq2seq.evaluate split=$(SPLIT) $(if $(DECODE),decode=$(DECODE)) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)
 
 decode: install ## answer questions from stdin with CKPT (default: newest run)
 	$(VENV)/bin/qa-seq2seq-decode $(if $(CKPT),--checkpoint $(CKPT)) $(ARGS)

@@ -62,18 +62,18 @@ def check_type(key: str, value: Any, default: Any) -> None:
         raise ConfigError(f"{key}={value!r}: must be {kind} (default {default!r})")
 
 
-def stored_decode(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The search a checkpoint was validated with, and its options (greedy, none, if older).
-
-    Its ``_target_`` is only looked up among the known searches, never imported."""
-    stored = dict(payload.get("decode") or {"_target_": "qa_seq2seq.search.greedy_search"})
-    target = stored.pop("_target_", "")
-    stored.pop("_partial_", None)
+def decode_choice(config: dict[str, Any] | None, where: str) -> tuple[str, dict[str, Any]]:
+    """The search a ``decode`` config (``conf/decode/*.yaml``, resolved) names, and its options;
+    None: greedy with its defaults. The ``_target_`` is only looked up among the known
+    searches, never imported (``where`` names the config's origin for the error)."""
+    options = dict(config or {"_target_": "qa_seq2seq.search.greedy_search"})
+    target = options.pop("_target_", "")
+    options.pop("_partial_", None)
     for name, search in SEARCHES.items():
         if target == f"{search.__module__}.{search.__name__}":
-            return name, stored
-    raise ConfigError(f"the checkpoint's decode config names {target!r}, not one of "
-                      f"{', '.join(SEARCHES)}: pass decode=...")
+            return name, options
+    raise ConfigError(f"{where} names {target!r}, not one of {', '.join(SEARCHES)}: pass "
+                      "decode=...")
 
 
 class QuestionError(UserError, ValueError):
@@ -96,7 +96,8 @@ class Answerer:
 
     def __init__(self, loaded: LoadedModel, decode: str | None = None, *, batch_size: int = 64,
                  device: str | torch.device = "cpu", **options: Any):
-        stored_name, stored_options = stored_decode(loaded.checkpoint.payload)
+        stored_name, stored_options = decode_choice(loaded.checkpoint.payload.get("decode"),
+                                                    "the checkpoint's decode config")
         if decode is None or decode == stored_name:
             decode, options = stored_name, {**stored_options, **options}
         if decode not in SEARCHES:

@@ -1,4 +1,4 @@
-"""Global attention over the encoder outputs (``model/attention=dot|general|bahdanau``).
+"""Global attention over the encoder outputs (``model/net/attention=dot|general|bahdanau``).
 
 Luong et al. (2015): after each decoder step, the RNN output ``h_t`` scores every source
 position, a softmax over the real (unpadded) positions weighs the encoder outputs into a context
@@ -55,12 +55,12 @@ class Attention(nn.Module):
     def __init__(self, score: str, query_size: int, memory_size: int):
         super().__init__()
         if score not in SCORES:
-            raise ConfigError(f"model/attention score={score!r}: use one of {SCORES}")
+            raise ConfigError(f"model/net/attention score={score!r}: use one of {SCORES}")
         if score == "dot" and query_size != memory_size:
             raise ConfigError(
-                f"model/attention=dot scores decoder outputs ({query_size}) against encoder "
+                f"model/net/attention=dot scores decoder outputs ({query_size}) against encoder "
                 f"outputs ({memory_size}) directly, so their sizes must match (a bidirectional "
-                f"encoder doubles its size). Use model/attention=general or bahdanau.")
+                f"encoder doubles its size). Use model/net/attention=general or bahdanau.")
         self.score = score
         if score != "dot":
             self.key = nn.Linear(memory_size, query_size, bias=False)

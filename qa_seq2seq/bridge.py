@@ -1,4 +1,4 @@
-"""How the encoder's final state becomes the decoder's initial state (``model.bridge``).
+"""How the encoder's final state becomes the decoder's initial state (``model.net.bridge``).
 
 - ``state``: pass ``(h, c)`` of every layer as it is (sizes must match);
 - ``hidden_only``: pass ``h``, start ``c`` at zero;
@@ -40,7 +40,7 @@ class Bridge(nn.Module):
     def __init__(self, mode: str, encoder: Side, decoder: Side):
         super().__init__()
         if mode not in BRIDGES:
-            raise ConfigError(f"model.bridge={mode!r} is not one of {BRIDGES}")
+            raise ConfigError(f"model.net.bridge={mode!r} is not one of {BRIDGES}")
         self.mode, self.encoder_side, self.decoder_side = mode, encoder, decoder
         if mode == "state":
             wrong = []
@@ -50,15 +50,15 @@ class Bridge(nn.Module):
                 wrong.append(f"c size {encoder.c_size} vs {decoder.c_size} (None: no c)")
             if wrong:
                 raise ConfigError(
-                    f"model.bridge=state passes the encoder state unchanged, but encoder and "
+                    f"model.net.bridge=state passes the encoder state unchanged, but encoder and "
                     f"decoder states differ ({'; '.join(wrong)}; a bidirectional encoder doubles "
                     f"its size; a GRU or RNN has no c). Use "
-                    f"model.bridge=linear, or make the sizes and cell types match."
+                    f"model.net.bridge=linear, or make the sizes and cell types match."
                 )
         if mode == "hidden_only" and encoder.h_size != decoder.h_size:
             raise ConfigError(
-                f"model.bridge=hidden_only needs equal h sizes, got encoder {encoder.h_size} and "
-                f"decoder {decoder.h_size}; use model.bridge=linear"
+                f"model.net.bridge=hidden_only needs equal h sizes, got encoder {encoder.h_size} and "
+                f"decoder {decoder.h_size}; use model.net.bridge=linear"
             )
         if mode == "linear":
             self.h = nn.Linear(encoder.h_size, decoder.h_size)

@@ -1,8 +1,9 @@
 """Reading checkpoints and run directories safely, and rebuilding the model they hold.
 
 A qa_seq2seq checkpoint is a Lightning checkpoint with one extra entry, ``qa_seq2seq``, holding
-everything needed to answer questions without the run's config files: the resolved model config,
-the sentencepiece model (bytes), and the data config. Loading never runs code from the file:
+everything needed to answer questions without the run's config files: the resolved network
+config (``model.net`` as trained), the sentencepiece model (bytes), the data config and the
+decoding config validation used. Loading never runs code from the file:
 ``torch.load(weights_only=True)`` refuses pickled objects, and every ``_target_`` in a stored
 config must come from an allow-list before anything is instantiated.
 
@@ -23,7 +24,7 @@ from qa_seq2seq.errors import CheckpointError
 from qa_seq2seq.tokenizer import Tokenizer
 
 PAYLOAD_KEY = "qa_seq2seq"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the network config under "net" (was "model", with init and warm start)
 MODEL_TARGETS = ("qa_seq2seq.",)
 DEFAULT_OUTPUTS = Path("outputs")
 
@@ -107,18 +108,18 @@ def check_targets(config: Any, allowed: tuple[str, ...], where: str) -> None:
             check_targets(value, allowed, where)
 
 
-def build_model(model_config: Mapping[str, Any], where: str) -> torch.nn.Module:
-    """Instantiate a Seq2Seq from a stored (resolved) model config, after the allow-list check."""
+def build_model(net_config: Mapping[str, Any], where: str) -> torch.nn.Module:
+    """Instantiate a Seq2Seq from a stored (resolved) network config, after the allow-list check."""
     from hydra.utils import instantiate  # light: no config composition
 
-    check_targets(model_config, MODEL_TARGETS, where)
-    return instantiate(dict(model_config), _convert_="all")
+    check_targets(net_config, MODEL_TARGETS, where)
+    return instantiate(dict(net_config), _convert_="all")
 
 
 def load_model(path: str | Path | None, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the trained model and its tokenizer from a checkpoint file or run directory."""
     checkpoint = read_checkpoint(path)
-    model = build_model(checkpoint.payload["model"], f"{checkpoint.path} [model config]")
+    model = build_model(checkpoint.payload["net"], f"{checkpoint.path} [network config]")
     try:
         model.load_state_dict(checkpoint.state_dict)
     except RuntimeError as e:  # missing, unexpected or differently shaped tensors

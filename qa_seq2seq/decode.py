@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="text: one answer per line; jsonl: answer, score, n-best")
     parser.add_argument("--attention", action="store_true",
                         help="jsonl only: add each answer's attention over the question (models "
-                             "trained with model/attention)")
+                             "trained with model/net/attention)")
     parser.add_argument("--batch-size", type=int, default=64, help="questions per batch")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     args = parser.parse_intermixed_args(argv)
@@ -133,7 +133,7 @@ class Session:
         self.answerer, self.format, self.attention = answerer, args.format, args.attention
         if self.attention and answerer.model.decoder.attention is None:
             raise CheckpointError(f"--attention: {answerer.checkpoint.path} has no attention "
-                                  "(trained with model/attention=none)")
+                                  "(trained with model/net/attention=none)")
 
     def __call__(self, questions: list[Question]) -> Iterator[tuple[Question, list | str]]:
         """(question, n-best hypotheses) or (question, error message), in input order."""

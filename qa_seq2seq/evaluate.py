@@ -1,7 +1,10 @@
 """Evaluation entry point: decode a split with a trained checkpoint and score the answers.
 
-    python -m qa_seq2seq.evaluate                                  # newest run, test split, greedy
+    python -m qa_seq2seq.evaluate                  # newest run, test split, its validation search
     python -m qa_seq2seq.evaluate ckpt_path=outputs/toy_lstm/2026-... split=validation decode=beam
+
+The search is the one the checkpoint was validated with (stored in it) unless ``decode=`` names
+another; it runs through ``qa_seq2seq.answerer.Answerer``, as the CLI and the Python API do.
 
 Writes ``predictions.jsonl`` (question, gold, prediction, score, correct, family) and
 ``metrics.json`` into ``eval-<split>-<decode>/`` beside the checkpoint, prints a table, and logs
@@ -16,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from qa_seq2seq.answerer import Answerer, decode_choice
 from qa_seq2seq.checkpoint import MODEL_TARGETS, check_targets, load_model
 from qa_seq2seq.errors import ConfigError, compose_errors_exit_2, entry_point
-from qa_seq2seq.inference import answer
 from qa_seq2seq.metrics import corpus_metrics, exact_match
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ KEYS = set(OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "evalua
     - {"defaults", "hydra"} | {"decode"}
 
 
-def evaluate(cfg: DictConfig, decode_name: str = "greedy") -> dict[str, Any]:
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; returns the metrics (also written to disk)."""
     if unknown := sorted(set(cfg) - KEYS):
         raise ConfigError(f"evaluate does not read {', '.join(unknown)}: its keys are "
@@ -39,6 +41,10 @@ def evaluate(cfg: DictConfig, decode_name: str = "greedy") -> dict[str, Any]:
                           "belong to python -m qa_seq2seq.train; the model comes from ckpt_path)")
     loaded = load_model(cfg.ckpt_path, cfg.device)
     ckpt = loaded.checkpoint
+    chosen = OmegaConf.to_container(cfg.decode, resolve=True) if cfg.get("decode") else None
+    decode, options = decode_choice(chosen, "decode") if chosen else (None, {})
+    answerer = Answerer(loaded, decode, batch_size=cfg.batch_size, device=cfg.device, **options)
+    decode_name = answerer.decode
     data_cfg = OmegaConf.merge(ckpt.payload["data"], cfg.get("data") or {})
     check_targets(OmegaConf.to_container(data_cfg), MODEL_TARGETS, f"{ckpt.path} [data config]")
     datamodule = instantiate(data_cfg)
@@ -50,10 +56,9 @@ def evaluate(cfg: DictConfig, decode_name: str = "greedy") -> dict[str, Any]:
     ids, questions = [r["src_ids"] for r in rows], [r["source"] for r in rows]
     golds = [r["target"] for r in rows]
     families = [r["family"] for r in rows] if datamodule.family_field else None
-    search = instantiate(cfg.decode)
-    log.info("decoding %d %s questions with %s from %s", len(ids), cfg.split, decode_name, ckpt.path)
-    best = [h[0] for h in answer(loaded.model, ids, search, cfg.batch_size, cfg.device,
-                                 loaded.tokenizer, datamodule.builder.reverse_target)]
+    log.info("decoding %d %s questions with %s %s from %s", len(ids), cfg.split, decode_name,
+             answerer.options, ckpt.path)
+    best = [h[0] for h in answerer.answer_ids(ids)]
     predictions = [h.text for h in best]
     metrics = corpus_metrics(predictions, golds, families)
 
@@ -100,7 +105,7 @@ def _log_to_tensorboard(ckpt_path: Path, step: int, prefix: str, metrics: dict) 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 @entry_point
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg, HydraConfig.get().runtime.choices.get("decode", "greedy"))
+    evaluate(cfg)
 
 
 if __name__ == "__main__":

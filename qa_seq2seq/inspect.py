@@ -1,9 +1,9 @@
 """Print a model's parameters: scope, name, shape, trainable or frozen, initializer, gate rows.
 
-    python -m qa_seq2seq.inspect model/cell=peephole_lstm model/init=orthogonal model.freeze=[encoder.*]
+    python -m qa_seq2seq.inspect model/net/cell=peephole_lstm model/init=orthogonal model.freeze=[encoder.*]
     python -m qa_seq2seq.inspect --checkpoint outputs/toy_lstm/<run>
 
-From config overrides the model is built as ``train`` would build it (``model.vocab_size``
+From config overrides the model is built as ``train`` would build it (``model.net.vocab_size``
 defaults to 256 here, since no tokenizer is trained). From a checkpoint, the trained model is
 loaded and the initializer column comes from the run's ``.hydra/config.yaml`` when present.
 """
@@ -64,11 +64,13 @@ def from_config(overrides: list[str]) -> str:
 
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=["output_dir=.", *overrides])
-    if OmegaConf.is_missing(cfg.model, "vocab_size"):
-        cfg.model.vocab_size = 256
-    model = instantiate(cfg.model, _convert_="all")
-    plan = instantiate(cfg.model.init).plan(model) if cfg.model.get("init") else None
-    return parameter_table(model, plan)
+    from qa_seq2seq.module import set_up
+
+    if OmegaConf.is_missing(cfg.model.net, "vocab_size"):
+        cfg.model.net.vocab_size = 256
+    setup = instantiate(cfg.model, _convert_="all")  # a partial holding the net and its set-up
+    net = set_up(**setup.keywords)
+    return parameter_table(net, setup.keywords["init"].plan(net) if setup.keywords["init"] else None)
 
 
 def from_checkpoint(path: str) -> str:

@@ -4,21 +4,25 @@ Parameter scopes (stable names, used by config globs, ``inspect`` and checkpoint
 
     encoder.embedding.weight          (V, E)
     encoder.rnn.weight_ih_l0 ...      the encoder RNN, torch's names
-    bridge.h.weight ...               only with model.bridge=linear
+    bridge.h.weight ...               only with model.net.bridge=linear
     decoder.embedding.weight          (V, E)
     decoder.rnn.weight_hh_l1 ...      the decoder RNN
     decoder.output.weight, .bias      (V, H_dec)
-    decoder.attention.out.weight ...  only with model/attention (see qa_seq2seq.attention)
-    decoder.thinking                  (E,): only with model.thinking_steps > 0
+    decoder.attention.out.weight ...  only with model/net/attention (see qa_seq2seq.attention)
+    decoder.thinking                  (E,): only with model.net.thinking_steps > 0
 
-Construction order: modules -> weight sharing -> initializer -> warm start -> freezing; each step
-sees the result of the one before. The search algorithms talk to the model through ``encode``,
+``encoder``, ``bridge`` and ``decoder`` are the default names of the three scopes; ``scopes``
+renames them (``{"encoder": "question_encoder"}`` gives ``question_encoder.rnn.weight_ih_l0``).
+
+The network is architecture only: construction builds the modules and ties the shared ones, and
+never reads a file. How training initialises, warm-starts and freezes it is the LightningModule's
+business (``qa_seq2seq.module``). The search algorithms talk to the network through ``encode``,
 ``step`` and ``reorder_state`` only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
@@ -28,14 +32,12 @@ from qa_seq2seq.attention import Attention, Memory
 from qa_seq2seq.bridge import Bridge, Side
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.rnn import Recurrent, State
-from qa_seq2seq.scopes import freeze_
 
 if TYPE_CHECKING:
-    from qa_seq2seq.initializers import Initializer
     from qa_seq2seq.sharing import Sharing
-    from qa_seq2seq.warm_start import WarmStart
 
 RNNFactory = Callable[..., Recurrent]
+SCOPES = ("encoder", "bridge", "decoder")
 
 
 class EncoderOutput(NamedTuple):
@@ -143,12 +145,14 @@ class Seq2Seq(nn.Module):
         feed_encoder_state: also concatenate the encoder's final top-layer ``h`` to every
             decoder input.
         attention: factory for the decoder's attention over the encoder outputs (a ``_partial_``
-            of ``qa_seq2seq.attention.Attention``), or None (``model/attention=none``).
+            of ``qa_seq2seq.attention.Attention``), or None (``model/net/attention=none``).
         input_feeding: feed the previous attentional vector into each decoder step (needs
             attention); the decoder then runs step by step in training too.
         thinking_steps: decoder steps run on a learned input before ``<bos>``, without output.
         dropout: on embeddings and on the decoder output before the vocabulary projection.
-        sharing, init, init_from, freeze: applied in this order after construction.
+        sharing: ties scopes after construction (``qa_seq2seq.sharing``).
+        scopes: ``{"encoder"|"bridge"|"decoder": name}``, the names the parts' parameters live
+            under; each part keeps its default name unless given one.
     """
 
     def __init__(
@@ -168,47 +172,58 @@ class Seq2Seq(nn.Module):
         thinking_steps: int = 0,
         dropout: float = 0.0,
         sharing: Sharing | None = None,
-        init: Initializer | None = None,
-        init_from: WarmStart | None = None,
-        freeze: Sequence[str] = (),
+        scopes: Mapping[str, str] | None = None,
     ):
         super().__init__()
+        self.scopes = _scope_names(scopes or {}, taken=lambda name: hasattr(self, name))
         sizes = {"hidden_size": hidden_size, "num_layers": num_layers}
-        enc_rnn = _make_rnn(encoder_cell or cell, "encoder", embedding_size, sizes,
+        enc_rnn = _make_rnn(encoder_cell or cell, self.scopes["encoder"], embedding_size, sizes,
                             bidirectional=bidirectional_encoder)
         directions = enc_rnn.num_directions
         enc_side = Side(enc_rnn.num_layers, directions * enc_rnn.output_size,
                         directions * enc_rnn.hidden_size if enc_rnn.has_cell_state else None)
         if input_feeding and not attention:
-            raise ConfigError("model.input_feeding=true feeds the attentional vector back into the "
-                              "decoder: choose an attention (model/attention=dot|general|bahdanau)")
+            raise ConfigError("model.net.input_feeding=true feeds the attentional vector back into the "
+                              "decoder: choose an attention (model/net/attention=dot|general|bahdanau)")
         if thinking_steps < 0:
-            raise ConfigError(f"model.thinking_steps must be >= 0, got {thinking_steps}")
+            raise ConfigError(f"model.net.thinking_steps must be >= 0, got {thinking_steps}")
         self.context_size = enc_side.h_size if feed_encoder_state else 0
         feed_size = _output_size(decoder_cell or cell, sizes) if input_feeding else 0
-        dec_rnn = _make_rnn(decoder_cell or cell, "decoder",
+        dec_rnn = _make_rnn(decoder_cell or cell, self.scopes["decoder"],
                             embedding_size + self.context_size + feed_size, sizes)
         if dec_rnn.bidirectional:
             raise ConfigError("the decoder cannot be bidirectional: set the decoder cell's "
-                             "bidirectional=false (use model.bidirectional_encoder for the encoder)")
+                             "bidirectional=false (use model.net.bidirectional_encoder for the encoder)")
         dec_side = Side(dec_rnn.num_layers, dec_rnn.output_size,
                         dec_rnn.hidden_size if dec_rnn.has_cell_state else None)
 
-        self.encoder = Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout)
-        self.bridge = Bridge(bridge, enc_side, dec_side)
-        self.decoder = Decoder(
-            nn.Embedding(vocab_size, embedding_size), dec_rnn,
-            nn.Linear(dec_side.h_size, vocab_size), dropout,
-            attention(query_size=dec_side.h_size, memory_size=enc_side.h_size) if attention
-            else None, input_feeding, thinking_steps)
+        parts = {
+            "encoder": Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout),
+            "bridge": Bridge(bridge, enc_side, dec_side),
+            "decoder": Decoder(
+                nn.Embedding(vocab_size, embedding_size), dec_rnn,
+                nn.Linear(dec_side.h_size, vocab_size), dropout,
+                attention(query_size=dec_side.h_size, memory_size=enc_side.h_size) if attention
+                else None, input_feeding, thinking_steps),
+        }
+        for part, module in parts.items():  # add_module would trip over the part properties
+            self._modules[self.scopes[part]] = module
         self.vocab_size = vocab_size
         if sharing is not None:
             sharing.apply(self)
-        if init is not None:
-            init(self)
-        if init_from is not None:
-            init_from(self)
-        freeze_(self, freeze)
+
+    # The parts under their scope names (registered as submodules under those names).
+    @property
+    def encoder(self) -> Encoder:
+        return self._modules[self.scopes["encoder"]]
+
+    @property
+    def bridge(self) -> Bridge:
+        return self._modules[self.scopes["bridge"]]
+
+    @property
+    def decoder(self) -> Decoder:
+        return self._modules[self.scopes["decoder"]]
 
     # ----- training ---------------------------------------------------------------------------
     def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor,
@@ -220,10 +235,7 @@ class Seq2Seq(nn.Module):
         step after the first reads the gold token with that probability, else the model's own
         most likely token from the step before. Returns logits (B, T, V).
         """
-        state = self._start(src, src_lengths)
-        if initial_state is not None:
-            state = state._replace(rnn=initial_state)
-        state = self.decoder.think(state)
+        state = self.encode(src, src_lengths, initial_state)
         if teacher_forcing >= 1.0:
             return self.decoder(tgt_in, state).logits
         return self._scheduled_sampling(tgt_in, state, teacher_forcing)
@@ -248,10 +260,15 @@ class Seq2Seq(nn.Module):
         return self.decoder(tgt_in, self.encode(src, src_lengths)).attention
 
     # ----- the search contract ----------------------------------------------------------------
-    def encode(self, src: Tensor, src_lengths: Tensor) -> DecoderState:
+    def encode(self, src: Tensor, src_lengths: Tensor,
+               initial_state: State | None = None) -> DecoderState:
         """Run the encoder (and the thinking steps) once: src (B, S), src_lengths (B,) -> the
-        decoder's state before ``<bos>``."""
-        return self.decoder.think(self._start(src, src_lengths))
+        decoder's state before ``<bos>``. ``initial_state`` (L, B, H) replaces the bridged
+        encoder state; the thinking steps, if any, start from it."""
+        state = self._start(src, src_lengths)
+        if initial_state is not None:
+            state = state._replace(rnn=initial_state)
+        return self.decoder.think(state)
 
     def _start(self, src: Tensor, src_lengths: Tensor) -> DecoderState:
         encoded = self.encoder(src, src_lengths)
@@ -291,6 +308,24 @@ def merge_directions(state: State, directions: int) -> State:
     return State(merge(state.h), merge(state.c))
 
 
+def _scope_names(given: Mapping[str, str], taken: Callable[[str], bool]) -> dict[str, str]:
+    """``{part: name}`` for the three parts; names must be distinct identifiers and not
+    ``taken`` by another attribute of the network (``forward``, ``encode``, ``training``...)."""
+    if unknown := sorted(set(given) - set(SCOPES)):
+        raise ConfigError(f"model.net.scopes.{unknown[0]}: no such part; the parts are "
+                          f"{', '.join(SCOPES)}")
+    names = {part: given.get(part) or part for part in SCOPES}
+    for part, name in names.items():
+        if not (isinstance(name, str) and name.isidentifier()) or (
+                name not in SCOPES and taken(name)):
+            raise ConfigError(f"model.net.scopes.{part}={name!r}: a scope name must be a Python "
+                              "identifier (letters, digits, _; no dots) and not an attribute of the "
+                              "network (forward, encode, training...), e.g. question_encoder")
+    if len(set(names.values())) < len(names):
+        raise ConfigError(f"model.net.scopes: two parts share a name ({names}); give each its own")
+    return names
+
+
 def _output_size(factory: RNNFactory, sizes: dict[str, int]) -> int:
     """The size of ``h`` an RNN from ``factory`` will have: its ``proj_size``, else hidden size."""
     own = getattr(factory, "keywords", {})
@@ -302,7 +337,8 @@ def _make_rnn(factory: RNNFactory, name: str, input_size: int, sizes: dict[str, 
     """Call a cell factory; its own non-null ``hidden_size``/``num_layers`` win over ``sizes``."""
     own = getattr(factory, "keywords", {})
     if "name" in own:  # the scope name is the model's to give: never accept and ignore it
-        raise ConfigError(f"model cell name={own['name']!r}: an RNN's name is its scope in the "
-                          f"model ({name!r} here), fixed by the model; drop the name key")
+        raise ConfigError(f"model cell name={own['name']!r}: an RNN is named after its scope "
+                          f"({name!r} here); drop the cell's name key and set "
+                          f"model.net.scopes.encoder=... or model.net.scopes.decoder=... instead")
     resolved = {key: own.get(key) or value for key, value in sizes.items()}
     return factory(input_size=input_size, name=name, **resolved, **kwargs)

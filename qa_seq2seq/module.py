@@ -1,7 +1,9 @@
-"""The LightningModule: a thin training wrapper around a plain ``Seq2Seq`` network.
+"""The LightningModule: a plain ``Seq2Seq`` network and everything about training it.
 
-It owns the loss, the validation metrics (loss, perplexity, exact match by actually decoding the
-validation questions), what is logged, and what is stored in checkpoints beside the weights.
+It sets the network up for training (initializer, then warm start, then freezing: each step
+sees the result of the one before), and owns the optimizer and scheduler, the loss, the
+validation metrics (loss, perplexity, exact match by actually decoding the validation
+questions), what is logged, and what is stored in checkpoints beside the weights.
 Logged: ``train/loss``, ``train/grad_norm``, ``val/loss``, ``val/ppl``, ``val/exact_match``, a
 table of validation questions with predicted and gold answers (TensorBoard text), and for models
 with attention, images of where the first validation answers looked (``val/attention/<i>``).
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning.pytorch as L
@@ -31,16 +33,31 @@ from torchmetrics import MeanMetric
 from qa_seq2seq.checkpoint import PAYLOAD_KEY
 from qa_seq2seq.data import Batch
 from qa_seq2seq.errors import ConfigError, NonFiniteError
+from qa_seq2seq.initializers import Initializer
 from qa_seq2seq.metrics import exact_match
 from qa_seq2seq.model import Seq2Seq
+from qa_seq2seq.scopes import freeze_
 from qa_seq2seq.tokenizer import BOS_ID, PAD_ID, Tokenizer
+from qa_seq2seq.warm_start import WarmStart
 
 log = logging.getLogger(__name__)
 
 
+def set_up(net: Seq2Seq, init: Initializer | None = None, init_from: WarmStart | None = None,
+           freeze: Sequence[str] = ()) -> Seq2Seq:
+    """Prepare ``net`` for training, in place: ``init``, then ``init_from``, then ``freeze``."""
+    if init is not None:
+        init(net)
+    if init_from is not None:
+        init_from(net)
+    freeze_(net, freeze)
+    return net
+
+
 class Seq2SeqModule(L.LightningModule):
     """Args:
-        net: the network.
+        net: the network (architecture only).
+        init, init_from, freeze: its training set-up, applied by :func:`set_up`.
         tokenizer: to turn decoded ids into text for exact match and samples.
         optimizer: ``_partial_`` optimizer, called with the trainable parameters only.
         scheduler: optional ``_partial_`` of a ``qa_seq2seq.schedules`` function, called with the
@@ -50,14 +67,16 @@ class Seq2SeqModule(L.LightningModule):
         search: ``_partial_`` search function used for ``val/exact_match`` (``decode=`` group).
         label_smoothing: for the training loss (validation loss is plain cross-entropy).
         nonfinite: ``error`` or ``skip`` when the loss or gradient norm is NaN/inf.
-        payload: stored in every checkpoint under ``qa_seq2seq`` (model config, data config,
+        payload: stored in every checkpoint under ``qa_seq2seq`` (network config, data config,
             format); the tokenizer bytes are added here.
         text_samples: validation questions shown in TensorBoard each validation.
         attention_maps: validation answers whose attention is drawn in TensorBoard.
     """
 
     def __init__(self, net: Seq2Seq, tokenizer: Tokenizer, optimizer: Callable,
-                 search: Callable, scheduler: Callable | None = None,
+                 search: Callable, init: Initializer | None = None,
+                 init_from: WarmStart | None = None, freeze: Sequence[str] = (),
+                 scheduler: Callable | None = None,
                  label_smoothing: float = 0.0, payload: dict[str, Any] | None = None,
                  text_samples: int = 8, attention_maps: int = 4, nonfinite: str = "error",
                  teacher_forcing: Callable[[int], float] | None = None):
@@ -67,7 +86,7 @@ class Seq2SeqModule(L.LightningModule):
         self.nonfinite, self.skipped_updates, self.amp_overflow_steps = nonfinite, 0, 0
         # The batch being trained: index, training rows, loss.
         self._batch: tuple[int, Tensor, Tensor] = (-1, torch.empty(0), torch.zeros(()))
-        self.net, self.tokenizer = net, tokenizer
+        self.net, self.tokenizer = set_up(net, init, init_from, freeze), tokenizer
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.search, self.label_smoothing = search, label_smoothing
         self.teacher_forcing = teacher_forcing

@@ -1,6 +1,6 @@
 """Numeric options checked at start-up, before any data is read: sizes, probabilities, rates.
 
-A value out of range is refused naming its key (``model.hidden_size=0 must be an integer >= 1``)
+A value out of range is refused naming its key (``model.net.hidden_size=0 must be an integer >= 1``)
 instead of failing later inside torch, or training silently wrong.
 """
 
@@ -30,9 +30,9 @@ NON_NEGATIVE: Rule = ("a number >= 0", lambda v: _number(v) and v >= 0)
 CELL = {"hidden_size": COUNT, "num_layers": COUNT, "dropout": PROBABILITY,
         "recurrent_dropout": PROBABILITY, "proj_size": NON_NEGATIVE_COUNT}
 RULES: dict[str, Rule] = {
-    "model.embedding_size": COUNT, "model.hidden_size": COUNT, "model.num_layers": COUNT,
-    "model.dropout": PROBABILITY, "model.thinking_steps": NON_NEGATIVE_COUNT,
-    **{f"model.{cell}.{key}": rule for cell in ("cell", "encoder_cell", "decoder_cell")
+    "model.net.embedding_size": COUNT, "model.net.hidden_size": COUNT, "model.net.num_layers": COUNT,
+    "model.net.dropout": PROBABILITY, "model.net.thinking_steps": NON_NEGATIVE_COUNT,
+    **{f"model.net.{cell}.{key}": rule for cell in ("cell", "encoder_cell", "decoder_cell")
        for key, rule in CELL.items()},
     "optimizer.lr": POSITIVE, "optimizer.weight_decay": NON_NEGATIVE,
     "optimizer.momentum": NON_NEGATIVE,

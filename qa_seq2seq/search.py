@@ -19,7 +19,7 @@ Padding and ``<bos>`` are never emitted. Blocking happens after the softmax, so 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,9 @@ from torch import Tensor
 
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+if TYPE_CHECKING:
+    from qa_seq2seq.rnn import State
 
 LENGTH_PENALTIES = ("none", "average", "gnmt")
 
@@ -41,7 +44,7 @@ class Hypothesis(NamedTuple):
 
 
 class SearchModel(Protocol):
-    def encode(self, src: Tensor, src_lengths: Tensor): ...
+    def encode(self, src: Tensor, src_lengths: Tensor): ...  # also initial_state=, if searched with one
     def step(self, tokens: Tensor, state) -> tuple[Tensor, object]: ...
     def reorder_state(self, state, order: Tensor): ...
 
@@ -53,6 +56,13 @@ def length_penalty(length: int | Tensor, mode: str, alpha: float) -> float | Ten
     if mode == "average":
         return length
     return ((5.0 + length) / 6.0) ** alpha
+
+
+def _encode(model: SearchModel, src: Tensor, src_lengths: Tensor, initial_state: State | None):
+    """``model.encode``; a model is only asked for ``initial_state`` when one is given."""
+    if initial_state is None:
+        return model.encode(src, src_lengths)
+    return model.encode(src, src_lengths, initial_state=initial_state)
 
 
 def _limits(src_lengths: Tensor, max_length: int, max_length_ratio: float | None) -> Tensor:
@@ -87,17 +97,22 @@ def _hypothesis(tokens: list[int], log_probs: list[float], finished: bool, mode:
 
 @torch.inference_mode()
 def greedy_search(model: SearchModel, src: Tensor, src_lengths: Tensor, max_length: int = 64,
-                  max_length_ratio: float | None = None,
-                  min_length: int = 0) -> list[list[Hypothesis]]:
-    """The most likely token at every step. Returns one hypothesis per question: (B, 1)."""
+                  max_length_ratio: float | None = None, min_length: int = 0,
+                  initial_state: State | None = None) -> list[list[Hypothesis]]:
+    """The most likely token at every step. Returns one hypothesis per question: (B, 1).
+
+    ``initial_state`` (every search takes it): the decoder's ``(h, c)``, each (L, B, H),
+    replacing the bridged encoder state, as in teacher-forced ``Seq2Seq.forward``.
+    """
     return _single_path(model, src, src_lengths, max_length, max_length_ratio, min_length,
-                        choose=lambda log_probs: log_probs.max(-1))
+                        initial_state, choose=lambda log_probs: log_probs.max(-1))
 
 
 @torch.inference_mode()
 def sample(model: SearchModel, src: Tensor, src_lengths: Tensor, temperature: float = 1.0,
            top_k: int = 0, top_p: float = 1.0, seed: int | None = None, max_length: int = 64,
-           max_length_ratio: float | None = None, min_length: int = 0) -> list[list[Hypothesis]]:
+           max_length_ratio: float | None = None, min_length: int = 0,
+           initial_state: State | None = None) -> list[list[Hypothesis]]:
     """Ancestral sampling from the tempered, top-k / nucleus (top-p) filtered distribution.
 
     ``seed`` makes the draw reproducible. Scores are the model's own (unfiltered) log-probabilities.
@@ -122,10 +137,12 @@ def sample(model: SearchModel, src: Tensor, src_lengths: Tensor, temperature: fl
         token = torch.multinomial(filtered.softmax(-1), 1, generator=generator)[:, 0]
         return log_probs.gather(1, token[:, None])[:, 0], token
 
-    return _single_path(model, src, src_lengths, max_length, max_length_ratio, min_length, choose)
+    return _single_path(model, src, src_lengths, max_length, max_length_ratio, min_length,
+                        initial_state, choose)
 
 
-def _single_path(model, src, src_lengths, max_length, max_length_ratio, min_length, choose):
+def _single_path(model, src, src_lengths, max_length, max_length_ratio, min_length,
+                 initial_state, choose):
     """One token per question per step, chosen by ``choose(log_probs) -> (log_prob, token)``."""
     batch = src.size(0)
     limits = _limits(src_lengths, max_length, max_length_ratio).to(src.device)
@@ -136,7 +153,7 @@ def _single_path(model, src, src_lengths, max_length, max_length_ratio, min_leng
     finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
     alive = torch.arange(batch, device=src.device)  # question of each row
     tokens = src.new_full((batch,), BOS_ID)
-    state = model.encode(src, src_lengths)
+    state = _encode(model, src, src_lengths, initial_state)
     for t in range(steps):
         log_probs, state = _log_probs(model, tokens, state, t, min_length)
         log_prob, tokens = choose(log_probs)
@@ -159,7 +176,8 @@ def _single_path(model, src, src_lengths, max_length, max_length_ratio, min_leng
 def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size: int = 5,
                 n_best: int = 1, max_length: int = 64, max_length_ratio: float | None = None,
                 min_length: int = 0, length_penalty: str = "none", alpha: float = 0.6,
-                no_repeat_ngram_size: int = 0) -> list[list[Hypothesis]]:
+                no_repeat_ngram_size: int = 0,
+                initial_state: State | None = None) -> list[list[Hypothesis]]:
     """Beam search over batch x beam rows, flattened into one dimension.
 
     Args:
@@ -182,7 +200,7 @@ def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size:
         raise ConfigError(f"decode.length_penalty={length_penalty!r}: use one of {LENGTH_PENALTIES}")
     batch, k, device = src.size(0), beam_size, src.device
     limits = _limits(src_lengths, max_length, max_length_ratio).to(device)
-    state = model.encode(src, src_lengths)
+    state = _encode(model, src, src_lengths, initial_state)
     state = model.reorder_state(state, torch.arange(batch, device=device).repeat_interleave(k))
     alive = torch.arange(batch, device=device)  # question of each block of k rows
     scores = torch.full((batch, k), -math.inf, device=device)

@@ -1,4 +1,4 @@
-"""Weight sharing between scopes (``model/sharing=``), applied once after construction.
+"""Weight sharing between scopes (``model/net/sharing=``), applied once after construction.
 
 - ``embeddings``: the decoder uses the encoder's embedding table;
 - ``tied_output``: the decoder's output layer uses the decoder embedding as its weight
@@ -39,9 +39,9 @@ class Sharing:
             emb, out = decoder.embedding.weight, decoder.output.weight
             if emb.shape != out.shape:
                 raise ConfigError(
-                    f"model/sharing=tied_output needs model.embedding_size ({emb.shape[1]}) equal "
+                    f"model/net/sharing=tied_output needs model.net.embedding_size ({emb.shape[1]}) equal "
                     f"to the decoder's output size ({out.shape[1]}: its hidden_size, or proj_size)."
-                    f" Set model.embedding_size={out.shape[1]} or choose another model/sharing."
+                    f" Set model.net.embedding_size={out.shape[1]} or choose another model/net/sharing."
                 )
             decoder.output.weight = decoder.embedding.weight
         if self.encoder_decoder:
@@ -60,9 +60,9 @@ class Sharing:
             ]
             if mismatches:
                 raise ConfigError(
-                    "model/sharing=encoder_decoder runs one RNN on both sides, but they differ: "
+                    "model/net/sharing=encoder_decoder runs one RNN on both sides, but they differ: "
                     + "; ".join(mismatches)
-                    + ". Use the same model/cell for both, model.bidirectional_encoder=false and "
-                    "model.feed_encoder_state=false, or choose another model/sharing."
+                    + ". Use the same model/net/cell for both, model.net.bidirectional_encoder=false and "
+                    "model.net.feed_encoder_state=false, or choose another model/net/sharing."
                 )
             decoder.rnn = enc

@@ -1,7 +1,7 @@
 """Training entry point.
 
-    python -m qa_seq2seq.train +experiment=toy_lstm model/cell=gru trainer.max_epochs=5
-    python -m qa_seq2seq.train -m model/cell=lstm,gru          # one run directory per choice
+    python -m qa_seq2seq.train +experiment=toy_lstm model/net/cell=gru trainer.max_epochs=5
+    python -m qa_seq2seq.train -m model/net/cell=lstm,gru          # one run directory per choice
     python -m qa_seq2seq.train +experiment=toy_lstm resume=auto  # continue the newest toy_lstm run
 
 ``train(cfg)`` is the whole job (tests call it directly); ``main`` only adds Hydra and turns
@@ -42,15 +42,6 @@ log = logging.getLogger(__name__)
 OmegaConf.register_new_resolver("qa_run_dir", hydra_run_dir, use_cache=True, replace=True)
 
 
-def build_network(model_cfg: DictConfig, vocab_size: int) -> tuple[Any, dict[str, Any]]:
-    """The network, and the config that rebuilds it for inference (no init, no warm start)."""
-    config = OmegaConf.to_container(model_cfg, resolve=True)
-    config["vocab_size"] = vocab_size
-    net = instantiate(config, _convert_="all")
-    inference_config = {**config, "init": None, "init_from": None}
-    return net, inference_config
-
-
 def check_search(search: Any, net: torch.nn.Module) -> None:
     """Run the configured search once on a one-token question, so bad decode options fail now."""
     net.eval()
@@ -62,7 +53,7 @@ def check_search(search: Any, net: torch.nn.Module) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train ``cfg``; returns the final logged metrics (and ``best_checkpoint``)."""
-    if missing := sorted(OmegaConf.missing_keys(cfg) - {"model.vocab_size"}):  # vocab: tokenizer's
+    if missing := sorted(OmegaConf.missing_keys(cfg) - {"model.net.vocab_size"}):  # the tokenizer's
         raise ConfigError(f"{', '.join(missing)}: required, with no default (???); set "
                           f"{missing[0]}=...")
     check_ranges(cfg)
@@ -88,17 +79,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule.fit_tokenizer().save(tokenizer_path)
     tokenizer = datamodule.tokenizer
 
-    net, inference_config = build_network(cfg.model, tokenizer.vocab_size)
+    cfg.model.net.vocab_size = tokenizer.vocab_size
     search = instantiate(cfg.decode)
-    check_search(search, net)
-    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    log.info("model: %d trainable / %d parameters", trainable,
-             sum(p.numel() for p in net.parameters()))
-    payload = {"format": FORMAT_VERSION, "model": inference_config,
+    payload = {"format": FORMAT_VERSION, "net": OmegaConf.to_container(cfg.model.net, resolve=True),
                "data": OmegaConf.to_container(cfg.data, resolve=True),
                "decode": OmegaConf.to_container(cfg.decode, resolve=True)}  # the CLI's default
-    module = Seq2SeqModule(
-        net, tokenizer,
+    module: Seq2SeqModule = instantiate(cfg.model, _convert_="all")(
+        tokenizer=tokenizer,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         search=search,
@@ -107,6 +94,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         nonfinite=cfg.nonfinite,
         payload=payload,
     )
+    check_search(search, module.net)
+    trainable = sum(p.numel() for p in module.net.parameters() if p.requires_grad)
+    log.info("model: %d trainable / %d parameters", trainable,
+             sum(p.numel() for p in module.net.parameters()))
     callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if c}
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     if not logger and (needs := [n for n, c in callbacks.items() if isinstance(c, LearningRateMonitor)]):

@@ -14,7 +14,7 @@ Rows (each in its own process, so that peak memory is its own):
   teacher forcing, Adam, on the same token ids, batched with the strongest hand-written policy:
   the whole epoch sorted by (question length, answer length), the batches shuffled.
 - ``lstm``, ``peephole_lstm``, ``layernorm_lstm``, ``gru``, ``rnn``, ``lstm+rdrop``: the
-  dataset's experiment with ``model/cell=ROW``, trained through the real entry point
+  dataset's experiment with ``model/net/cell=ROW``, trained through the real entry point
   (``qa_seq2seq.train.train(cfg)`` with the shipped configs: datamodule, logger and callbacks on,
   as a user runs it); a callback only reads the clock.
 
@@ -58,7 +58,7 @@ def compose(args, overrides: list[str] = ()):
 
 def model_shape(cfg, vocab: int) -> dict:
     """The sizes the FLOP and peak figures need."""
-    return {"vocab": vocab, **{k: cfg.model[k] for k in ("embedding_size", "hidden_size",
+    return {"vocab": vocab, **{k: cfg.model.net[k] for k in ("embedding_size", "hidden_size",
                                                           "num_layers")}}
 
 
@@ -184,13 +184,13 @@ def run_framework(args, tmp: str) -> dict:
     from qa_seq2seq.train import train
 
     cell, _, extra = args.row.partition("+")
-    overrides = [f"model/cell={cell}", f"output_dir={tmp}",
+    overrides = [f"model/net/cell={cell}", f"output_dir={tmp}",
                  f"trainer.max_steps={args.warmup + args.steps + 1}",
                  "trainer.enable_progress_bar=false", f"trainer.precision={args.precision}",
                  "+callbacks.bench_timer._target_=__main__.StepTimer",
                  f"+callbacks.bench_timer.warmup={args.warmup}"]
     if extra == "rdrop":
-        overrides.append("model.cell.recurrent_dropout=0.25")
+        overrides.append("model.net.cell.recurrent_dropout=0.25")
     cfg = compose(args, overrides + args.overrides.split())
     train(cfg)
     from qa_seq2seq.tokenizer import Tokenizer

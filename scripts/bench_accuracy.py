@@ -2,7 +2,7 @@
 
     python scripts/bench_accuracy.py                                   # the README table (short)
     python scripts/bench_accuracy.py --budget 00:00:15:00 --seeds 3    # the long run
-    python scripts/bench_accuracy.py --config 'mine:+experiment=arith model/cell=gru' --seeds 1
+    python scripts/bench_accuracy.py --config 'mine:+experiment=arith model/net/cell=gru' --seeds 1
 
 Each configuration is ``label:overrides`` for ``python -m qa_seq2seq.train`` and is trained
 through the real entry point, as a user runs it (logger and callbacks on), for ``--budget``

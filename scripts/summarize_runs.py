@@ -1,6 +1,6 @@
 """One table of the final metrics of many runs: a Hydra sweep (-m), or everything under outputs/.
 
-    python -m qa_seq2seq.train -m +experiment=toy_lstm model/cell=lstm,gru model.hidden_size=128,256
+    python -m qa_seq2seq.train -m +experiment=toy_lstm model/net/cell=lstm,gru model.net.hidden_size=128,256
     python scripts/summarize_runs.py                      # the newest sweep under outputs/
     python scripts/summarize_runs.py outputs/ --sort val/loss --ascending
 

@@ -65,10 +65,10 @@ def test_padding_gets_no_weight_and_cannot_change_the_result(score):
 
 
 def test_dot_needs_equal_sizes_and_input_feeding_needs_attention():
-    with pytest.raises(ConfigError, match="model/attention=general or bahdanau"):
+    with pytest.raises(ConfigError, match="model/net/attention=general or bahdanau"):
         tiny_model(attention=partial(Attention, "dot"), bidirectional_encoder=True, bridge="linear")
     tiny_model(attention=partial(Attention, "general"), bidirectional_encoder=True, bridge="linear")
-    with pytest.raises(ConfigError, match="model.input_feeding=true"):
+    with pytest.raises(ConfigError, match="model.net.input_feeding=true"):
         tiny_model(input_feeding=True)
     with pytest.raises(ConfigError, match="unknown|use one of"):
         Attention("cosine", 4, 4)

@@ -18,8 +18,8 @@ def attention_run(tmp_path_factory):
     from qa_seq2seq.train import train
 
     root = tmp_path_factory.mktemp("attention")
-    cfg = compose_train(["+experiment=smoke", "model/attention=general", "model.input_feeding=true",
-                         "model.thinking_steps=2", "data.reverse_source=true",
+    cfg = compose_train(["+experiment=smoke", "model/net/attention=general", "model.net.input_feeding=true",
+                         "model.net.thinking_steps=2", "data.reverse_source=true",
                          "data.reverse_target=true", "trainer.max_epochs=2",
                          *toy_data_overrides(root / "data")], root / "run")
     train(cfg)
@@ -43,8 +43,8 @@ def test_tensorboard_shows_attention_maps(attention_run):
 def test_the_checkpoint_keeps_the_reading_order_and_the_cli_agrees_with_evaluate(attention_run):
     ckpt = read_checkpoint(attention_run)
     assert ckpt.payload["data"]["reverse_source"] is True
-    assert ckpt.payload["model"]["thinking_steps"] == 2
-    evaluate(compose_evaluate(attention_run, "split=validation"), "greedy")
+    assert ckpt.payload["net"]["thinking_steps"] == 2
+    evaluate(compose_evaluate(attention_run, "split=validation"))
     rows = [json.loads(line) for line in (attention_run / "checkpoints" / "eval-validation-greedy"
                                           / "predictions.jsonl").read_text().splitlines()][:20]
     questions = "".join(json.dumps({"question": r["question"]}) + "\n" for r in rows)

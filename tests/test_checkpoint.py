@@ -69,7 +69,7 @@ def test_other_files_get_a_one_line_explanation(tmp_path, smoke_run):
 
 def test_weights_that_do_not_fit_the_config_are_reported(tmp_path, smoke_run):
     path = tampered(smoke_run[0], tmp_path / "mismatch.ckpt",
-                    lambda payload: payload["model"].update(hidden_size=48))
+                    lambda payload: payload["net"].update(hidden_size=48))
     with pytest.raises(CheckpointError, match="do not fit the model.*size mismatch"):
         load_model(path)
 

@@ -1,4 +1,5 @@
-"""Every model/cell (per side) x model/sharing x model.bridge: valid ones train, others explain."""
+"""Every model/net/cell (per side) x model/net/sharing x model.net.bridge: valid ones train,
+others explain."""
 
 import itertools
 import random
@@ -24,9 +25,9 @@ COMBOS = list(itertools.product(CELLS, CELLS, SHARINGS, BRIDGES))
 def expected_error(enc, dec, sharing, bridge):
     """The independent rule: what must fail, and with which key named (bridge is checked first)."""
     if bridge == "state" and HAS_C[enc] != HAS_C[dec]:
-        return "model.bridge=state"
+        return "model.net.bridge=state"
     if sharing == "encoder_decoder" and enc != dec:
-        return "model/sharing=encoder_decoder"
+        return "model/net/sharing=encoder_decoder"
     return None
 
 
@@ -70,7 +71,7 @@ def test_attention_composes_with_every_cell_and_sharing(cell, sharing, options):
                     num_layers=1, sharing=Sharing(**SHARINGS[sharing]), **DECODER_OPTIONS[options])
     if sharing == "encoder_decoder" and options == "general+feeding":
         # The fed decoder reads [embedding; attentional vector]: not the encoder's input size.
-        with pytest.raises(ValueError, match="model/sharing=encoder_decoder.*input_size"):
+        with pytest.raises(ValueError, match="model/net/sharing=encoder_decoder.*input_size"):
             build()
         return
     model = build()

@@ -6,6 +6,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from qa_seq2seq.module import set_up
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
@@ -20,7 +22,8 @@ def compose_train(overrides, tmp_path):
 
 def instantiate_everything(cfg):
     datamodule = instantiate(cfg.data)
-    net = instantiate(cfg.model, vocab_size=32)
+    cfg.model.net.vocab_size = 32
+    net = set_up(**instantiate(cfg.model).keywords)  # the network and its training set-up
     optimizer = instantiate(cfg.optimizer)(net.parameters())
     if cfg.get("scheduler"):
         instantiate(cfg.scheduler)(optimizer, total_steps=100)
@@ -30,8 +33,8 @@ def instantiate_everything(cfg):
     return datamodule, net
 
 
-GROUPS = ["data", "scheduled_sampling", "model/cell", "model/attention", "model/init",
-          "model/sharing", "optimizer", "scheduler",
+GROUPS = ["data", "scheduled_sampling", "model/net/cell", "model/net/attention", "model/init",
+          "model/net/sharing", "optimizer", "scheduler",
           "trainer", "decode", "logger", "callbacks"]
 CASES = [(g, o) for g in GROUPS for o in options(g)]
 
@@ -44,7 +47,7 @@ def test_group_option_composes_and_instantiates(group, option, tmp_path):
     if option == "hub":
         extra = ["data.path=org/name"]
     if option in ("tied_output", "all"):
-        extra = ["model.embedding_size=256"]
+        extra = ["model.net.embedding_size=256"]
     if group == "scheduler":
         extra = ["trainer.max_steps=100"]
     if option == "gpu":
@@ -64,9 +67,9 @@ def test_evaluate_config_composes():
 
 
 def test_per_side_cell_override(tmp_path):
-    cfg = compose_train(["+model/cell@model.decoder_cell=gru", "model.bridge=hidden_only"],
+    cfg = compose_train(["+model/net/cell@model.net.decoder_cell=gru", "model.net.bridge=hidden_only"],
                         tmp_path)
-    net = instantiate(cfg.model, vocab_size=32)
+    net = instantiate(cfg.model.net, vocab_size=32)
     assert type(net.encoder.rnn).__name__ == "LSTM" and type(net.decoder.rnn).__name__ == "GRU"
 
 

@@ -24,20 +24,20 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("command,message", [
-    ("-m qa_seq2seq.inspect model/sharing=tied_output", "needs model.embedding_size (64)"),
+    ("-m qa_seq2seq.inspect model/net/sharing=tied_output", "needs model.net.embedding_size (64)"),
     ("-m qa_seq2seq.inspect model.freeze=[nope*]", "model.freeze: pattern(s) ['nope*']"),
     ("-m qa_seq2seq.evaluate ckpt_path=/no/such/run", "/no/such/run: no such checkpoint"),
     ("-m qa_seq2seq.evaluate +experiment=smoke", "evaluate does not read model, run_name, trainer"),
     ("-m qa_seq2seq.decode --checkpoint /no/such", "/no/such: no such checkpoint"),
-    pytest.param("-m qa_seq2seq.train model.hidden_size=0",
-                 "model.hidden_size=0 must be an integer >= 1", marks=pytest.mark.slow),
+    pytest.param("-m qa_seq2seq.train model.net.hidden_size=0",
+                 "model.net.hidden_size=0 must be an integer >= 1", marks=pytest.mark.slow),
     ("scripts/bench_decode.py --checkpoint /no/such", "/no/such: no such checkpoint"),
     ("scripts/bench_decode.py --questions /no/such.jsonl", "--questions /no/such.jsonl: no such file"),
     ("scripts/bench.py --datasets toy,nope", "--datasets: unknown nope; choose from toy, arith"),
     pytest.param("scripts/gpu_check.sh", "error: no CUDA device",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
     ("-m qa_seq2seq.train model.nope=1", "Could not override 'model.nope'"),  # Hydra's message
-    ("-m qa_seq2seq.evaluate model/cell=gru", "Could not override 'model/cell'"),
+    ("-m qa_seq2seq.evaluate model/net/cell=gru", "Could not override 'model/net/cell'"),
 ])
 def test_a_user_error_is_one_message_and_exit_status_2(tmp_path, command, message):
     args = [str(ROOT / a) if a.startswith("scripts/") else a for a in command.split()]
@@ -51,7 +51,7 @@ def test_a_user_error_is_one_message_and_exit_status_2(tmp_path, command, messag
 
 def test_output_cut_short_by_a_closed_pipe_ends_quietly():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(f"{sys.executable} -m qa_seq2seq.inspect model.num_layers=300 | head -1",
+    result = subprocess.run(f"{sys.executable} -m qa_seq2seq.inspect model.net.num_layers=300 | head -1",
                             shell=True, cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.stdout.startswith("scope")
@@ -59,10 +59,10 @@ def test_output_cut_short_by_a_closed_pipe_ends_quietly():
 
 
 @pytest.mark.parametrize("override,message", [
-    ("model.cell.dropout=2.0", "model.cell.dropout=2.0 must be a probability in [0, 1)"),
-    ("model.hidden_size=0", "model.hidden_size=0 must be an integer >= 1"),
+    ("model.net.cell.dropout=2.0", "model.net.cell.dropout=2.0 must be a probability in [0, 1)"),
+    ("model.net.hidden_size=0", "model.net.hidden_size=0 must be an integer >= 1"),
     ("optimizer.lr=-1", "optimizer.lr=-1 must be a number > 0"),
-    ("model.dropout=1.0", "model.dropout=1.0 must be a probability in [0, 1)"),
+    ("model.net.dropout=1.0", "model.net.dropout=1.0 must be a probability in [0, 1)"),
     ("data.batch_size=0", "data.batch_size=0 must be an integer >= 1"),
     ("label_smoothing=1.5", "label_smoothing=1.5 must be a probability in [0, 1)"),
     ("scheduler=cosine scheduler.warmup_steps=-5", "scheduler.warmup_steps=-5 must be"),
@@ -98,7 +98,7 @@ def test_evaluate_help_shows_only_what_evaluate_reads():
     result = run("-m", "qa_seq2seq.evaluate", "--help")
     assert result.returncode == 0
     assert "decode: greedy | beam | sample" in result.stdout and "ckpt_path: null" in result.stdout
-    assert "model/cell" not in result.stdout and "optimizer" not in result.stdout
+    assert "model/net/cell" not in result.stdout and "optimizer" not in result.stdout
 
 
 def test_entry_point_exit_statuses():

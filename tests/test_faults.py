@@ -51,10 +51,10 @@ def test_nonfinite_updates_can_be_skipped(tmp_path, smoke_run, caplog):
 @pytest.mark.parametrize("override,message", [
     ("decode=beam decode.beam_size=0", "decode.beam_size must be >= 1"),
     ("decode=beam decode.n_best=9", "decode.n_best must be between 1 and beam_size=5"),
-    ("model.bridge=stat", "model.bridge='stat' is not one of"),
-    ("model/sharing=tied_output", "model.embedding_size"),
+    ("model.net.bridge=stat", "model.net.bridge='stat' is not one of"),
+    ("model/net/sharing=tied_output", "model.net.embedding_size"),
     ("data.on_bad_row=ignore", "data.on_bad_row='ignore'"),
-    ("+model.cell.name=question_encoder", "model cell name='question_encoder'"),
+    ("+model.net.cell.name=question_encoder", "model cell name='question_encoder'"),
 ])
 def test_bad_options_fail_before_any_training_step(tmp_path, smoke_run, override, message):
     from hydra.errors import InstantiationException
@@ -88,7 +88,7 @@ def test_fp16_overflow_steps_are_left_to_the_loss_scaler_and_counted(tmp_path, s
     # (torch's CPU LSTM has no fp16 kernel; the custom cells run in fp16 everywhere.)
     data_dir = smoke_run[0].parent / "data"
     metrics = train(fp16(smoke(tmp_path, data_dir, "trainer.max_epochs=2",
-                               "model/cell=peephole_lstm"), 2.0**26))
+                               "model/net/cell=peephole_lstm"), 2.0**26))
     overflows = metrics["train/amp_overflow_steps"]
     assert overflows >= 5
     assert metrics["global_step"] == 2 * 8  # every batch ran; the scaler skipped some updates
@@ -98,7 +98,7 @@ def test_fp16_overflow_steps_are_left_to_the_loss_scaler_and_counted(tmp_path, s
 def test_fp16_stops_when_the_loss_scale_collapses(tmp_path, smoke_run):
     data_dir = smoke_run[0].parent / "data"
     # Every gradient NaN from step 10 on, with a finite loss: the scale halves until it collapses.
-    cfg = fp16(smoke(tmp_path, data_dir, *POISON, "model/cell=peephole_lstm"), 8.0)
+    cfg = fp16(smoke(tmp_path, data_dir, *POISON, "model/net/cell=peephole_lstm"), 8.0)
     with pytest.raises(NonFiniteError, match=r"fp16 loss scale collapsed to 0.5 at step 13 "
                                              r"after 4 overflowing steps"):
         train(cfg)

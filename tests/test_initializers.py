@@ -57,7 +57,7 @@ def test_uniform_unit_scaling_and_glorot_normal():
 
 def test_biases_zero_except_forget_gate_exactly_as_configured():
     torch.manual_seed(0)
-    model = tiny_model(init=None)
+    model = tiny_model()
     model.decoder.rnn.forget_bias = 2.5
     Initializer("glorot_uniform")(model)
     for rnn, forget in ((model.encoder.rnn, 1.0), (model.decoder.rnn, 2.5)):
@@ -95,8 +95,10 @@ def test_unknown_pattern_or_name_is_an_error():
 
 
 def test_reproducible_from_seed_and_different_draws_per_rnn():
-    a = tiny_model(seed=3, init=Initializer("glorot_uniform"))
-    b = tiny_model(seed=3, init=Initializer("glorot_uniform"))
+    a = tiny_model(seed=3)
+    Initializer("glorot_uniform")(a)
+    b = tiny_model(seed=3)
+    Initializer("glorot_uniform")(b)
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
         assert torch.equal(p, q), name
     assert not torch.equal(a.encoder.rnn.weight_hh_l1, a.decoder.rnn.weight_hh_l1)
@@ -105,17 +107,24 @@ def test_reproducible_from_seed_and_different_draws_per_rnn():
 def test_torch_default_keeps_torch_values_but_sets_forget_bias():
     torch.manual_seed(0)
     model = tiny_model()
+    model.decoder.rnn.forget_bias = 2.5
     before = {n: p.clone() for n, p in model.named_parameters()}
     plan = Initializer("torch_default")(model)
     assert {v.split(",")[0] for v in plan.values()} == {"torch_default"}
     for name, p in model.named_parameters():
         if "bias" not in name:
             assert torch.equal(p, before[name]), name
+    for layer in range(2):
+        assert torch.all(model.decoder.rnn.gate(f"bias_ih_l{layer}", "forget") == 2.5)
+        assert torch.all(model.decoder.rnn.gate(f"bias_hh_l{layer}", "forget") == 0)
+        assert torch.equal(model.decoder.rnn.gate(f"bias_ih_l{layer}", "input"),
+                           before[f"decoder.rnn.bias_ih_l{layer}"].view(4, -1)[0])  # torch's draw
 
 
 @pytest.mark.parametrize("init", ["torch_default", "glorot_uniform", "orthogonal"])
 def test_every_lstm_bias_gets_the_forget_bias_in_both_directions(init):
-    model = tiny_model(init=Initializer(init), bidirectional_encoder=True, bridge="linear")
+    model = tiny_model(bidirectional_encoder=True, bridge="linear")
+    Initializer(init)(model)
     rnns = [model.encoder.rnn, model.decoder.rnn]
     names = [n for rnn in rnns for n in rnn._flat_weights_names if n.startswith("bias")]
     assert any(n.endswith("_reverse") for n in names)  # both directions are covered

@@ -3,9 +3,9 @@ from qa_seq2seq.inspect import from_checkpoint, from_config, main
 
 
 def test_table_from_config_shows_scopes_state_initializers_gates_and_sharing():
-    table = from_config(["model/cell=peephole_lstm", "model/init=orthogonal",
-                         "model/sharing=embeddings", "model.freeze=[encoder.*]",
-                         "model.num_layers=1", "model.hidden_size=32", "model.vocab_size=50"])
+    table = from_config(["model/net/cell=peephole_lstm", "model/init=orthogonal",
+                         "model/net/sharing=embeddings", "model.freeze=[encoder.*]",
+                         "model.net.num_layers=1", "model.net.hidden_size=32", "model.net.vocab_size=50"])
     rows = {tuple(line.split()[:2]): line for line in table.splitlines()[2:] if line.strip()}
     hh = rows[("decoder.rnn", "weight_hh_l0")]
     assert "trainable" in hh and "orthogonal" in hh
@@ -18,6 +18,15 @@ def test_table_from_config_shows_scopes_state_initializers_gates_and_sharing():
     # Frozen: the 50x64 embedding, and the encoder's peephole LSTM: 128x64 + 128x32 kernels,
     # 2 x 128 biases, 3 x 32 peepholes.
     assert "frozen: 15,840" in table
+
+
+def test_named_scopes_show_under_their_names():
+    table = from_config(["model.net.scopes.encoder=question_encoder", "model/init=orthogonal",
+                         "model.freeze=[question_encoder.embedding.*]", "model.net.vocab_size=50"])
+    rows = {tuple(line.split()[:2]): line for line in table.splitlines()[2:] if line.strip()}
+    assert "frozen" in rows[("question_encoder.embedding", "weight")]
+    assert "orthogonal" in rows[("question_encoder.rnn", "weight_hh_l0")]
+    assert not any(scope.startswith("encoder") for scope, _ in rows)
 
 
 def test_table_from_checkpoint_and_cli(smoke_run, capsys):
@@ -33,9 +42,9 @@ def test_table_from_checkpoint_and_cli(smoke_run, capsys):
 
 
 def test_attention_and_thinking_parameters_show_under_the_decoder_scope():
-    table = from_config(["model/attention=bahdanau", "model.input_feeding=true",
-                         "model.thinking_steps=2", "model/init=glorot_uniform",
-                         "model.num_layers=1", "model.hidden_size=32", "model.vocab_size=50"])
+    table = from_config(["model/net/attention=bahdanau", "model.net.input_feeding=true",
+                         "model.net.thinking_steps=2", "model/init=glorot_uniform",
+                         "model.net.num_layers=1", "model.net.hidden_size=32", "model.net.vocab_size=50"])
     rows = {tuple(line.split()[:2]): line for line in table.splitlines()[2:] if line.strip()}
     assert "32x32" in rows[("decoder.attention.key", "weight")]
     assert "glorot_uniform" in rows[("decoder.attention.query", "weight")]
@@ -48,7 +57,7 @@ def test_attention_and_thinking_parameters_show_under_the_decoder_scope():
 
 
 def test_the_readme_cli_form_of_init_overrides_works():
-    table = from_config(["model/init=glorot_uniform", "model.vocab_size=50",
+    table = from_config(["model/init=glorot_uniform", "model.net.vocab_size=50",
                          "model.init.overrides={decoder.*.weight_hh*: orthogonal, "
                          "*embedding*: {name: truncated_normal, std: 0.01}}"])
     rows = {tuple(line.split()[:2]): line for line in table.splitlines()[2:] if line.strip()}

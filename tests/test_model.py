@@ -77,7 +77,7 @@ def test_state_bridge_with_mismatched_sizes_names_the_fix():
 
     from qa_seq2seq.rnn import GRU
 
-    with pytest.raises(ValueError, match="model.bridge=linear"):
+    with pytest.raises(ValueError, match="model.net.bridge=linear"):
         tiny_model(bidirectional_encoder=True, bridge="state")
     with pytest.raises(ValueError, match="c size"):
         tiny_model(decoder_cell=partial(GRU), bridge="state")
@@ -139,3 +139,32 @@ def test_overfits_one_batch_and_decodes_it_back():
     assert loss.item() < 0.01
     decoded = greedy_search(model.eval(), src, lengths)
     assert [h[0].tokens for h in decoded] == answers.tolist()
+
+
+def test_scope_names_name_the_parameters_and_the_rnns():
+    named = tiny_model(scopes={"encoder": "question_encoder", "decoder": "answer_decoder"},
+                       bridge="linear")
+    default = tiny_model(bridge="linear")
+    renamed = {n.replace("encoder.", "question_encoder.", 1) if n.startswith("encoder.") else
+               n.replace("decoder.", "answer_decoder.", 1) if n.startswith("decoder.") else n
+               for n in default.state_dict()}
+    assert set(named.state_dict()) == renamed
+    assert any(n.startswith("bridge.") for n in renamed)
+    assert (named.encoder.rnn.name, named.decoder.rnn.name) == ("question_encoder", "answer_decoder")
+    src, lengths = random_batch()
+    tgt_in = torch.randint(4, 11, (src.size(0), 3))
+    named.load_state_dict({n: default.state_dict()[k] for n, k in
+                           zip(named.state_dict(), default.state_dict())})
+    assert torch.equal(named.eval()(src, lengths, tgt_in), default.eval()(src, lengths, tgt_in))
+
+
+@pytest.mark.parametrize("scopes,message", [
+    ({"encoder": "question.encoder"}, "must be a Python identifier"),
+    ({"decoder": "encode"}, "not an attribute of the network"),
+    ({"encoder": "training"}, "not an attribute of the network"),
+    ({"encoder": "decoder"}, "two parts share a name"),
+    ({"embedder": "x"}, "model.net.scopes.embedder: no such part"),
+])
+def test_bad_scope_names_are_refused_naming_the_key(scopes, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_model(scopes=scopes)

@@ -28,7 +28,7 @@ def readme_commands() -> list[str]:
 
 
 def first_of_sweeps(args: list[str]) -> list[str]:
-    """``model/cell=lstm,gru`` -> ``model/cell=lstm`` (one job of a ``-m`` sweep)."""
+    """``model/net/cell=lstm,gru`` -> ``model/net/cell=lstm`` (one job of a ``-m`` sweep)."""
     return [a.split(",")[0] if "=" in a and not re.search(r"[\[{]", a) else a for a in args]
 
 

@@ -119,11 +119,11 @@ def test_interrupted_anywhere_then_resumed_matches_an_uninterrupted_run(tmp_path
 
 def test_changed_config_on_resume_is_refused_with_the_keys(tmp_path):
     assert train(tmp_path).returncode == 0
-    result = train(tmp_path, "resume=auto", "optimizer.lr=0.1", "model.dropout=0.3")
+    result = train(tmp_path, "resume=auto", "optimizer.lr=0.1", "model.net.dropout=0.3")
     assert result.returncode == 2
     output = result.stdout + result.stderr
     assert "optimizer.lr: run has 0.002, given 0.1" in output
-    assert "model.dropout" in output and "model.init_from.checkpoint=" in output
+    assert "model.net.dropout" in output and "model.init_from.checkpoint=" in output
     assert "Traceback" not in output
     assert not list(runs(tmp_path)[0].glob("resumed-*"))  # a refused resume leaves nothing
     longer = train(tmp_path, "resume=auto", "trainer.max_epochs=4")

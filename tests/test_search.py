@@ -64,6 +64,32 @@ def test_score_is_the_teacher_forced_log_probability(search, variant):
             assert sum(h.token_log_probs) == pytest.approx(h.score, abs=1e-6)
 
 
+@pytest.mark.parametrize("search", ["greedy", "beam", "sample"])
+def test_an_explicit_initial_state_is_searched_from(search):
+    """Scores match teacher forcing from the same initial (h, c), and differ from the bridged
+    encoder state's."""
+    from qa_seq2seq.rnn import State
+
+    model = peaked_model(variant="feeding+thinking")
+    src, lengths = random_batch(batch=4)
+    g = torch.Generator().manual_seed(5)
+    initial = State(*(torch.randn(2, 4, 12, generator=g) for _ in range(2)))  # (L, B, H)
+    run = {"greedy": greedy_search, "beam": partial(beam_search, beam_size=3, n_best=2),
+           "sample": partial(sample, seed=0)}[search]
+    results = run(model, src, lengths, max_length=6, initial_state=initial)
+    default = run(model, src, lengths, max_length=6)
+    assert [h[0].score for h in results] != [h[0].score for h in default]
+    for b, hyps in enumerate(results):
+        row = State(initial.h[:, b : b + 1], initial.c[:, b : b + 1])
+        for h in hyps:
+            target = h.tokens + ([EOS_ID] if h.finished else [])
+            tgt_in = torch.tensor([[BOS_ID] + target[:-1]])
+            log_probs = F.log_softmax(model(src[b : b + 1], lengths[b : b + 1], tgt_in,
+                                            initial_state=row), -1)[0]
+            expected = sum(log_probs[t, tok].item() for t, tok in enumerate(target))
+            assert h.score == pytest.approx(expected, abs=1e-4)
+
+
 @pytest.mark.parametrize("search", [
     lambda m, s, n: greedy_search(m, s, n, max_length=8),
     lambda m, s, n: beam_search(m, s, n, beam_size=5, n_best=2, max_length=8),

@@ -56,7 +56,7 @@ def test_encoder_decoder_share_one_rnn():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"sharing": Sharing(tied_output=True)}, "model.embedding_size"),
+    ({"sharing": Sharing(tied_output=True)}, "model.net.embedding_size"),
     ({"sharing": Sharing(encoder_decoder=True), "decoder_cell": partial(GRU), "bridge": "linear"},
      "cell: encoder LSTM vs decoder GRU"),
     ({"sharing": Sharing(encoder_decoder=True), "feed_encoder_state": True}, "input_size"),

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_multirun_and_summary(tmp_path):
     sweep = subprocess.run(
         [sys.executable, "-m", "qa_seq2seq.train", "-m", "+experiment=smoke", "run_name=sweep",
-         "model/cell=lstm,gru", *toy_data_overrides(ROOT / ".pytest-data" / "toy")],
+         "model/net/cell=lstm,gru", *toy_data_overrides(ROOT / ".pytest-data" / "toy")],
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "outputs" / "sweep").glob("multirun_*")
@@ -22,4 +22,4 @@ def test_multirun_and_summary(tmp_path):
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert "2 runs" in lines[0] and "val/exact_match" in lines[1]
-    assert {line.split()[0] for line in lines[2:]} == {"model/cell=lstm", "model/cell=gru"}
+    assert {line.split()[0] for line in lines[2:]} == {"model/net/cell=lstm", "model/net/cell=gru"}

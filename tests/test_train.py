@@ -20,7 +20,7 @@ def test_train_writes_a_self_contained_run_directory(smoke_run):
     assert {"train/loss", "val/loss", "val/ppl", "val/exact_match"} <= set(metrics)
     ckpt = read_checkpoint(run_dir)
     assert ckpt.path.name == "best.ckpt"
-    assert ckpt.payload["model"]["_target_"] == "qa_seq2seq.model.Seq2Seq"
+    assert ckpt.payload["net"]["_target_"] == "qa_seq2seq.model.Seq2Seq"
     assert ckpt.payload["decode"] == {"_target_": "qa_seq2seq.search.greedy_search", "_partial_": True,
                                       "max_length": 64, "max_length_ratio": None, "min_length": 0}
     loaded = load_model(run_dir)
@@ -32,19 +32,19 @@ def test_tensorboard_hparams_hold_the_resolved_config_and_the_metric(smoke_run):
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     run_dir, _ = smoke_run
-    assert OmegaConf.load(run_dir / "tensorboard" / "hparams.yaml").model.hidden_size == 32
+    assert OmegaConf.load(run_dir / "tensorboard" / "hparams.yaml").model.net.hidden_size == 32
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
     content = events.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     assert [m.name.tag for m in experiment.experiment.metric_infos] == ["val/exact_match"]
-    assert session.session_start_info.hparams["model/hidden_size"].number_value == 32
+    assert session.session_start_info.hparams["model/net/hidden_size"].number_value == 32
 
 
 def test_evaluate_writes_predictions_and_metrics(smoke_run):
     run_dir, _ = smoke_run
-    metrics = evaluate(compose_evaluate(run_dir, "decode=beam", "decode.beam_size=3"), "beam")
+    metrics = evaluate(compose_evaluate(run_dir, "decode=beam", "decode.beam_size=3"))
     out = run_dir / "checkpoints" / "eval-test-beam"
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == metrics["count"] == 1000
@@ -52,6 +52,52 @@ def test_evaluate_writes_predictions_and_metrics(smoke_run):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["metrics"]["exact_match"] == metrics["exact_match"]
     assert "story/exact_match" in metrics
+
+
+def test_evaluate_uses_the_search_the_checkpoint_was_validated_with(smoke_run, tmp_path):
+    """No decode=: the stored decode config (here beam 3, n_best 2, as if trained with
+    decode=beam); decode=greedy overrides it. The stored search's scores are beam's."""
+    import shutil
+
+    from tests.test_checkpoint import tampered
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run, ignore=shutil.ignore_patterns("eval-*"))
+    beam = {"_target_": "qa_seq2seq.search.beam_search", "_partial_": True, "beam_size": 3,
+            "n_best": 2, "max_length": 64}
+    tampered(run, run / "checkpoints" / "best.ckpt", lambda payload: payload.update(decode=beam))
+    stored = evaluate(compose_evaluate(run, "split=validation"))
+    greedy = evaluate(compose_evaluate(run, "split=validation", "decode=greedy"))
+    assert (run / "checkpoints" / "eval-validation-beam" / "metrics.json").is_file()
+    assert (run / "checkpoints" / "eval-validation-greedy" / "metrics.json").is_file()
+    beam_rows, greedy_rows = (
+        [json.loads(line) for line in
+         (run / "checkpoints" / f"eval-validation-{d}" / "predictions.jsonl").read_text().splitlines()]
+        for d in ("beam", "greedy"))
+    assert stored["count"] == greedy["count"] == len(beam_rows)
+    # Beam 3 finds better-scoring answers than greedy on some questions, and on average.
+    assert any(b["score"] > g["score"] + 1e-4 for b, g in zip(beam_rows, greedy_rows))
+    assert sum(b["score"] for b in beam_rows) > sum(g["score"] for g in greedy_rows)
+
+
+def test_make_eval_runs_evaluate_on_the_given_run(smoke_run, tmp_path):
+    """The README's `make eval CKPT=... SPLIT=... DECODE=...`, through make itself."""
+    import shutil
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run, ignore=shutil.ignore_patterns("eval-*"))
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(["make", "--no-print-directory", "eval", f"CKPT={run}",
+                             "SPLIT=validation", "DECODE=beam", "ARGS=decode.beam_size=2"],
+                            cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = json.loads((run / "checkpoints" / "eval-validation-beam" / "metrics.json").read_text())
+    assert saved["split"] == "validation" and saved["decode"] == "beam"
+    printed = dict(line.split() for line in result.stdout.splitlines()
+                   if line.startswith(("exact_match ", "count ")))
+    assert printed == {"exact_match": f"{saved['metrics']['exact_match']:.4f}",
+                       "count": str(saved["metrics"]["count"])}
 
 
 def run_decode(args, stdin: bytes):
