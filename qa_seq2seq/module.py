@@ -182,7 +182,7 @@ class Seq2SeqModule(L.LightningModule):
             questions = self.tokenizer.decode([s[::-1] for s in sources] if self.reverse_source
                                               else sources)
             self._samples += list(zip(questions, predictions, golds))[: self.text_samples]
-        if batch_idx == 0 and isinstance(self.logger, TensorBoardLogger):
+        if batch_idx == 0 and self._tensorboard() is not None:
             self._log_attention(batch, [h[0].tokens for h in hypotheses])
 
     def _log_attention(self, batch: Batch, answers: list[list[int]]) -> None:
@@ -196,8 +196,8 @@ class Seq2SeqModule(L.LightningModule):
             weights = self.net.attention_weights(batch.src[i : i + 1, : int(length)], length,
                                                  tgt_in)[0]  # (T, S)
             image = weights.repeat_interleave(8, 0).repeat_interleave(8, 1)  # 8x8 px a cell
-            self.logger.experiment.add_image(f"val/attention/{i}", image, self.global_step,
-                                             dataformats="HW")
+            self._tensorboard().add_image(f"val/attention/{i}", image, self.global_step,
+                                          dataformats="HW")
 
     def on_validation_epoch_end(self) -> None:
         loss = self.val_loss.compute()
@@ -207,12 +207,17 @@ class Seq2SeqModule(L.LightningModule):
                       sync_dist=True)
         self.val_loss.reset()
         self.val_exact_match.reset()
-        if isinstance(self.logger, TensorBoardLogger) and self._samples:
+        if (tensorboard := self._tensorboard()) is not None and self._samples:
             rows = "\n".join(f"| {q} | {p} | {g} | {'✓' if exact_match(p, g) else '✗'} |"
                              for q, p, g in self._samples[: self.text_samples])
             table = "| question | predicted | gold | |\n|---|---|---|---|\n" + rows
-            self.logger.experiment.add_text("val/samples", table, self.global_step)
+            tensorboard.add_text("val/samples", table, self.global_step)
         self._samples = []
+
+    def _tensorboard(self) -> Any:
+        """The TensorBoard writer among the loggers (text and images go there), or None."""
+        return next((lg.experiment for lg in self.loggers if isinstance(lg, TensorBoardLogger)),
+                    None)
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory([p for p in self.net.parameters() if p.requires_grad])

@@ -24,8 +24,10 @@ import hydra
 import lightning.pytorch as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq.checkpoint import FORMAT_VERSION, read_checkpoint
@@ -40,6 +42,23 @@ log = logging.getLogger(__name__)
 # Cached like Hydra's own ${now:}: every read in this process gives the same directory
 # (Lightning's DDP launcher reads it again to start the other processes).
 OmegaConf.register_new_resolver("qa_run_dir", hydra_run_dir, use_cache=True, replace=True)
+
+
+def make_loggers(config: DictConfig | None) -> list[Logger]:
+    """``logger=`` as a list: each entry of the config (``{tensorboard: {...}, csv: {...}}``)."""
+    loggers = []
+    for name, entry in (config or {}).items():
+        if not entry:
+            continue
+        try:
+            loggers.append(instantiate(entry))
+        except InstantiationException as e:
+            if isinstance(e.__cause__, ModuleNotFoundError | ImportError):
+                raise ConfigError(f"logger={name} needs a package that is not installed "
+                                  f"({e.__cause__}): pip install -e '.[{name}]', or choose "
+                                  "logger=tensorboard|csv") from None
+            raise
+    return loggers
 
 
 def check_search(search: Any, net: torch.nn.Module) -> None:
@@ -99,14 +118,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("model: %d trainable / %d parameters", trainable,
              sum(p.numel() for p in module.net.parameters()))
     callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if c}
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    if not logger and (needs := [n for n, c in callbacks.items() if isinstance(c, LearningRateMonitor)]):
+    loggers = make_loggers(cfg.get("logger"))
+    if not loggers and (needs := [n for n, c in callbacks.items() if isinstance(c, LearningRateMonitor)]):
         raise ConfigError(f"callbacks.{needs[0]} logs to a logger, and there is none (~logger "
                           f"or logger: null): keep one, or drop it with ~callbacks.{needs[0]}")
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=list(callbacks.values()), logger=logger,
-                                     default_root_dir=str(output_dir))
-    if logger:  # TensorBoard's HPARAMS tab: the resolved config beside the metric to compare
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True), {"val/exact_match": 0.0})
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=list(callbacks.values()),
+                                     logger=loggers or False, default_root_dir=str(output_dir))
+    hparams = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:  # TensorBoard's HPARAMS tab: the config beside the metric to compare
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hparams, {"val/exact_match": 0.0})
+        else:
+            logger.log_hyperparams(hparams)
     start_step = 0
     if resume_from is not None:
         start_step = read_checkpoint(resume_from).raw.get("global_step", 0)

@@ -198,3 +198,28 @@ def test_decode_accepts_the_models_own_field_name_and_question(smoke_run):
                                     Question(3, {"text": "What is 3 plus 4?"})])
     assert own[1][0].text == generic[1][0].text
     assert wrong[1] == "field 'q' is missing; this model reads the field(s) q (or question)"
+
+
+def test_several_loggers_each_get_the_metrics_and_the_config(smoke_run, tmp_path):
+    """CSV and TensorBoard side by side (TensorBoard second: samples still reach it); the CSV
+    has every validation's metrics. logger=many composes the same pair."""
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from qa_seq2seq.train import train
+
+    overrides = ["+experiment=smoke", *toy_data_overrides(smoke_run[0].parent / "data"),
+                 "trainer.max_epochs=2"]
+    many = compose_train([*overrides, "logger=many"], tmp_path / "run")
+    assert sorted(many.logger) == ["csv", "tensorboard"]
+    cfg = compose_train([*overrides, "logger=[csv,tensorboard]"], tmp_path / "run")
+    metrics = train(cfg)
+    rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
+    validations = [r for r in rows if r.get("val/exact_match")]
+    assert len(validations) == 2
+    assert float(validations[-1]["val/exact_match"]) == pytest.approx(metrics["val/exact_match"])
+    assert OmegaConf.load(tmp_path / "run" / "csv" / "hparams.yaml").model.net.hidden_size == 32
+    events = EventAccumulator(str(next((tmp_path / "run" / "tensorboard").glob("events.*"))))
+    events.Reload()
+    assert "val/samples/text_summary" in events.Tags()["tensors"]
