@@ -10,17 +10,13 @@ from hydra.utils import instantiate
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.module import set_up
 from qa_seq2seq.train import make_loggers
+from tests.conftest import compose_train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-
-
-def compose_train(overrides, tmp_path):
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("train", overrides=[f"output_dir={tmp_path}", *overrides])
 
 
 def instantiate_everything(cfg):

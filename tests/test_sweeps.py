@@ -23,3 +23,17 @@ def test_multirun_and_summary(tmp_path):
     lines = table.stdout.splitlines()
     assert "2 runs" in lines[0] and "val/exact_match" in lines[1]
     assert {line.split()[0] for line in lines[2:]} == {"model/net/cell=lstm", "model/net/cell=gru"}
+
+
+def test_the_readme_slurm_launcher_composes_for_a_sweep():
+    """README: `-m hydra/launcher=slurm hydra.launcher.partition=gpu` (the submitit plugin is a
+    dev dependency, so this runs everywhere the tests do; it never submits)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["output_dir=x", "hydra/launcher=slurm",
+                                          "hydra.launcher.partition=gpu", "+experiment=toy_lstm"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.partition, launcher.timeout_min, launcher.gpus_per_node) == ("gpu", 240, 1)
