@@ -42,13 +42,19 @@ class LoadedModel(NamedTuple):
     checkpoint: Checkpoint
 
 
+def runs_by_age(root: Path, checkpoints: str = "**/checkpoints/*.ckpt") -> list[Path]:
+    """The run directories under ``root`` holding a checkpoint matching ``checkpoints`` (a glob),
+    oldest first by that checkpoint's write time."""
+    found = sorted(root.glob(checkpoints), key=lambda p: p.stat().st_mtime)
+    return [p.parent.parent for p in found]
+
+
 def newest_run(outputs: Path = DEFAULT_OUTPUTS) -> Path:
     """The run directory under ``outputs`` whose checkpoint was written last."""
-    found = sorted(outputs.glob("**/checkpoints/*.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not found:
+    if not (runs := runs_by_age(outputs)):
         raise CheckpointError(f"no checkpoints under {outputs}/: train first (`make train`), or "
                               "pass a checkpoint file or run directory")
-    return found[-1].parent.parent
+    return runs[-1]
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:

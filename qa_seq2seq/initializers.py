@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.rnn import Recurrent
-from qa_seq2seq.scopes import match, owner_of
+from qa_seq2seq.scopes import aliases, match, owner_of
 
 Spec = str | Mapping[str, Any]
 
@@ -183,15 +183,12 @@ class Initializer:
 
     def _decide(self, model: nn.Module) -> dict[str, tuple[Tensor, Spec | None, str, int]]:
         """name -> (parameter, spec or None to keep, reason when kept, gate blocks)."""
-        aliases: dict[int, list[str]] = {}
-        params: dict[int, Tensor] = {}
-        for name, param in model.named_parameters(remove_duplicate=False):
-            aliases.setdefault(id(param), []).append(name)
-            params[id(param)] = param
-        all_names = [n for names in aliases.values() for n in names]
+        params = {id(p): p for p in model.parameters()}
+        names_of = aliases(model)
+        all_names = [n for names in names_of.values() for n in names]
         matched = match(all_names, list(self.overrides), "model.init.overrides")
         decisions = {}
-        for key, names in aliases.items():
+        for key, names in names_of.items():
             param, name = params[key], names[0]
             hits = [p for p, found in matched.items() if set(found) & set(names)]
             if hits:

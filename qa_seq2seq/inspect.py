@@ -17,7 +17,7 @@ from torch import nn
 
 from qa_seq2seq.errors import entry_point
 from qa_seq2seq.rnn import Recurrent
-from qa_seq2seq.scopes import owner_of
+from qa_seq2seq.scopes import aliases, owner_of
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -25,9 +25,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 def parameter_table(model: nn.Module, plan: dict[str, str] | None = None) -> str:
     """One row per parameter (shared ones once, with their other names), then totals."""
     plan = plan or {}
-    aliases: dict[int, list[str]] = {}
-    for name, param in model.named_parameters(remove_duplicate=False):
-        aliases.setdefault(id(param), []).append(name)
+    names = aliases(model)
     rows = [("scope", "parameter", "shape", "state", "initializer", "gate rows / shared with")]
     totals = {"trainable": 0, "frozen": 0}
     for name, param in model.named_parameters():
@@ -44,7 +42,7 @@ def parameter_table(model: nn.Module, plan: dict[str, str] | None = None) -> str
             shown = f"{forget[0].item():g}" if bool((forget == forget[0]).all()) else \
                 f"mean {forget.mean().item():.3g}"
             notes.append(f"forget gate {shown}")
-        others = [n for n in aliases[id(param)] if n != name]
+        others = [n for n in names[id(param)] if n != name]
         if others:
             notes.append("shared with " + ", ".join(others))
         rows.append((scope, local, "x".join(map(str, param.shape)), state, plan.get(name, "-"),

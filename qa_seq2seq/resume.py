@@ -21,20 +21,18 @@ from typing import Any
 import lightning.pytorch as L
 from omegaconf import DictConfig, OmegaConf
 
+from qa_seq2seq.checkpoint import DEFAULT_OUTPUTS, runs_by_age
 from qa_seq2seq.errors import ConfigError
 
 log = logging.getLogger(__name__)
 MAY_CHANGE = ("resume", "output_dir", "trainer.max_steps", "trainer.max_epochs",
               "trainer.enable_progress_bar", "trainer.log_every_n_steps")
-OUTPUTS = Path("outputs")
 
 
-def find_run(resume: str, run_name: str, outputs: Path = OUTPUTS) -> Path:
+def find_run(resume: str, run_name: str, outputs: Path = DEFAULT_OUTPUTS) -> Path:
     """The run directory to continue: ``auto`` (newest of ``run_name``), a run dir, or a checkpoint."""
     if resume == "auto":
-        runs = sorted((p.parent.parent for p in (outputs / run_name).glob("*/checkpoints/last.ckpt")),
-                      key=lambda run: (run / "checkpoints" / "last.ckpt").stat().st_mtime)
-        if not runs:
+        if not (runs := runs_by_age(outputs / run_name, "*/checkpoints/last.ckpt")):
             raise ConfigError(f"resume=auto: no run of run_name={run_name!r} with "
                               f"checkpoints/last.ckpt under {outputs}/; train first, or pass "
                               "resume=<run directory>")
@@ -54,7 +52,7 @@ def hydra_run_dir(run_name: str, resume: str | None) -> str:
             return str(find_run(resume, run_name) / f"resumed-{stamp}")
         except ConfigError:
             pass  # train() raises it again, with the message
-    return str(OUTPUTS / run_name / stamp)
+    return str(DEFAULT_OUTPUTS / run_name / stamp)
 
 
 def check_unchanged(cfg: DictConfig, run_dir: Path) -> None:

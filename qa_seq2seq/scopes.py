@@ -21,6 +21,14 @@ def owner_of(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return (model.get_submodule(owner_path) if owner_path else model), local
 
 
+def aliases(model: nn.Module) -> dict[int, list[str]]:
+    """Every name of each parameter, keyed by ``id`` (a shared parameter has several names)."""
+    names: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(param), []).append(name)
+    return names
+
+
 def match(names: Iterable[str], patterns: Sequence[str], key: str) -> dict[str, list[str]]:
     """``{pattern: [matching names]}``; raises if a pattern matches nothing.
 
