@@ -24,7 +24,7 @@ from qa_seq2seq.errors import CheckpointError
 from qa_seq2seq.tokenizer import Tokenizer
 
 PAYLOAD_KEY = "qa_seq2seq"
-FORMAT_VERSION = 2  # 2: the network config under "net" (was "model", with init and warm start)
+FORMAT_VERSION = 2  # 2: the network config under "net"; format 1 (under "model") is upgraded
 MODEL_TARGETS = ("qa_seq2seq.",)
 DEFAULT_OUTPUTS = Path("outputs")
 
@@ -90,9 +90,15 @@ def read_checkpoint(path: str | Path | None) -> Checkpoint:
         raise CheckpointError(f"{path}: not a qa_seq2seq checkpoint (no '{PAYLOAD_KEY}' entry; "
                               f"found {keys}). Use a checkpoint written by qa_seq2seq.train.")
     payload = raw[PAYLOAD_KEY]
+    if payload.get("format") == 1:  # the network config was "model", with the training set-up
+        dropped = ("init", "init_from", "freeze")
+        net = {k: v for k, v in payload["model"].items() if k not in dropped}
+        payload = {**{k: v for k, v in payload.items() if k != "model"}, "net": net,
+                   "format": FORMAT_VERSION}
     if payload.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {payload.get('format')!r}; this "
-                              f"version of qa_seq2seq reads format {FORMAT_VERSION}")
+                              f"version of qa_seq2seq reads formats 1 and {FORMAT_VERSION}: was "
+                              "it written by a newer qa_seq2seq?")
     prefix = "net."
     state_dict = {k[len(prefix):]: v for k, v in raw["state_dict"].items() if k.startswith(prefix)}
     return Checkpoint(path, state_dict, payload, raw)

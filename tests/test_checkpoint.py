@@ -67,6 +67,19 @@ def test_other_files_get_a_one_line_explanation(tmp_path, smoke_run):
         read_checkpoint(old)
 
 
+def test_a_format_1_checkpoint_is_read_as_format_2(tmp_path, smoke_run):
+    """Format 1 kept the network config under "model", with init/init_from/freeze beside it."""
+    def downgrade(payload):
+        payload["model"] = {**payload.pop("net"), "init": None, "init_from": None, "freeze": []}
+        payload["format"] = 1
+
+    old = load_model(tampered(smoke_run[0], tmp_path / "v1.ckpt", downgrade))
+    new = load_model(smoke_run[0])
+    assert old.checkpoint.payload["net"] == new.checkpoint.payload["net"]
+    for (name, a), b in zip(old.model.state_dict().items(), new.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_weights_that_do_not_fit_the_config_are_reported(tmp_path, smoke_run):
     path = tampered(smoke_run[0], tmp_path / "mismatch.ckpt",
                     lambda payload: payload["net"].update(hidden_size=48))
