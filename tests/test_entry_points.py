@@ -101,6 +101,18 @@ def test_evaluate_help_shows_only_what_evaluate_reads():
     assert "model/net/cell" not in result.stdout and "optimizer" not in result.stdout
 
 
+def test_train_help_points_to_the_config_reference_and_the_reference_is_current():
+    result = run("-m", "qa_seq2seq.train", "--help")
+    assert result.returncode == 0 and "conf/README.md" in result.stdout
+    assert "model/net/cell: gru, layernorm_lstm, lstm, peephole_lstm, rnn" in result.stdout
+    check = run(str(ROOT / "scripts" / "config_reference.py"), "--check")
+    assert check.returncode == 0, check.stderr
+    reference = (ROOT / "conf" / "README.md").read_text()
+    assert "| `model.net.cell.forget_bias` | `1.0` | added to the forget gate of bias_ih only" \
+        in reference
+    assert "| `model.net.scopes.encoder` | `encoder` |" in reference
+
+
 def test_entry_point_exit_statuses():
     from qa_seq2seq.errors import entry_point
 
