@@ -1,4 +1,5 @@
-"""Length-bucketed batching: padding kept small, order still random.
+"""Batches (padded tensors of questions and answers) and length-bucketed batching: padding
+kept small, order still random.
 
 Training: the (shuffled) indices are cut into windows of ``window`` batches; each window is sorted
 by length and cut into batches; the batches are shuffled. Evaluation: the whole split is sorted by
@@ -13,12 +14,30 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 from torch.utils.data import DistributedSampler, Sampler
 
 from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+class Batch(NamedTuple):
+    src: Tensor  # (B, S) question ids, right-padded with PAD_ID
+    src_lengths: Tensor  # (B,)
+    tgt_in: Tensor  # (B, T) <bos> answer, padded
+    tgt_out: Tensor  # (B, T) answer <eos>, padded
+    index: Tensor  # (B,) row numbers in the split, to restore input order
+
+
+def collate(rows: list[dict[str, Any]]) -> Batch:
+    """Pad a list of ``{"src_ids", "tgt_ids", "index"}`` rows into a :class:`Batch`."""
+    src, src_lengths = pad([r["src_ids"] for r in rows], PAD_ID)
+    tgt_in, _ = pad([[BOS_ID, *r["tgt_ids"]] for r in rows], PAD_ID)
+    tgt_out, _ = pad([[*r["tgt_ids"], EOS_ID] for r in rows], PAD_ID)
+    return Batch(src, src_lengths, tgt_in, tgt_out, torch.tensor([r["index"] for r in rows]))
 
 
 def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:

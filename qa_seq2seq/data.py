@@ -20,39 +20,22 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import datasets
 import lightning.pytorch as L
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader
 
-from qa_seq2seq.batching import LengthBucketBatchSampler, pad
+from qa_seq2seq.batching import LengthBucketBatchSampler, collate
 from qa_seq2seq.errors import ConfigError, DataError
 from qa_seq2seq.fields import SourceBuilder, as_text, get_path, text_problem
 from qa_seq2seq.streaming import BucketedStream, RowGuard
-from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+from qa_seq2seq.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-
-
-class Batch(NamedTuple):
-    src: Tensor  # (B, S) question ids, right-padded with PAD_ID
-    src_lengths: Tensor  # (B,)
-    tgt_in: Tensor  # (B, T) <bos> answer, padded
-    tgt_out: Tensor  # (B, T) answer <eos>, padded
-    index: Tensor  # (B,) row numbers in the split, to restore input order
-
-
-def collate(rows: list[dict[str, Any]]) -> Batch:
-    """Pad a list of ``{"src_ids", "tgt_ids", "index"}`` rows into a :class:`Batch`."""
-    src, src_lengths = pad([r["src_ids"] for r in rows], PAD_ID)
-    tgt_in, _ = pad([[BOS_ID, *r["tgt_ids"]] for r in rows], PAD_ID)
-    tgt_out, _ = pad([[*r["tgt_ids"], EOS_ID] for r in rows], PAD_ID)
-    return Batch(src, src_lengths, tgt_in, tgt_out, torch.tensor([r["index"] for r in rows]))
 
 
 class Prepare:

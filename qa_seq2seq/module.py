@@ -30,8 +30,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchmetrics import MeanMetric
 
+from qa_seq2seq.batching import Batch
 from qa_seq2seq.checkpoint import PAYLOAD_KEY
-from qa_seq2seq.data import Batch
 from qa_seq2seq.errors import ConfigError, NonFiniteError
 from qa_seq2seq.initializers import Initializer
 from qa_seq2seq.metrics import exact_match

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from qa_seq2seq.data import QADataModule, collate
+from qa_seq2seq.batching import collate
+from qa_seq2seq.data import QADataModule
 from qa_seq2seq.errors import DataError
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
