@@ -1,4 +1,5 @@
-"""The network: padding never leaks, bridges, the thought-vector feed, explicit initial states."""
+"""The network: padding never leaks, the thought-vector feed, explicit initial states, scope names
+(the bridges are in test_bridge.py)."""
 
 import pytest
 import torch
@@ -24,63 +25,6 @@ def test_encoder_state_does_not_depend_on_batch_padding(cell, bidirectional):
         padded = torch.cat([src[b : b + 1, : lengths[b]], torch.zeros(1, 3, dtype=torch.long)], 1)
         more = model.encoder(padded, lengths[b : b + 1]).state
         torch.testing.assert_close(more.h, alone.h, atol=1e-5, rtol=1e-5)
-
-
-def test_hidden_only_and_state_bridges_differ_exactly_in_c():
-    src, lengths = random_batch()
-    state = tiny_model(bridge="state").eval()
-    hidden_only = tiny_model(bridge="hidden_only").eval()
-    hidden_only.load_state_dict(state.state_dict())
-    a, b = state.encode(src, lengths).rnn, hidden_only.encode(src, lengths).rnn
-    torch.testing.assert_close(a.h, b.h)
-    assert torch.all(b.c == 0) and not torch.all(a.c == 0)
-    encoder_state = state.encoder(src, lengths).state
-    torch.testing.assert_close(a.c, encoder_state.c)
-
-
-def test_none_bridge_starts_from_zeros_and_linear_bridges_any_pair():
-    src, lengths = random_batch()
-    zero = tiny_model(bridge="none").eval().encode(src, lengths).rnn
-    assert torch.all(zero.h == 0) and torch.all(zero.c == 0)
-    lstm_to_gru = tiny_model(bridge="linear", decoder_cell=tiny_gru_factory()).eval()
-    state = lstm_to_gru.encode(src, lengths).rnn
-    assert state.c is None and state.h.shape == (2, 5, 12)
-
-
-def tiny_gru_factory():
-    from functools import partial
-
-    from qa_seq2seq.rnn import GRU
-
-    return partial(GRU)
-
-
-def test_depth_mismatch_aligns_top_layers():
-    from functools import partial
-
-    from qa_seq2seq.rnn import LSTM
-
-    src, lengths = random_batch()
-    deep_encoder = tiny_model(encoder_cell=partial(LSTM, num_layers=3)).eval()
-    enc = deep_encoder.encoder(src, lengths).state
-    dec = deep_encoder.encode(src, lengths).rnn
-    torch.testing.assert_close(dec.h, enc.h[1:])  # the encoder's top two layers
-    deep_decoder = tiny_model(decoder_cell=partial(LSTM, num_layers=3)).eval()
-    enc = deep_decoder.encoder(src, lengths).state
-    dec = deep_decoder.encode(src, lengths).rnn
-    torch.testing.assert_close(dec.h[1:], enc.h)  # aligned at the top
-    assert torch.all(dec.h[0] == 0)  # the extra bottom layer starts at zero
-
-
-def test_state_bridge_with_mismatched_sizes_names_the_fix():
-    from functools import partial
-
-    from qa_seq2seq.rnn import GRU
-
-    with pytest.raises(ValueError, match="model.net.bridge=linear"):
-        tiny_model(bidirectional_encoder=True, bridge="state")
-    with pytest.raises(ValueError, match="c size"):
-        tiny_model(decoder_cell=partial(GRU), bridge="state")
 
 
 def test_feed_encoder_state_concatenates_the_thought_vector_to_every_step():
