@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -71,6 +72,21 @@ def entry_point(main: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+# Keys that moved under model.net on 2026-11-29 (the README's "moved keys" table).
+MOVED = re.compile(r"^[+~]*(model(?:\.|/)(?:vocab_size|embedding_size|hidden_size|num_layers|"
+                   r"encoder_cell|decoder_cell|bidirectional_encoder|bridge|feed_encoder_state|"
+                   r"input_feeding|thinking_steps|dropout|cell|attention|sharing)\b)")
+
+
+def moved_keys_hint(overrides: list[str]) -> str:
+    """A line naming the new place of each override written with a key that moved, or ''."""
+    moved = [m[1] for o in overrides if (m := MOVED.match(o))]
+    if not moved:
+        return ""
+    fixes = ", ".join(f"{old} -> {old[:6]}net{old[5]}{old[6:]}" for old in dict.fromkeys(moved))
+    return f"\nThe network's keys moved under model.net: {fixes}"
+
+
 def compose_errors_exit_2() -> None:
     """Make a config Hydra cannot compose (an unknown key, a bad override, an option missing from
     a group) exit with status 2 like every other user error; Hydra itself exits 1. Call before a
@@ -95,7 +111,7 @@ def compose_errors_exit_2() -> None:
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise
                 cause = f"\n{e.__cause__}" if e.__cause__ is not None else ""
-                print(f"error: {e}{cause}", file=sys.stderr)
+                print(f"error: {e}{cause}{moved_keys_hint(sys.argv[1:])}", file=sys.stderr)
                 sys.exit(2)
 
         return original(composed)

@@ -37,6 +37,9 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     pytest.param("scripts/gpu_check.sh", "error: no CUDA device",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
     ("-m qa_seq2seq.train model.nope=1", "Could not override 'model.nope'"),  # Hydra's message
+    ("-m qa_seq2seq.train model.hidden_size=128 model/cell=gru",
+     "keys moved under model.net: model.hidden_size -> model.net.hidden_size, "
+     "model/cell -> model/net/cell"),
     ("-m qa_seq2seq.evaluate model/net/cell=gru", "Could not override 'model/net/cell'"),
 ])
 def test_a_user_error_is_one_message_and_exit_status_2(tmp_path, command, message):
