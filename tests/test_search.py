@@ -293,3 +293,39 @@ def test_beam_search_stops_only_when_no_live_answer_can_still_win(seed):
     for h, (score, _) in zip(beams, truth):
         assert h.score == pytest.approx(score, abs=1e-5)
 
+
+
+def divisor(length: int, mode: str, alpha: float) -> float:
+    """The length penalties as published (written here apart from search.py's)."""
+    return {"none": 1.0, "average": float(length), "gnmt": ((5 + length) / 6) ** alpha}[mode]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("mode,alpha", [("none", 0.0), ("average", 0.0), ("gnmt", 0.6),
+                                        ("gnmt", 2.0)])
+@pytest.mark.parametrize("min_length,max_length,n_best", [(0, 4, 3), (2, 4, 2), (0, 2, 1),
+                                                          (3, 4, 4)])
+def test_a_wide_beam_ranks_answers_as_exhaustive_search_does(seed, mode, alpha, min_length,
+                                                             max_length, n_best):
+    """Every length penalty, min_length, max_length and n_best on a peaked table model: the
+    n-best list, scores and normalised scores are those of enumerating every answer. The beam
+    holds every hypothesis, so only the stop rule can make it differ."""
+    vocab_size = 6
+    model = TableModel(vocab_size, max_length, seed)
+    emit = [t for t in range(vocab_size) if t not in (PAD_ID, BOS_ID, EOS_ID)]
+    truth = []
+    for n in range(max_length + 1):
+        for tokens in itertools.product(emit, repeat=n):
+            finished = n < max_length  # the limit cuts answers of max_length tokens
+            if finished and n < min_length:
+                continue  # <eos> is blocked before min_length tokens
+            score = model.score(tokens, finished)
+            truth.append((score / divisor(n + finished, mode, alpha), score, tokens))
+    truth.sort(reverse=True)
+    (beams,) = beam_search(model, torch.tensor([[4]]), torch.tensor([1]), beam_size=108,
+                           n_best=n_best, max_length=max_length, min_length=min_length,
+                           length_penalty=mode, alpha=alpha)
+    assert [tuple(h.tokens) for h in beams] == [tokens for _, _, tokens in truth[:n_best]]
+    for h, (normalized, score, _) in zip(beams, truth):
+        assert (h.normalized_score, h.score) == (pytest.approx(normalized, abs=1e-5),
+                                                 pytest.approx(score, abs=1e-5))
