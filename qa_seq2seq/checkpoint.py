@@ -58,17 +58,19 @@ def newest_run(outputs: Path = DEFAULT_OUTPUTS) -> Path:
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
-    """A checkpoint file, or a run directory (its best, else last checkpoint), or None (newest run)."""
+    """A checkpoint file, a run directory (its best, else last checkpoint), an export folder
+    (its model.ckpt, see qa_seq2seq.export), or None (the newest run)."""
     path = newest_run() if path is None else Path(path)
     if path.is_file():
         return path
     if path.is_dir():
         for candidate in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "best.ckpt",
-                          "last.ckpt"):
+                          "last.ckpt", "model.ckpt"):
             if (path / candidate).is_file():
                 return path / candidate
-        raise CheckpointError(f"{path} is a directory without checkpoints/best.ckpt or "
-                              "checkpoints/last.ckpt: is it a qa_seq2seq run directory?")
+        raise CheckpointError(f"{path} is a directory without checkpoints/best.ckpt, "
+                              "checkpoints/last.ckpt or model.ckpt: is it a qa_seq2seq run "
+                              "directory or export folder?")
     raise CheckpointError(f"{path}: no such checkpoint file or run directory")
 
 
