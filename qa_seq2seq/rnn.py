@@ -40,6 +40,31 @@ class State(NamedTuple):
     c: Tensor | None = None
 
 
+# What one recurrent step reads besides its input, per cell family (the loop path's ``_step``
+# takes these fields after ``projected, h_in, h, c``).
+class RNNStepParams(NamedTuple):
+    w_hh: Tensor  # (H, H)
+
+
+class LSTMStepParams(NamedTuple):
+    w_hh: Tensor  # (4H, H_out)
+    peephole: Tensor | None = None  # (3H,): input, forget, output (PeepholeLSTM)
+    w_hr: Tensor | None = None  # (H_out, H): the projection, when proj_size > 0
+    cell_clip: float | None = None
+
+
+class LayerNormStepParams(NamedTuple):
+    w_hh: Tensor  # (4H, H)
+    gain_hh: Tensor  # (4H,): per-gate-block layer-norm gains of W_hh h
+    gain_c: Tensor  # (H,): layer norm of the cell state
+    bias_c: Tensor  # (H,)
+
+
+class GRUStepParams(NamedTuple):
+    w_hh: Tensor  # (3H, H)
+    b_hh: Tensor | None  # (3H,): kept apart, since b_hn sits inside r * (W_hn h + b_hn)
+
+
 class RNNOutput(NamedTuple):
     output: Tensor  # (B, T, D*H_out): the top layer at every step, zeros at padded positions
     state: State  # the state after each sequence's last real step
@@ -203,8 +228,8 @@ class Recurrent:
             bias = getattr(self, "bias_ih" + suffix) + getattr(self, "bias_hh" + suffix)
         return F.linear(x, getattr(self, "weight_ih" + suffix), bias)
 
-    def _step_params(self, suffix: str) -> tuple:
-        return (getattr(self, "weight_hh" + suffix),)
+    def _step_params(self, suffix: str) -> RNNStepParams:
+        return RNNStepParams(getattr(self, "weight_hh" + suffix))
 
 
 def _lstm_step(
@@ -249,9 +274,9 @@ class LSTM(Recurrent, nn.LSTM):
         if hasattr(self, "forget_bias"):
             self.reset_forget_bias_()
 
-    def _step_params(self, suffix: str) -> tuple:
+    def _step_params(self, suffix: str) -> LSTMStepParams:
         w_hr = getattr(self, "weight_hr" + suffix) if self.proj_size else None
-        return getattr(self, "weight_hh" + suffix), None, w_hr
+        return LSTMStepParams(getattr(self, "weight_hh" + suffix), w_hr=w_hr)
 
     _step = staticmethod(_lstm_step)
 
@@ -289,9 +314,9 @@ class PeepholeLSTM(LSTM):
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", cell_clip={self.cell_clip}" if self.cell_clip else "")
 
-    def _step_params(self, suffix: str) -> tuple:
-        w_hh, _, w_hr = super()._step_params(suffix)
-        return w_hh, getattr(self, "weight_peephole" + suffix), w_hr, self.cell_clip
+    def _step_params(self, suffix: str) -> LSTMStepParams:
+        return super()._step_params(suffix)._replace(
+            peephole=getattr(self, "weight_peephole" + suffix), cell_clip=self.cell_clip)
 
 
 class LayerNormLSTM(LSTM):
@@ -337,9 +362,9 @@ class LayerNormLSTM(LSTM):
                                                                               "bias_hh" + suffix)
         return projected
 
-    def _step_params(self, suffix: str) -> tuple:
-        return tuple(getattr(self, n + suffix) for n in ("weight_hh", "weight_ln_hh",
-                                                         "weight_ln_c", "bias_ln_c"))
+    def _step_params(self, suffix: str) -> LayerNormStepParams:
+        return LayerNormStepParams(*(getattr(self, n + suffix) for n in (
+            "weight_hh", "weight_ln_hh", "weight_ln_c", "bias_ln_c")))
 
     def _step(self, projected: Tensor, h_in: Tensor, h: Tensor, c: Tensor, w_hh: Tensor,
               gain_hh: Tensor, gain_c: Tensor, bias_c: Tensor) -> tuple[Tensor, Tensor]:
@@ -374,9 +399,9 @@ class GRU(Recurrent, nn.GRU):
         return F.linear(x, getattr(self, "weight_ih" + suffix),
                         getattr(self, "bias_ih" + suffix) if self.bias else None)
 
-    def _step_params(self, suffix: str) -> tuple:
-        return (getattr(self, "weight_hh" + suffix),
-                getattr(self, "bias_hh" + suffix) if self.bias else None)
+    def _step_params(self, suffix: str) -> GRUStepParams:
+        return GRUStepParams(getattr(self, "weight_hh" + suffix),
+                             getattr(self, "bias_hh" + suffix) if self.bias else None)
 
     @staticmethod
     def _step(projected: Tensor, h_in: Tensor, h: Tensor, c: None, w_hh: Tensor,
