@@ -182,10 +182,10 @@ class Seq2SeqModule(L.LightningModule):
             questions = self.tokenizer.decode([s[::-1] for s in sources] if self.reverse_source
                                               else sources)
             self._samples += list(zip(questions, predictions, golds))[: self.text_samples]
-        if batch_idx == 0 and self._tensorboard() is not None:
-            self._log_attention(batch, [h[0].tokens for h in hypotheses])
+        if batch_idx == 0 and (tensorboard := self._tensorboard()) is not None:
+            self._log_attention(tensorboard, batch, [h[0].tokens for h in hypotheses])
 
-    def _log_attention(self, batch: Batch, answers: list[list[int]]) -> None:
+    def _log_attention(self, tensorboard: Any, batch: Batch, answers: list[list[int]]) -> None:
         """Images of the attention of the first answers: a row per answer token (and <eos>), a
         column per question token as the encoder read it; white is weight 1."""
         if self.net.decoder.attention is None:
@@ -196,8 +196,7 @@ class Seq2SeqModule(L.LightningModule):
             weights = self.net.attention_weights(batch.src[i : i + 1, : int(length)], length,
                                                  tgt_in)[0]  # (T, S)
             image = weights.repeat_interleave(8, 0).repeat_interleave(8, 1)  # 8x8 px a cell
-            self._tensorboard().add_image(f"val/attention/{i}", image, self.global_step,
-                                          dataformats="HW")
+            tensorboard.add_image(f"val/attention/{i}", image, self.global_step, dataformats="HW")
 
     def on_validation_epoch_end(self) -> None:
         loss = self.val_loss.compute()
