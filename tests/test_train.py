@@ -139,12 +139,15 @@ def test_decode_cli_text_output_keeps_line_alignment(smoke_run, tmp_path):
 
 
 def test_decode_cli_refuses_a_non_checkpoint_cleanly(tmp_path):
-    (tmp_path / "model.ckpt").write_bytes(b"not a checkpoint at all")
-    result = run_decode(["--checkpoint", str(tmp_path / "model.ckpt")], b"hi\n")
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint at all")
+    result = run_decode(["--checkpoint", str(tmp_path / "junk.ckpt")], b"hi\n")
     assert result.returncode == 2
     assert b"Traceback" not in result.stderr and b"not a readable torch checkpoint" in result.stderr
     result = run_decode(["--checkpoint", str(tmp_path)], b"hi\n")
-    assert b"without checkpoints/best.ckpt" in result.stderr
+    assert b"without checkpoints/best.ckpt, checkpoints/last.ckpt or model.ckpt" in result.stderr
+    (tmp_path / "model.ckpt").write_bytes(b"not a checkpoint either")  # an export folder's file
+    result = run_decode(["--checkpoint", str(tmp_path)], b"hi\n")
+    assert result.returncode == 2 and b"model.ckpt: not a readable torch checkpoint" in result.stderr
 
 
 def test_decode_cli_help_and_bad_options(smoke_run):
