@@ -11,8 +11,9 @@ Layer mapping when depths differ: top layers are aligned. Decoder layer ``L_dec 
 encoder layer ``L_enc - 1 - k``; surplus encoder layers (at the bottom) are dropped, surplus decoder
 layers (at the bottom) start at zero.
 
-States here are in model layout: ``(L, B, size)`` with a bidirectional encoder's two directions
-concatenated in the last dimension.
+The bridge reads an :class:`EncoderState`, layers by layer with a bidirectional encoder's two
+directions side by side, ``(L, B, D*H)``, and returns the decoder RNN's ``State``, in torch's
+layout ``(L*D, B, H)`` with ``D = 1``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.rnn import State
 
 BRIDGES = ("state", "hidden_only", "linear", "none")
+
+
+class EncoderState(NamedTuple):
+    """The encoder's final state, directions merged: ``h`` (L, B, D*H_out), ``c`` (L, B, D*H) or
+    None (torch's ``State`` keeps them as separate rows: (L*D, B, H))."""
+
+    h: Tensor
+    c: Tensor | None = None
 
 
 class Side(NamedTuple):
@@ -68,7 +77,7 @@ class Bridge(nn.Module):
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, encoder={tuple(self.encoder_side)}, decoder={tuple(self.decoder_side)}"
 
-    def forward(self, encoder_state: State) -> State:
+    def forward(self, encoder_state: EncoderState) -> State:
         """Encoder state (L_enc, B, ·) -> decoder initial state (L_dec, B, ·)."""
         dec = self.decoder_side
         batch = encoder_state.h.size(1)

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from qa_seq2seq.attention import Attention, Memory
-from qa_seq2seq.bridge import Bridge, Side
+from qa_seq2seq.bridge import Bridge, EncoderState, Side
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.rnn import Recurrent, State
 
@@ -42,7 +42,7 @@ SCOPES = ("encoder", "bridge", "decoder")
 
 class EncoderOutput(NamedTuple):
     output: Tensor  # (B, S, D*H_out), zeros at padding
-    state: State  # (L, B, D*H_out) and (L, B, D*H): taken at each question's true length
+    state: EncoderState  # (L, B, D*H_out) and (L, B, D*H): at each question's true length
 
 
 class DecoderState(NamedTuple):
@@ -293,10 +293,10 @@ class Seq2Seq(nn.Module):
                                    for x in state[1:]))
 
 
-def merge_directions(state: State, directions: int) -> State:
-    """torch layout (L*D, B, H) -> model layout (L, B, D*H), directions side by side."""
+def merge_directions(state: State, directions: int) -> EncoderState:
+    """torch layout (L*D, B, H) -> the encoder's (L, B, D*H), directions side by side."""
     if directions == 1:
-        return state
+        return EncoderState(*state)
 
     def merge(x: Tensor | None) -> Tensor | None:
         if x is None:
@@ -305,7 +305,7 @@ def merge_directions(state: State, directions: int) -> State:
         x = x.view(layers_dirs // directions, directions, batch, size)
         return x.permute(0, 2, 1, 3).reshape(layers_dirs // directions, batch, directions * size)
 
-    return State(merge(state.h), merge(state.c))
+    return EncoderState(merge(state.h), merge(state.c))
 
 
 def _scope_names(given: Mapping[str, str], taken: Callable[[str], bool]) -> dict[str, str]:
