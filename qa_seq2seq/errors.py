@@ -9,6 +9,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 log = logging.getLogger("qa_seq2seq")
@@ -72,15 +73,17 @@ def entry_point(main: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-# Keys that moved under model.net on 2026-11-29 (the README's "moved keys" table).
-MOVED = re.compile(r"^[+~]*(model(?:\.|/)(?:vocab_size|embedding_size|hidden_size|num_layers|"
-                   r"encoder_cell|decoder_cell|bidirectional_encoder|bridge|feed_encoder_state|"
-                   r"input_feeding|thinking_steps|dropout|cell|attention|sharing)\b)")
+NET_CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "net"
 
 
 def moved_keys_hint(overrides: list[str]) -> str:
-    """A line naming the new place of each override written with a key that moved, or ''."""
-    moved = [m[1] for o in overrides if (m := MOVED.match(o))]
+    """A line naming the new place of each override written with a network key under ``model``
+    (``model.hidden_size``, ``model/cell``: before 2026-11-29 the network's keys and groups sat
+    there; now under ``model.net``, as in ``conf/model/net/``), or ''."""
+    text = (NET_CONF / "seq2seq.yaml").read_text()
+    names = {*re.findall(r"^(\w+):", text, re.M), *(p.name for p in NET_CONF.iterdir() if p.is_dir())}
+    pattern = re.compile(rf"^[+~]*(model[./](?:{'|'.join(sorted(names))})\b)")
+    moved = [m[1] for o in overrides if (m := pattern.match(o))]
     if not moved:
         return ""
     fixes = ", ".join(f"{old} -> {old[:6]}net{old[5]}{old[6:]}" for old in dict.fromkeys(moved))

@@ -53,7 +53,7 @@ def make_loggers(config: DictConfig | None) -> list[Logger]:
         try:
             loggers.append(instantiate(entry))
         except InstantiationException as e:
-            if isinstance(e.__cause__, ModuleNotFoundError | ImportError):
+            if isinstance(e.__cause__, ImportError):  # ModuleNotFoundError too
                 raise ConfigError(f"logger={name} needs a package that is not installed "
                                   f"({e.__cause__}): pip install -e '.[{name}]', or choose "
                                   "logger=tensorboard|csv") from None
