@@ -54,8 +54,7 @@ def export(checkpoint: str | Path | None, out: str | Path) -> Path:
     return out / "model.ckpt"
 
 
-@entry_point
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m qa_seq2seq.export",
                                      description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
@@ -63,7 +62,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="checkpoint file or run directory (default: the newest run)")
     parser.add_argument("--out", metavar="DIR", required=True, help="the folder to write")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     path = export(args.checkpoint, args.out)
     sizes = {p.name: p.stat().st_size for p in sorted(path.parent.iterdir())}
     print(f"wrote {path.parent}: " + ", ".join(f"{n} {s / 1e6:.2f} MB" for n, s in sizes.items()))

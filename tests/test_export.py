@@ -54,3 +54,18 @@ def test_an_existing_folder_is_not_overwritten(smoke_run, tmp_path):
     assert result.returncode == 2 and "already exists and is not an empty folder" in result.stderr
     assert "Traceback" not in result.stderr
     assert (tmp_path / "taken" / "notes.txt").read_text() == "keep me"
+
+
+def test_an_export_cannot_be_resumed_and_says_why(smoke_run, tmp_path):
+    """README: the export holds no optimizer state, so resume= refuses it by name."""
+    import pytest
+
+    from qa_seq2seq.errors import ConfigError
+    from qa_seq2seq.train import train
+    from tests.conftest import compose_train, toy_data_overrides
+
+    main(["--checkpoint", str(smoke_run[0]), "--out", str(tmp_path / "exported")])
+    cfg = compose_train(["+experiment=smoke", *toy_data_overrides(smoke_run[0].parent / "data"),
+                         f"resume={tmp_path / 'exported'}"], tmp_path / "run")
+    with pytest.raises(ConfigError, match="exported has no checkpoints/last.ckpt to resume from"):
+        train(cfg)

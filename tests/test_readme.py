@@ -40,6 +40,9 @@ def test_the_readme_has_commands_of_every_kind():
               for c in COMMANDS}
     assert {"make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.inspect"} <= starts
     assert any("qa-seq2seq-decode" in c for c in COMMANDS)
+    covered = ("make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.inspect",
+               "python -m qa_seq2seq.export")
+    assert [c for c in COMMANDS if not c.startswith(covered) and "qa-seq2seq-decode" not in c] == []
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("python -m qa_seq2seq.train")])
@@ -62,6 +65,14 @@ def test_decode_commands_parse(command):
 
     args = shlex.split(command.split("qa-seq2seq-decode", 1)[1].split("<")[0])
     parse_args(args)
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("python -m qa_seq2seq.export")])
+def test_export_commands_parse(command):
+    from qa_seq2seq.export import parse_args
+
+    args = parse_args(shlex.split(command)[3:])
+    assert args.checkpoint and args.out
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("make")])
