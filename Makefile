@@ -28,10 +28,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)" $(TORCH_ARGS)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,export]"
 	touch $@
 
-install: $(VENV)/.installed ## create .venv with the pinned CPU torch and the package (editable, with dev tools)
+install: $(VENV)/.installed ## create .venv with the pinned CPU torch and the package (editable, with dev tools and the ONNX export extra)
 
 train: install ## train EXPERIMENT (default toy_lstm) on the embedded toy data; extra overrides in ARGS
 	$(PY) -m qa_seq2seq.train +experiment=$(EXPERIMENT) $(ARGS)

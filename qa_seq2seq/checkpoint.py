@@ -68,6 +68,10 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
                           "last.ckpt", "model.ckpt"):
             if (path / candidate).is_file():
                 return path / candidate
+        if (path / "step.onnx").is_file():
+            raise CheckpointError(f"{path} is an ONNX export: only the decoding CLI reads it "
+                                  f"(qa-seq2seq-decode --model {path}); other commands need the run "
+                                  "or a weights export (python -m qa_seq2seq.export --format weights)")
         raise CheckpointError(f"{path} is a directory without checkpoints/best.ckpt, "
                               "checkpoints/last.ckpt or model.ckpt: is it a qa_seq2seq run "
                               "directory or export folder?")

@@ -26,10 +26,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, NamedTuple
 
-from qa_seq2seq.answerer import SEARCHES, Answerer, QuestionError, search_options
-from qa_seq2seq.checkpoint import CheckpointError
-from qa_seq2seq.errors import entry_point
-from qa_seq2seq.inference import alignment
+from qa_seq2seq.errors import CheckpointError, ConfigError, entry_point
+from qa_seq2seq.questions import Answering, QuestionError, search_options
+from qa_seq2seq.runtime import OnnxAnswerer, is_onnx_export
 from qa_seq2seq.tokenizer import EOS_ID
 
 CHUNK = 1024  # questions answered per round when reading a stream
@@ -43,14 +42,26 @@ class Question(NamedTuple):
     ids: list[int] | None = None  # its token ids, in the order the encoder reads them
 
 
+class _Parser(argparse.ArgumentParser):
+    """Lists the searches' options in ``--help`` only: reading them imports torch, which an
+    ONNX export is decoded without."""
+
+    def format_help(self) -> str:
+        from qa_seq2seq.answerer import SEARCHES
+
+        searches = "\n".join(f"  {name:<7} " + " ".join(f"{k}={v}" for k, v in
+                                                      search_options(search).items())
+                             for name, search in SEARCHES.items())
+        self.epilog = self.epilog.replace("{searches}", searches)
+        return super().format_help()
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    searches = "\n".join(f"  {name:<7} " + " ".join(f"{k}={v}" for k, v in search_options(name).items())
-                         for name in SEARCHES)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m qa_seq2seq.decode",
         description=__doc__.split("\n\n")[0] + ".",
         epilog="Searches (--decode) and their options (KEY=VALUE), with the defaults used when\n"
-               "--decode names another search than the checkpoint's:\n" + searches + "\n\n"
+               "--decode names another search than the checkpoint's:\n{searches}\n\n"
                "Examples:\n"
                "  echo 'Which is larger, 31 or 13?' | python -m qa_seq2seq.decode\n"
                "  python -m qa_seq2seq.decode --checkpoint RUN_DIR --input q.txt --output a.txt\n"
@@ -60,10 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="options of the search (see below), e.g. beam_size=10 max_length=32")
-    parser.add_argument("--checkpoint", metavar="PATH",
-                        help="checkpoint file, or run directory (its best checkpoint); "
-                             "default: the newest run under outputs/")
-    parser.add_argument("--decode", choices=list(SEARCHES),
+    parser.add_argument("--checkpoint", "--model", metavar="PATH", dest="checkpoint",
+                        help="checkpoint file, run directory (its best checkpoint) or export "
+                             "folder (python -m qa_seq2seq.export; an ONNX export decodes with "
+                             "onnxruntime, without torch); default: the newest run under outputs/")
+    parser.add_argument("--decode", choices=("greedy", "beam", "sample"),
                         help="the search; default: the one the model was validated with in "
                              "training (decode=...), with its options")
     parser.add_argument("--input", metavar="FILE", help="questions, one per line (default: stdin)")
@@ -129,7 +141,7 @@ def read_questions(stream: IO[bytes]) -> Iterator[Question]:
 class Session:
     """The CLI's side of an ``Answerer``: line numbers, refused lines, and output format."""
 
-    def __init__(self, answerer: Answerer, args: argparse.Namespace):
+    def __init__(self, answerer: Answering, args: argparse.Namespace):
         self.answerer, self.format, self.attention = answerer, args.format, args.attention
         if self.attention and answerer.model.decoder.attention is None:
             raise CheckpointError(f"--attention: {answerer.checkpoint.path} has no attention "
@@ -167,6 +179,8 @@ class Session:
                         "finished": h.finished} for h in result],
         }
         if self.attention:
+            from qa_seq2seq.inference import alignment
+
             best, answerer = result[0], self.answerer
             weights = alignment(answerer.model, question.ids, best, answerer.device)
             answer = best.tokens + ([EOS_ID] if best.finished else [])
@@ -174,6 +188,22 @@ class Session:
                                 "answer": answerer.tokenizer.id_to_piece(answer),
                                 "weights": [[round(w, 4) for w in r] for r in weights]}
         return json.dumps(row, ensure_ascii=False)
+
+
+def make_answerer(args: argparse.Namespace) -> Answering:
+    """The torch Answerer, or the onnxruntime one for an ONNX export folder."""
+    if not is_onnx_export(args.checkpoint):
+        from qa_seq2seq.answerer import Answerer
+
+        return Answerer.from_checkpoint(args.checkpoint, args.decode, batch_size=args.batch_size,
+                                        device=args.device, **args.options)
+    if args.device != "cpu":
+        raise ConfigError(f"--device {args.device}: an ONNX export runs on the CPU with "
+                          "onnxruntime; drop --device, or decode the run (or a weights export)")
+    if args.attention:
+        raise ConfigError("--attention reads the torch model's attention weights: decode the run "
+                          "(or a weights export) instead of the ONNX export")
+    return OnnxAnswerer(args.checkpoint, args.decode, batch_size=args.batch_size, **args.options)
 
 
 def chunks(items: Iterable[Question], size: int) -> Iterator[list[Question]]:
@@ -190,9 +220,7 @@ def chunks(items: Iterable[Question], size: int) -> Iterator[list[Question]]:
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    session = Session(Answerer.from_checkpoint(args.checkpoint, args.decode,
-                                               batch_size=args.batch_size, device=args.device,
-                                               **args.options), args)
+    session = Session(make_answerer(args), args)
     source = open(args.input, "rb") if args.input else sys.stdin.buffer
     sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     interactive = args.input is None and sys.stdin.isatty()

@@ -22,10 +22,11 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from qa_seq2seq.answerer import Answerer, decode_choice
+from qa_seq2seq.answerer import Answerer
 from qa_seq2seq.checkpoint import MODEL_TARGETS, check_targets, load_model
 from qa_seq2seq.errors import ConfigError, compose_errors_exit_2, entry_point
 from qa_seq2seq.metrics import corpus_metrics, exact_match
+from qa_seq2seq.questions import decode_choice
 
 log = logging.getLogger(__name__)
 # What evaluate reads: the keys of conf/evaluate.yaml and its decode group.

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from qa_seq2seq.batching import pad
-from qa_seq2seq.search import Hypothesis
+from qa_seq2seq.hypotheses import Hypothesis, with_texts
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 
@@ -21,11 +21,8 @@ def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: C
     """Run ``search`` over tokenised ``questions`` (each non-empty); one n-best list per question.
 
     Questions are sorted by length so each batch pads little; the result follows input order.
-    With a ``tokenizer``, each hypothesis also carries its ``text`` (read last token first for a
-    model trained with ``data.reverse_target``); ``tokens`` stay in the order the decoder wrote.
-    Hypotheses with the same text (token sequences that differ only in pieces that detokenise to
-    nothing, such as a lone ``▁``) are merged into the best ranked of them, so an n-best list
-    may hold fewer than ``n_best`` entries.
+    With a ``tokenizer``, each hypothesis also carries its ``text`` (``hypotheses.with_texts``);
+    ``tokens`` stay in the order the decoder wrote.
     """
     if any(len(q) == 0 for q in questions):
         raise ValueError("every question needs at least one token")
@@ -35,14 +32,8 @@ def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: C
         rows = order[start:start + batch_size]
         src, lengths = pad([questions[i] for i in rows], PAD_ID)
         for i, hypotheses in zip(rows, search(model, src.to(device), lengths.to(device))):
-            if tokenizer is not None:
-                texts = tokenizer.decode([h.tokens[::-1] if reverse_target else h.tokens
-                                          for h in hypotheses])
-                best: dict[str, Hypothesis] = {}  # ranked best first: the first of a text wins
-                for text, h in zip(texts, hypotheses):
-                    best.setdefault(text, h._replace(text=text))
-                hypotheses = list(best.values())
-            results[i] = hypotheses
+            results[i] = hypotheses if tokenizer is None else with_texts(hypotheses, tokenizer,
+                                                                         reverse_target)
     return results
 
 

@@ -371,15 +371,16 @@ class LayerNormLSTM(LSTM):
         gates = projected + _gate_norm(h_in @ w_hh.t(), gain_hh, 4, self.eps)
         i, f, g, o = gates.chunk(4, 1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        normed_c = F.layer_norm(c, c.shape[-1:], gain_c, bias_c, self.eps)
+        normed_c = F.layer_norm(c, gain_c.shape, gain_c, bias_c, self.eps)
         return torch.sigmoid(o) * torch.tanh(normed_c), c
 
 
 def _gate_norm(x: Tensor, gain: Tensor, blocks: int, eps: float) -> Tensor:
     """Layer norm over each of ``blocks`` gate blocks of the last dim, with per-row gains."""
     shape = x.shape
-    x = x.view(*shape[:-1], blocks, shape[-1] // blocks)
-    return (F.layer_norm(x, x.shape[-1:], eps=eps).view(shape)) * gain
+    size = int(shape[-1]) // blocks  # a constant even when traced (ONNX export)
+    x = x.view(*shape[:-1], blocks, size)
+    return (F.layer_norm(x, (size,), eps=eps).view(shape)) * gain
 
 
 class GRU(Recurrent, nn.GRU):

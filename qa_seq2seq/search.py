@@ -19,43 +19,29 @@ Padding and ``<bos>`` are never emitted. Blocking happens after the softmax, so 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.hypotheses import (
+    LENGTH_PENALTIES,
+    Hypothesis,
+    block_repeated_ngrams,
+    hypothesis,
+    is_done,
+)
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
     from qa_seq2seq.rnn import State
 
-LENGTH_PENALTIES = ("none", "average", "gnmt")
-
-
-class Hypothesis(NamedTuple):
-    tokens: list[int]  # answer ids, without <bos> and <eos>
-    score: float  # total log-probability, <eos> included when finished
-    normalized_score: float  # score after the length penalty: what beam search ranks by
-    token_log_probs: list[float]  # one per emitted token, <eos> included when finished
-    finished: bool  # ended with <eos> (False: cut at the length limit)
-    text: str = ""  # the detokenised answer, filled in by qa_seq2seq.inference.answer
-
-
 class SearchModel(Protocol):
     def encode(self, src: Tensor, src_lengths: Tensor): ...  # also initial_state=, if searched with one
     def step(self, tokens: Tensor, state) -> tuple[Tensor, object]: ...
     def reorder_state(self, state, order: Tensor): ...
-
-
-def length_penalty(length: int | Tensor, mode: str, alpha: float) -> float | Tensor:
-    """Divisor of the score: 1 (``none``), the length (``average``), ((5+len)/6)^alpha (``gnmt``)."""
-    if mode == "none":
-        return 1.0
-    if mode == "average":
-        return length
-    return ((5.0 + length) / 6.0) ** alpha
 
 
 def _encode(model: SearchModel, src: Tensor, src_lengths: Tensor, initial_state: State | None):
@@ -85,14 +71,6 @@ def _log_probs(model: SearchModel, tokens: Tensor, state, t: int, min_length: in
     if t < min_length:
         log_probs[:, EOS_ID] = -math.inf
     return log_probs, state
-
-
-def _hypothesis(tokens: list[int], log_probs: list[float], finished: bool, mode: str,
-                alpha: float) -> Hypothesis:
-    score = sum(log_probs)
-    answer = tokens[:-1] if finished else tokens
-    return Hypothesis(answer, score, score / length_penalty(len(tokens), mode, alpha), log_probs,
-                      finished)
 
 
 @torch.inference_mode()
@@ -168,7 +146,7 @@ def _single_path(model, src, src_lengths, max_length, max_length_ratio, min_leng
             alive, tokens = alive[keep], tokens[keep]
             state = model.reorder_state(state, keep)
     tokens_, log_probs_ = out_tokens.tolist(), out_log_probs.tolist()  # one copy, not B
-    return [[_hypothesis(tokens_[i][:n], log_probs_[i][:n], done, "none", 0.0)]
+    return [[hypothesis(tokens_[i][:n], log_probs_[i][:n], done, "none", 0.0)]
             for i, (n, done) in enumerate(zip(lengths.tolist(), finished.tolist()))]
 
 
@@ -213,7 +191,7 @@ def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size:
         log_probs, state = _log_probs(model, tokens, state, t, min_length)
         vocab, questions = log_probs.size(1), alive.numel()
         if no_repeat_ngram_size > 0:
-            _block_repeated_ngrams(log_probs, history, no_repeat_ngram_size)
+            block_repeated_ngrams(log_probs, history, no_repeat_ngram_size)
         candidates = (scores[:, :, None] + log_probs.view(questions, k, vocab)).view(questions, -1)
         top_scores, top_ids = candidates.topk(min(2 * k, candidates.size(1)), dim=1)  # (b, 2k)
         rows = torch.div(top_ids, vocab, rounding_mode="floor") + (
@@ -237,13 +215,13 @@ def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size:
             log_probs_, eos_ = top_log_probs.tolist(), is_eos.tolist()
             for q, c in ended:
                 row = rows_[q][c]
-                finished[alive_[q]].append(_hypothesis(
+                finished[alive_[q]].append(hypothesis(
                     history[row].tolist() + [tokens_[q][c]],
                     history_log_probs[row].tolist() + [log_probs_[q][c]],
                     eos_[q][c], length_penalty, alpha))
         scores = top_scores.gather(1, keep)
         done = at_limit | torch.tensor(
-            [_is_done(finished[a], best, n_best, k, limit, length_penalty, alpha)
+            [is_done(finished[a], best, n_best, k, limit, length_penalty, alpha)
              for a, best, limit in zip(alive_, scores[:, 0].tolist(), limits[alive].tolist())],
             dtype=torch.bool, device=device)
         if bool(done.all()):
@@ -257,27 +235,3 @@ def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size:
             [history_log_probs[order], top_log_probs.gather(1, keep)[active].reshape(-1, 1)], 1)
         state = model.reorder_state(state, order)
     return [sorted(hyps, key=lambda h: -h.normalized_score)[:n_best] for hyps in finished]
-
-
-def _is_done(finished: list[Hypothesis], best_live: float, n_best: int, beam_size: int,
-             limit: int, mode: str, alpha: float) -> bool:
-    """No live hypothesis (best raw score ``best_live``) can enter this question's n-best."""
-    if len(finished) < n_best:
-        return False
-    if mode != "none" and len(finished) >= beam_size:
-        return True
-    worst_kept = sorted(h.normalized_score for h in finished)[-n_best]
-    best_possible = best_live / length_penalty(limit, mode, alpha)  # scores are <= 0
-    return best_possible <= worst_kept
-
-
-def _block_repeated_ngrams(log_probs: Tensor, history: Tensor, n: int) -> None:
-    """Forbid each row's tokens that would repeat an n-gram already in its history."""
-    if history.size(1) == 0 or history.size(1) < n - 1:
-        return
-    for row, seq in enumerate(history.tolist()):
-        prefix = tuple(seq[len(seq) - (n - 1):]) if n > 1 else ()
-        banned = [seq[i + n - 1] for i in range(len(seq) - n + 1)
-                  if tuple(seq[i:i + n - 1]) == prefix]
-        if banned:
-            log_probs[row, banned] = -math.inf

@@ -59,7 +59,7 @@ def untrained_checkpoint(questions: list[str], folder: Path) -> Path:
     model = build_model(config, "bench")
     path = folder / "untrained.ckpt"
     torch.save({"state_dict": {f"net.{k}": v for k, v in model.state_dict().items()},
-                PAYLOAD_KEY: {"format": FORMAT_VERSION, "model": config,
+                PAYLOAD_KEY: {"format": FORMAT_VERSION, "net": config,
                               "tokenizer": tokenizer.model_proto, "data": {}}}, path)
     return path
 
@@ -166,6 +166,7 @@ def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_ques
     results["agreement_with_reference"] = same
     torch_s, cli_s = cold_start(loaded.checkpoint.path, repeats)
     results.update(import_torch_s=torch_s, cli_one_question_s=cli_s)
+    onnx_rows = _onnx(loaded, ids, ours, repeats, big, max_length, results)
 
     print(f"\nDecoding {len(ids)} questions ({results['model']}; greedy answers "
           f"{results['answer_tokens']:.1f} tokens, <eos> included), questions/s")
@@ -183,7 +184,42 @@ def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_ques
           f"{results[f'greedy_b{big}'] / results[f'greedy_b{min(batch_sizes)}']:.1f}x")
     print(f"CLI cold start, one question: {cli_s:.2f}s vs `import torch` {torch_s:.2f}s "
           f"({cli_s / torch_s:.2f}x)")
+    for row in onnx_rows:
+        print(f"{row:<10}{'':>12}{results[f'{row}_greedy_b{big}']:>12,.0f} greedy "
+              f"({results[f'{row}_greedy_b{big}'] / results[f'greedy_b{big}']:.2f}x torch), "
+              f"{results[f'{row}_beam5_b{big}']:,.0f} beam 5 "
+              f"({results[f'{row}_beam5_b{big}'] / results[f'beam5_b{big}']:.2f}x torch); "
+              f"same greedy answers as torch for {results[f'{row}_agreement']:.1%}; "
+              f"files {results[f'{row}_mb']:.1f} MB; CLI cold start {results[f'{row}_cli_s']:.2f}s")
     return results
+
+
+def _onnx(loaded, ids, torch_greedy, repeats, batch, max_length, results) -> list[str]:
+    """The ONNX export through the torch-free runtime (fp32 and int8), if the extra is installed."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("(onnxruntime not installed: no ONNX rows; pip install -e '.[export]')")
+        return []
+    from qa_seq2seq.export import export
+    from qa_seq2seq.runtime import OnnxAnswerer
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for row, quantize in (("onnx", None), ("onnx_int8", "int8")):
+            folder = export(loaded.checkpoint.path, Path(tmp) / row, "onnx", quantize=quantize)
+            for name, decode, options in (("greedy", "greedy", {}),
+                                          ("beam5", "beam", {"beam_size": 5})):
+                qa = OnnxAnswerer(folder, decode, batch_size=batch, max_length=max_length, **options)
+                results[f"{row}_{name}_b{batch}"] = len(ids) / timed(partial(qa.answer_ids, ids),
+                                                                     repeats)
+            greedy = OnnxAnswerer(folder, "greedy", batch_size=batch, max_length=max_length)
+            results[f"{row}_agreement"] = sum(a[0].tokens == b[0].tokens for a, b in zip(
+                greedy.answer_ids(ids), torch_greedy)) / len(ids)
+            results[f"{row}_mb"] = sum(p.stat().st_size for p in folder.glob("*.onnx")) / 1e6
+            results[f"{row}_cli_s"] = cold_start(folder, repeats)[1]
+            rows.append(row)
+    return rows
 
 
 def _until_eos(tokens: list[int]) -> list[int]:

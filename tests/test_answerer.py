@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from qa_seq2seq import Answerer
-from qa_seq2seq.answerer import QuestionError
 from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.questions import QuestionError
 from qa_seq2seq.search import beam_search
 
 QUESTIONS = ["What is 3 plus 4?", "Which is larger, 31 or 13?", "Where is Mary?"]

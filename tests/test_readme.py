@@ -81,11 +81,17 @@ def test_make_targets_exist(command):
     assert re.search(rf"^{re.escape(target)}:", (ROOT / "Makefile").read_text(), re.M), target
 
 
-def test_python_api_example_runs(smoke_run, capsys):
+def test_python_api_examples_run(smoke_run, tmp_path, capsys):
+    """The Answerer example on the smoke run; the OnnxAnswerer one on its ONNX export."""
+    pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    from qa_seq2seq.export import export
+
+    export(smoke_run[0], tmp_path / "onnx", format="onnx")
     blocks = [b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
               if "Answerer" in b]
-    assert blocks
+    assert len(blocks) == 2
     for block in blocks:
-        exec(block.replace("outputs/toy_lstm/<run>", str(smoke_run[0])), {})
+        exec(block.replace("outputs/toy_lstm/<run>", str(smoke_run[0]))
+             .replace("exported/arith-onnx", str(tmp_path / "onnx")), {})
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 2 and all(line.split() for line in printed)
+    assert len(printed) == 4 and all(line.split() for line in printed)

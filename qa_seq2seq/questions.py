@@ -1,0 +1,154 @@
+"""What an answerer does before the model runs: read a question into token ids, and choose the
+search and its options. Shared by ``Answerer`` (torch) and the ONNX runtime; imports no torch.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
+
+from qa_seq2seq.errors import ConfigError, UserError
+from qa_seq2seq.fields import SourceBuilder
+from qa_seq2seq.hypotheses import Hypothesis
+from qa_seq2seq.tokenizer import Tokenizer
+
+# The searches a stored ``decode`` config may name (``conf/decode/*.yaml``): looked up by name,
+# never imported from the config.
+SEARCH_TARGETS = {"greedy": "qa_seq2seq.search.greedy_search",
+                  "beam": "qa_seq2seq.search.beam_search", "sample": "qa_seq2seq.search.sample"}
+
+
+class QuestionError(UserError, ValueError):
+    """A question the model cannot read (empty, missing a field, too long)."""
+
+
+def search_options(search: Callable) -> dict[str, Any]:
+    """The options of a search function and their defaults: its arguments after model, src and
+    lengths, without ``initial_state`` (a tensor, not a decoding option)."""
+    parameters = list(inspect.signature(search).parameters.values())[3:]
+    return {p.name: p.default for p in parameters if p.name != "initial_state"}
+
+
+def check_type(key: str, value: Any, default: Any) -> None:
+    """``value`` must be of its default's kind (an int also for a float); a None default (an
+    optional int or float: ``max_length_ratio``, ``seed``) takes a number or None."""
+    if default is None:
+        ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+        kind = "a number or null"
+    elif isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        kind = "a number"
+    else:
+        ok, kind = isinstance(value, type(default)), f"a {type(default).__name__}"
+    if not ok:
+        raise ConfigError(f"{key}={value!r}: must be {kind} (default {default!r})")
+
+
+def decode_choice(config: dict[str, Any] | None, where: str) -> tuple[str, dict[str, Any]]:
+    """The search a ``decode`` config (``conf/decode/*.yaml``, resolved) names, and its options;
+    None: greedy with its defaults (``where`` names the config's origin for the error)."""
+    options = dict(config or {"_target_": SEARCH_TARGETS["greedy"]})
+    target = options.pop("_target_", "")
+    options.pop("_partial_", None)
+    for name, known in SEARCH_TARGETS.items():
+        if target == known:
+            return name, options
+    raise ConfigError(f"{where} names {target!r}, not one of {', '.join(SEARCH_TARGETS)}: pass "
+                      "decode=...")
+
+
+def choose_search(stored: dict[str, Any] | None, decode: str | None, options: dict[str, Any],
+                  searches: dict[str, Callable]) -> tuple[str, dict[str, Any]]:
+    """The search to run and its checked options. ``decode=None`` (or the stored search's name)
+    starts from the ``stored`` config's options; naming another starts from its defaults."""
+    stored_name, stored_options = decode_choice(stored, "the checkpoint's decode config")
+    if decode is None or decode == stored_name:
+        decode, options = stored_name, {**stored_options, **options}
+    if decode not in searches:
+        raise ConfigError(f"decode={decode!r}: choose from {', '.join(searches)}")
+    accepted = search_options(searches[decode])
+    if unknown := sorted(set(options) - set(accepted)):
+        raise ConfigError(f"{', '.join(unknown)}: not an option of decode={decode}; its "
+                          f"options are {', '.join(accepted)}")
+    for key, value in options.items():
+        check_type(key, value, accepted[key])
+    return decode, options
+
+
+class Answer(NamedTuple):
+    text: str  # the best answer
+    score: float  # its total log-probability (<eos> included when finished)
+    n_best: list[Hypothesis]  # best first: n_best[0] is this answer; more with n_best > 1
+
+
+class QuestionReader:
+    """Builds a question into the source the model reads and its token ids, as in training.
+
+    A question is a string, or a dict with the fields the model was trained on (``question``,
+    or those of its ``source_template``).
+    """
+
+    def __init__(self, data_config: dict[str, Any], tokenizer: Tokenizer):
+        self.builder, self.tokenizer = SourceBuilder.from_data_config(data_config), tokenizer
+
+    def source(self, question: str | dict[str, Any]) -> tuple[str, list[int]]:
+        """The source text (the filled template) and its token ids, built and cut as in training."""
+        values = self._values(question)
+        ids, length = self.builder.encode(self.tokenizer, values)
+        if length > self.builder.max_length and self.builder.truncate_field is None:
+            raise QuestionError(f"question has {length} tokens; this model takes at most "
+                                f"{self.builder.max_length}")
+        return self.builder.text(values), ids
+
+    def _values(self, question: str | dict[str, Any]) -> dict[str, str]:
+        fields = self.builder.fields
+        if isinstance(question, str):
+            if not question.strip():
+                raise QuestionError("empty question")
+            if len(fields) > 1:
+                raise QuestionError(f"this model reads the fields {fields}: give a dict (a JSON "
+                                    "object at the command line) with them")
+            return {fields[0]: question}
+        if not isinstance(question, dict):
+            raise QuestionError(f"a {type(question).__name__}, not a string or a dict")
+        if len(fields) == 1 and fields[0] not in question and "question" in question:
+            question = {fields[0]: question["question"]}  # the generic {"question": ...} form
+        values = self.builder.values(question)
+        if isinstance(values, str):
+            expected = ", ".join(fields) + (" (or question)" if len(fields) == 1 else "")
+            raise QuestionError(f"{values}; this model reads the field(s) {expected}")
+        return values
+
+
+class Answering:
+    """What every answerer offers on top of its ``answer_ids``: questions in, ``Answer`` out.
+
+    Subclasses set ``reader`` (a QuestionReader) and implement ``answer_ids``.
+    """
+
+    reader: QuestionReader
+
+    def answer(self, questions: Iterable[str | dict[str, Any]]) -> list[Answer]:
+        """One Answer per question, in order. A question the model cannot read raises
+        ``QuestionError`` naming its position; nothing is decoded then."""
+        ids = []
+        for i, question in enumerate(questions):
+            try:
+                ids.append(self.source(question)[1])
+            except QuestionError as e:
+                raise QuestionError(f"question {i}: {e}") from None
+        return [Answer(h[0].text, h[0].score, h) for h in self.answer_ids(ids)]
+
+    def answer_ids(self, ids: Sequence[Sequence[int]]) -> list[list[Hypothesis]]:
+        """The n-best list of each tokenised source (as ``source`` gives it), in order."""
+        raise NotImplementedError
+
+    def source(self, question: str | dict[str, Any]) -> tuple[str, list[int]]:
+        """The source text the model reads for ``question`` (the filled template) and its token
+        ids, built and cut as in training."""
+        return self.reader.source(question)
