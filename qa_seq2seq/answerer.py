@@ -19,7 +19,6 @@ Imports only torch, sentencepiece and the weights (no Lightning, datasets or Hyd
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from qa_seq2seq.checkpoint import LoadedModel, load_model
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.hypotheses import Hypothesis
 from qa_seq2seq.inference import answer
-from qa_seq2seq.questions import Answering, QuestionReader, choose_search
+from qa_seq2seq.questions import Answering, QuestionReader
 from qa_seq2seq.search import beam_search, greedy_search, sample
 from qa_seq2seq.tokenizer import UNK_ID
 
@@ -44,19 +43,21 @@ class Answerer(Answering):
     them. Naming another search starts from that search's defaults.
     """
 
+    searches = SEARCHES
+
     def __init__(self, loaded: LoadedModel, decode: str | None = None, *, batch_size: int = 64,
                  device: str | torch.device = "cpu", **options: Any):
-        decode, options = choose_search(loaded.checkpoint.payload.get("decode"), decode, options,
-                                        SEARCHES)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.tokenizer, self.checkpoint = loaded
+        self.path = loaded.checkpoint.path
+        self.stored_decode = loaded.checkpoint.payload.get("decode")
         self.reader = QuestionReader(loaded.checkpoint.payload.get("data", {}), self.tokenizer)
-        self.decode, self.options = decode, options
-        self.search = partial(SEARCHES[decode], **options)
         self.batch_size, self.device = batch_size, device
-        # Bad option values (beam_size=0, top_p=2) fail now, not after the input was read.
-        self.search(self.model, torch.tensor([[UNK_ID]], device=device), torch.tensor([1]))
+        self.set_search(decode, options)
+
+    def probe(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.tensor([[UNK_ID]], device=self.device), torch.tensor([1])
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, decode: str | None = None, *,

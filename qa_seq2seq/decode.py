@@ -56,17 +56,14 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def model_parser(prog: str, description: str, examples: str) -> argparse.ArgumentParser:
+    """The arguments every command that answers with a model takes: the model, the search and
+    its KEY=VALUE options, the batch size and device (finish with ``parse_model_args``)."""
     parser = _Parser(
-        prog="python -m qa_seq2seq.decode",
-        description=__doc__.split("\n\n")[0] + ".",
+        prog=prog, description=description,
         epilog="Searches (--decode) and their options (KEY=VALUE), with the defaults used when\n"
                "--decode names another search than the checkpoint's:\n{searches}\n\n"
-               "Examples:\n"
-               "  echo 'Which is larger, 31 or 13?' | python -m qa_seq2seq.decode\n"
-               "  python -m qa_seq2seq.decode --checkpoint RUN_DIR --input q.txt --output a.txt\n"
-               "  python -m qa_seq2seq.decode --decode beam beam_size=5 n_best=3 --format jsonl < q.jsonl\n"
-               "  python -m qa_seq2seq.decode --decode sample temperature=0.7 top_p=0.9 seed=1",
+               "Examples:\n" + examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
@@ -78,15 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--decode", choices=("greedy", "beam", "sample"),
                         help="the search; default: the one the model was validated with in "
                              "training (decode=...), with its options")
-    parser.add_argument("--input", metavar="FILE", help="questions, one per line (default: stdin)")
-    parser.add_argument("--output", metavar="FILE", help="answers (default: stdout)")
-    parser.add_argument("--format", choices=("text", "jsonl"), default="text",
-                        help="text: one answer per line; jsonl: answer, score, n-best")
-    parser.add_argument("--attention", action="store_true",
-                        help="jsonl only: add each answer's attention over the question (models "
-                             "trained with model/net/attention)")
     parser.add_argument("--batch-size", type=int, default=64, help="questions per batch")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    return parser
+
+
+def parse_model_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_intermixed_args(argv)
     args.options = {}
     for item in args.overrides:
@@ -96,6 +90,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.options[key] = option_value(value)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    return args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = model_parser(
+        "python -m qa_seq2seq.decode", __doc__.split("\n\n")[0] + ".",
+        "  echo 'Which is larger, 31 or 13?' | python -m qa_seq2seq.decode\n"
+        "  python -m qa_seq2seq.decode --checkpoint RUN_DIR --input q.txt --output a.txt\n"
+        "  python -m qa_seq2seq.decode --decode beam beam_size=5 n_best=3 --format jsonl < q.jsonl\n"
+        "  python -m qa_seq2seq.decode --decode sample temperature=0.7 top_p=0.9 seed=1\n"
+        "  python -m qa_seq2seq.decode --model exported/toy-onnx   # an ONNX export, no torch")
+    parser.add_argument("--input", metavar="FILE", help="questions, one per line (default: stdin)")
+    parser.add_argument("--output", metavar="FILE", help="answers (default: stdout)")
+    parser.add_argument("--format", choices=("text", "jsonl"), default="text",
+                        help="text: one answer per line; jsonl: answer, score, n-best")
+    parser.add_argument("--attention", action="store_true",
+                        help="jsonl only: add each answer's attention over the question (models "
+                             "trained with model/net/attention)")
+    args = parse_model_args(parser, argv)
     if args.attention and args.format != "jsonl":
         parser.error("--attention needs --format jsonl (text output has one answer per line)")
     return args
@@ -200,7 +213,7 @@ def make_answerer(args: argparse.Namespace) -> Answering:
     if args.device != "cpu":
         raise ConfigError(f"--device {args.device}: an ONNX export runs on the CPU with "
                           "onnxruntime; drop --device, or decode the run (or a weights export)")
-    if args.attention:
+    if getattr(args, "attention", False):
         raise ConfigError("--attention reads the torch model's attention weights: decode the run "
                           "(or a weights export) instead of the ONNX export")
     return OnnxAnswerer(args.checkpoint, args.decode, batch_size=args.batch_size, **args.options)

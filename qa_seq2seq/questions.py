@@ -4,8 +4,10 @@ search and its options. Shared by ``Answerer`` (torch) and the ONNX runtime; imp
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 from qa_seq2seq.errors import ConfigError, UserError
@@ -126,12 +128,36 @@ class QuestionReader:
 
 
 class Answering:
-    """What every answerer offers on top of its ``answer_ids``: questions in, ``Answer`` out.
+    """What every answerer offers on top of its model: questions in, ``Answer`` out, and the
+    search chosen and checked in one place.
 
-    Subclasses set ``reader`` (a QuestionReader) and implement ``answer_ids``.
+    Subclasses set ``reader`` (a QuestionReader), ``searches`` (name -> search function),
+    ``stored_decode`` (the decode config the model was validated with) and ``model``, and
+    implement ``answer_ids`` and ``probe``.
     """
 
     reader: QuestionReader
+    searches: dict[str, Callable]
+    stored_decode: dict[str, Any] | None
+    model: Any
+
+    def set_search(self, decode: str | None, options: dict[str, Any]) -> None:
+        """Choose the search (None: the stored one) and its options; bad names, types and values
+        (``beam_size=0``) fail here, before any input is read."""
+        self.decode, self.options = choose_search(self.stored_decode, decode, options,
+                                                  self.searches)
+        self.search = partial(self.searches[self.decode], **self.options)
+        self.search(self.model, *self.probe())
+
+    def with_search(self, decode: str | None = None, **options: Any) -> Answering:
+        """This answerer, sharing its loaded model, with another search or options."""
+        other = copy.copy(self)
+        other.set_search(decode, options)
+        return other
+
+    def probe(self) -> tuple[Any, Any]:
+        """A one-token question (src, lengths) in the model's array type."""
+        raise NotImplementedError
 
     def answer(self, questions: Iterable[str | dict[str, Any]]) -> list[Answer]:
         """One Answer per question, in order. A question the model cannot read raises

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from qa_seq2seq.hypotheses import (
     is_done,
     with_texts,
 )
-from qa_seq2seq.questions import Answering, QuestionReader, choose_search
+from qa_seq2seq.questions import Answering, QuestionReader
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 ONNX_FORMAT = "qa_seq2seq-onnx"
@@ -244,23 +243,29 @@ class OnnxAnswerer(Answering):
     ``options`` override its options. ``threads``: onnxruntime's intra-op threads (0: default).
     """
 
+    searches = SEARCHES
+
     def __init__(self, folder: str | Path, decode: str | None = None, *, batch_size: int = 64,
                  threads: int = 0, **options: Any):
-        self.folder = Path(folder)
-        self.description = read_description(self.folder)
-        if decode == "sample":
-            raise ConfigError("decode=sample: the ONNX runtime searches greedy or beam; sample with "
-                              "the torch model (the run, or a weights export)")
-        decode, options = choose_search(self.description.get("decode"), decode, options, SEARCHES)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.folder = self.path = Path(folder)  # path: as Answerer's
+        self.description = read_description(self.folder)
+        self.stored_decode = self.description.get("decode")
         self.tokenizer = Tokenizer((self.folder / "tokenizer.model").read_bytes())
         self.reader = QuestionReader(self.description.get("data") or {}, self.tokenizer)
         self.model = OnnxModel(self.folder, self.description["graphs"], threads)
-        self.decode, self.options, self.batch_size = decode, options, batch_size
-        self.search = partial(SEARCHES[decode], **options)
-        # Bad option values (beam_size=0) fail now, not after the input was read.
-        self.search(self.model, np.array([[UNK_ID]]), np.array([1]))
+        self.batch_size = batch_size
+        self.set_search(decode, options)
+
+    def set_search(self, decode: str | None, options: dict[str, Any]) -> None:
+        if decode == "sample":
+            raise ConfigError("decode=sample: the ONNX runtime searches greedy or beam; sample with "
+                              "the torch model (the run, or a weights export)")
+        super().set_search(decode, options)
+
+    def probe(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([[UNK_ID]]), np.array([1])
 
     def answer_ids(self, ids: Sequence[Sequence[int]]) -> list[list[Hypothesis]]:
         """The n-best list of each tokenised source, in order (length-sorted batches, as

@@ -6,6 +6,7 @@ decode commands go through the CLI's argument parser, and `make` targets must ex
 that train for minutes are not run here: their keys are what drifts.
 """
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -41,7 +42,7 @@ def test_the_readme_has_commands_of_every_kind():
     assert {"make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.inspect"} <= starts
     assert any("qa-seq2seq-decode" in c for c in COMMANDS)
     covered = ("make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.inspect",
-               "python -m qa_seq2seq.export")
+               "python -m qa_seq2seq.export", "qa-seq2seq-serve", "curl")
     assert [c for c in COMMANDS if not c.startswith(covered) and "qa-seq2seq-decode" not in c] == []
 
 
@@ -73,6 +74,30 @@ def test_export_commands_parse(command):
 
     args = parse_args(shlex.split(command)[3:])
     assert args.checkpoint and args.out
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("qa-seq2seq-serve")])
+def test_serve_commands_parse(command):
+    from qa_seq2seq.serve import parse_args
+
+    parse_args(shlex.split(command)[1:])
+
+
+def test_curl_examples_are_answered(smoke_run):
+    """Each curl example's request, sent to a server over the smoke run, gets a 200 answer."""
+    from qa_seq2seq.answerer import Answerer
+    from qa_seq2seq.serve import Service
+
+    service = Service(Answerer.from_checkpoint(smoke_run[0]))
+    service.batcher.start()
+    curls = [shlex.split(c) for c in COMMANDS if c.startswith("curl")]
+    assert curls
+    for args in curls:
+        if "-d" in args:
+            body = json.loads(args[args.index("-d") + 1])
+            assert len(service.answer(body)["answers"]) == len(body["questions"])
+        else:
+            assert args[-1].endswith("/health") and service.health()["status"] == "ok"
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("make")])
