@@ -175,7 +175,9 @@ def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_ques
     for name in searches:
         print(f"{name:<10}" + "".join(f"{results[f'{name}_b{b}']:>12,.0f}" for b in batch_sizes))
     print(f"{'reference':<10}{'':>12}{results[f'reference_greedy_b{big}']:>12,.0f}"
-          f"   (hand-written greedy loop; same answers for {same:.1%})")
+          f"   (hand-written greedy loop; same answers for {same:.1%}"
+          + ("" if same > 0.5 else ": it is a plain LSTM encoder-decoder, and this model is not "
+             "(attention, another cell or bridge...): compare the model with itself") + ")")
     print(f"greedy vs reference (batch {big}): "
           f"{results[f'greedy_b{big}'] / results[f'reference_greedy_b{big}']:.2f}x;  "
           f"beam 5 cost per question vs greedy (batch {big}): "
