@@ -392,7 +392,8 @@ class QADataModule(L.LightningDataModule):
         if self.streaming:
             if replica["num_replicas"] > 1:
                 raise ConfigError("data.streaming with several processes is not supported yet "
-                                  "(ranks could see different numbers of batches)")
+                                  "(ranks could see different numbers of batches): train in "
+                                  "memory (data.streaming=false) or in one process")
             stream = BucketedStream(ds, collate, self.batch_size if shuffle else
                                     self.eval_batch_size, self.sort_window, shuffle, self.seed,
                                     epoch=lambda: self.trainer.current_epoch if self.trainer else 0)

@@ -49,10 +49,15 @@ class PoisonGradients(L.Callback):
 
 
 class RecordRank(L.Callback):
-    """Write this process's rows seen and a checksum of its final weights to ``folder``."""
+    """Write this process's rows seen, its validation metrics and a checksum of its final
+    weights to ``folder``."""
 
     def __init__(self, folder: str):
-        self.folder, self.rows = Path(folder), []
+        self.folder, self.rows, self.val_loss = Path(folder), [], []
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.val_loss.append(float(trainer.callback_metrics["val/loss"]))
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.rows += batch.index.tolist()
@@ -63,7 +68,7 @@ class RecordRank(L.Callback):
         checksum = sum(float(p.double().sum()) for p in pl_module.parameters())
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / f"rank{trainer.global_rank}.json").write_text(
-            json.dumps({"rows": self.rows, "checksum": checksum}))
+            json.dumps({"rows": self.rows, "checksum": checksum, "val_loss": self.val_loss}))
 
 
 class PoisonLoss(L.Callback):

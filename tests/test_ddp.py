@@ -6,10 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+import torch.nn.functional as F
+
+from qa_seq2seq.batching import pad
 from qa_seq2seq.checkpoint import load_model
+from qa_seq2seq.questions import QuestionReader
+from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from tests.conftest import toy_data_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".pytest-data" / "toy"
 
 
 def test_two_processes_shard_the_data_agree_on_weights_and_write_one_checkpoint(tmp_path):
@@ -17,7 +25,7 @@ def test_two_processes_shard_the_data_agree_on_weights_and_write_one_checkpoint(
     result = subprocess.run(
         [sys.executable, "-m", "qa_seq2seq.train", "+experiment=smoke", "trainer=ddp",
          "trainer.accelerator=cpu", "trainer.devices=2", "run_name=ddp",
-         "trainer.max_epochs=2", *toy_data_overrides(ROOT / ".pytest-data" / "toy"),
+         "trainer.max_epochs=2", "trainer.limit_val_batches=1.0", *toy_data_overrides(DATA),
          "+callbacks.record._target_=tests.helpers.RecordRank",
          f"+callbacks.record.folder={tmp_path / 'ranks'}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -30,3 +38,40 @@ def test_two_processes_shard_the_data_agree_on_weights_and_write_one_checkpoint(
     (run,) = (tmp_path / "outputs" / "ddp").iterdir()
     assert load_model(run).model.vocab_size > 0
     assert (run / "train_ddp_process_1.log").is_file()  # rank 1 logged, rank 0 wrote the run
+
+    # Validation is sharded too, and its metrics are reduced over both processes: each rank
+    # logged the loss of the whole validation split, as one process computes it on the weights
+    # of the last validation (= last.ckpt: no training after it).
+    assert ranks[0]["val_loss"] == ranks[1]["val_loss"] and len(ranks[0]["val_loss"]) == 2
+    whole_split = validation_loss(load_model(run / "checkpoints" / "last.ckpt"),
+                                  DATA / "validation.jsonl")
+    assert ranks[0]["val_loss"][-1] == pytest.approx(whole_split, rel=1e-5)
+
+
+@torch.no_grad()
+def validation_loss(loaded, path: Path) -> float:
+    """Mean cross-entropy per answer token over every row of ``path``, in one process."""
+    model, tokenizer, checkpoint = loaded
+    reader = QuestionReader(checkpoint.payload["data"], tokenizer)
+    rows = [json.loads(line) for line in path.open()]
+    src, lengths = pad([reader.source(r["question"])[1] for r in rows], PAD_ID)
+    answers = tokenizer.encode([r["answer"] for r in rows])
+    tgt_in, _ = pad([[BOS_ID, *a] for a in answers], PAD_ID)
+    tgt_out, _ = pad([[*a, EOS_ID] for a in answers], PAD_ID)
+    logits = model(src, lengths, tgt_in)
+    return float(F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID))
+
+
+@pytest.mark.parametrize("option, message", [
+    ("data.streaming=true", "data.streaming with several processes is not supported yet"),
+    ("data.max_tokens=2000", "data.max_tokens gives each process a different number of batches"),
+])
+def test_data_options_that_cannot_be_sharded_are_refused(tmp_path, option, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "qa_seq2seq.train", "+experiment=smoke", "trainer=ddp",
+         "trainer.accelerator=cpu", "trainer.devices=2", option, *toy_data_overrides(DATA)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        text=True, timeout=300)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert message in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
