@@ -86,3 +86,26 @@ def test_the_checkpoints_search_is_the_default_and_options_override_it(smoke_run
     loaded.checkpoint.payload["decode"] = {"_target_": "os.system"}  # looked up, never imported
     with pytest.raises(ConfigError, match="names 'os.system', not one of greedy, beam, sample"):
         Answerer(loaded)
+
+
+def test_stored_decode_targets_name_the_search_functions():
+    """A checkpoint's decode config is matched by name (never imported): the names must stay
+    those of the functions."""
+    import importlib
+
+    from qa_seq2seq.answerer import SEARCHES
+    from qa_seq2seq.questions import SEARCH_TARGETS
+
+    assert SEARCH_TARGETS.keys() == SEARCHES.keys()
+    for name, target in SEARCH_TARGETS.items():
+        module, function = target.rsplit(".", 1)
+        assert getattr(importlib.import_module(module), function) is SEARCHES[name]
+
+
+def test_with_search_shares_the_model_and_checks_the_options(smoke_run):
+    qa = Answerer.from_checkpoint(smoke_run[0])
+    beam = qa.with_search("beam", beam_size=4, n_best=2)
+    assert beam.model is qa.model and (beam.decode, qa.decode) == ("beam", "greedy")
+    assert len(beam.answer(QUESTIONS)[0].n_best) <= 2
+    with pytest.raises(ConfigError, match="decode.beam_size must be >= 1"):
+        qa.with_search("beam", beam_size=0)
