@@ -18,7 +18,7 @@ DECODE ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all eval decode tensorboard bench bench-decode bench-accuracy lint clean
+.PHONY: help install train test test-all eval decode serve tensorboard bench bench-decode bench-accuracy lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ eval: install ## evaluate CKPT (default: newest run's best checkpoint) on SPLIT 
 
 decode: install ## answer questions from stdin with CKPT (default: newest run)
 	$(VENV)/bin/qa-seq2seq-decode $(if $(CKPT),--checkpoint $(CKPT)) $(ARGS)
+
+serve: install ## answer questions over HTTP with CKPT (a run, or an export folder; default: newest run)
+	$(VENV)/bin/qa-seq2seq-serve $(if $(CKPT),--checkpoint $(CKPT)) $(ARGS)
 
 tensorboard: install ## open TensorBoard on outputs/
 	$(VENV)/bin/tensorboard --logdir outputs/

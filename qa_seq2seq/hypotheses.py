@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from qa_seq2seq.errors import ConfigError
+
 LENGTH_PENALTIES = ("none", "average", "gnmt")
 
 
@@ -19,6 +21,15 @@ class Hypothesis(NamedTuple):
     token_log_probs: list[float]  # one per emitted token, <eos> included when finished
     finished: bool  # ended with <eos> (False: cut at the length limit)
     text: str = ""  # the detokenised answer, filled in when answering
+
+
+def check_beam_options(beam_size: int, n_best: int, length_penalty: str) -> None:
+    if beam_size < 1:
+        raise ConfigError(f"decode.beam_size must be >= 1, got {beam_size}")
+    if not 1 <= n_best <= beam_size:
+        raise ConfigError(f"decode.n_best must be between 1 and beam_size={beam_size}, got {n_best}")
+    if length_penalty not in LENGTH_PENALTIES:
+        raise ConfigError(f"decode.length_penalty={length_penalty!r}: use one of {LENGTH_PENALTIES}")
 
 
 def length_penalty(length, mode: str, alpha: float):

@@ -25,9 +25,9 @@ import numpy as np
 
 from qa_seq2seq.errors import CheckpointError, ConfigError
 from qa_seq2seq.hypotheses import (
-    LENGTH_PENALTIES,
     Hypothesis,
     block_repeated_ngrams,
+    check_beam_options,
     hypothesis,
     is_done,
     with_texts,
@@ -159,12 +159,7 @@ def beam_search(model: OnnxModel, src: np.ndarray, src_lengths: np.ndarray, beam
                 min_length: int = 0, length_penalty: str = "none", alpha: float = 0.6,
                 no_repeat_ngram_size: int = 0) -> list[list[Hypothesis]]:
     """Beam search over batch x beam rows (``qa_seq2seq.search.beam_search``, step for step)."""
-    if beam_size < 1:
-        raise ConfigError(f"decode.beam_size must be >= 1, got {beam_size}")
-    if not 1 <= n_best <= beam_size:
-        raise ConfigError(f"decode.n_best must be between 1 and beam_size={beam_size}, got {n_best}")
-    if length_penalty not in LENGTH_PENALTIES:
-        raise ConfigError(f"decode.length_penalty={length_penalty!r}: use one of {LENGTH_PENALTIES}")
+    check_beam_options(beam_size, n_best, length_penalty)
     batch, k = src.shape[0], beam_size
     limits = _limits(src_lengths, max_length, max_length_ratio)
     state = model.reorder_state(model.encode(src, src_lengths), np.repeat(np.arange(batch), k))

@@ -27,9 +27,9 @@ from torch import Tensor
 
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.hypotheses import (
-    LENGTH_PENALTIES,
     Hypothesis,
     block_repeated_ngrams,
+    check_beam_options,
     hypothesis,
     is_done,
 )
@@ -170,12 +170,7 @@ def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size:
     assumes the live hypothesis grows to the length limit, and the search also stops once
     ``beam_size`` hypotheses have finished (as fairseq does).
     """
-    if beam_size < 1:
-        raise ConfigError(f"decode.beam_size must be >= 1, got {beam_size}")
-    if not 1 <= n_best <= beam_size:
-        raise ConfigError(f"decode.n_best must be between 1 and beam_size={beam_size}, got {n_best}")
-    if length_penalty not in LENGTH_PENALTIES:
-        raise ConfigError(f"decode.length_penalty={length_penalty!r}: use one of {LENGTH_PENALTIES}")
+    check_beam_options(beam_size, n_best, length_penalty)
     batch, k, device = src.size(0), beam_size, src.device
     limits = _limits(src_lengths, max_length, max_length_ratio).to(device)
     state = _encode(model, src, src_lengths, initial_state)
