@@ -18,7 +18,7 @@ DECODE ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all eval decode serve tensorboard bench bench-decode bench-accuracy lint clean
+.PHONY: help install train test test-all eval decode serve tensorboard bench bench-decode bench-accuracy mutate lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,13 @@ bench-decode: install ## decoding benchmark: greedy vs beam, batch 1 vs 64, CLI 
 
 bench-accuracy: install ## exact match of named configs x 3 seeds under one time budget, vs a hand-written model
 	$(PY) scripts/bench_accuracy.py $(ARGS)
+
+# OMP_NUM_THREADS=1: mutmut forks after torch has started its OpenMP pool, which is not fork-safe
+# (mutants then hang and count as timeouts).
+mutate: install ## mutation testing of the promise-carrying modules (slow, not in CI): writes MUTATION.md
+	$(PY) -m pip install --quiet -e ".[mutate]"
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(or $(JOBS),2) || true
+	$(PY) scripts/mutation_report.py > MUTATION.md
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check qa_seq2seq tests scripts

@@ -329,3 +329,40 @@ def test_a_wide_beam_ranks_answers_as_exhaustive_search_does(seed, mode, alpha, 
     for h, (normalized, score, _) in zip(beams, truth):
         assert (h.normalized_score, h.score) == (pytest.approx(normalized, abs=1e-5),
                                                  pytest.approx(score, abs=1e-5))
+
+
+class ConstantModel:
+    """Every step the same distribution over [pad, unk, bos, eos, A, B]; counts its steps."""
+
+    def __init__(self, eos: float, a: float, b: float):
+        self.logits = torch.tensor([1e-9, 1e-9, 1e-9, eos, a, b]).log()
+        self.steps = 0
+
+    def encode(self, src, src_lengths):
+        return torch.zeros(src.size(0))
+
+    def step(self, tokens, state):
+        self.steps += 1
+        return self.logits.expand(tokens.size(0), -1), state
+
+    def reorder_state(self, state, order):
+        return state[order]
+
+
+@pytest.mark.parametrize("probs, mode, steps", [
+    # <eos> first by far: nothing live can beat it, stop after one step.
+    ((0.99, 0.005, 0.005), "none", 1),
+    # Live A A A (log .607 x 3 = -1.497) still beats the first <eos> (log .223 = -1.501): the
+    # exact rule of length_penalty=none stops only at step 4, although beam_size hypotheses
+    # had finished at step 2.
+    ((0.223, 0.607, 0.135), "none", 4),
+    # With a penalty the bound assumes growth to max_length and would wait; the search stops
+    # once beam_size (2) hypotheses have finished, at step 2, as fairseq does.
+    ((0.4, 0.35, 0.25), "gnmt", 2),
+])
+def test_beam_search_stops_at_the_first_step_where_its_rule_allows(probs, mode, steps):
+    """When the search stops, not only what it returns: the stop rule's every clause."""
+    model = ConstantModel(*probs)
+    beam_search(model, torch.tensor([[4]]), torch.tensor([1]), beam_size=2, n_best=1,
+                length_penalty=mode)
+    assert model.steps == steps

@@ -1,0 +1,93 @@
+"""Summarise the last `mutmut run` as Markdown: the kill rate per module, then every surviving
+mutant with its diff, marked when it is known to be equivalent (and why).
+
+    make mutate                     # mutmut run, then this script > MUTATION.md
+    python scripts/mutation_report.py > MUTATION.md
+
+A mutant is caught when a test fails (killed) or hangs (timeout). "no tests": no in-process
+test runs the mutated function (subprocess tests are invisible to mutmut); "not checked": the
+run stopped before it.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import re
+import subprocess
+import sys
+
+# Survivors that cannot change behaviour, by their diff (removed line, added line), stripped.
+EQUIVALENT = {
+    ("if history.shape[1] == 0 or history.shape[1] < n - 1:",
+     "if history.shape[1] == 0 and history.shape[1] < n - 1:"):
+        "a history shorter than n - 1 bans nothing either way: the loop below is empty",
+    ("prefix = tuple(seq[len(seq) - (n - 1):]) if n > 1 else ()",
+     "prefix = tuple(seq[len(seq) - (n - 1):]) if (n > 1) or True else ()"):
+        "for n = 1 the slice seq[len(seq):] is () too",
+    ("return best_possible <= worst_kept", "return best_possible < worst_kept"):
+        "differs only when a live score ties the worst kept one exactly: the search then runs "
+        "one more step, which cannot change the n-best",
+}
+CAUGHT = ("killed", "timeout")
+
+
+def mutmut(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "mutmut", *args], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def results() -> dict[str, str]:
+    """mutant name -> status, for every mutant of the last run."""
+    found = re.findall(r"^\s+(\S+): (.+)$", mutmut("results", "--all", "true"), re.M)
+    return dict(found)
+
+
+def diff(name: str) -> list[tuple[str, str]]:
+    lines = [line for line in mutmut("show", name).splitlines()
+             if line[:1] in "-+" and not line.startswith(("---", "+++"))]
+    removed = [line[1:].strip() for line in lines if line.startswith("-")]
+    added = [line[1:].strip() for line in lines if line.startswith("+")]
+    return list(zip(removed, added))
+
+
+def main() -> None:
+    statuses = results()
+    by_module: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for name, status in statuses.items():
+        by_module[name.rsplit(".", 1)[0]][status] += 1
+    print(f"# Mutation testing report\n\n`make mutate` (mutmut), {datetime.date.today()}. "
+          "Caught = killed by a failing test, or timed out.\n")
+    print("| module | mutants | killed | timeout | survived | no tests | not checked | caught / checked |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    total = collections.Counter()
+    for module, counts in sorted(by_module.items()):
+        total += counts
+        print(_row(module, counts))
+    print(_row("**all**", total) + "\n")
+
+    survivors = [name for name, status in statuses.items() if status == "survived"]
+    equivalent = 0
+    print("## Survivors\n")
+    for name in survivors:
+        changes = diff(name)
+        reasons = [EQUIVALENT.get(change) for change in changes]
+        if reasons and all(reasons):
+            equivalent += 1
+        note = f" — equivalent: {reasons[0]}" if reasons and all(reasons) else ""
+        print(f"- `{name}`{note}")
+        for removed, added in changes:
+            print(f"  - `{removed}`\n  + `{added}`")
+    print(f"\n{len(survivors)} survivors, {equivalent} marked equivalent.")
+
+
+def _row(module: str, counts: collections.Counter) -> str:
+    checked = sum(counts.values()) - counts["not checked"]
+    caught = sum(counts[s] for s in CAUGHT)
+    rate = f"{caught / checked:.1%}" if checked else "-"
+    return (f"| {module} | {sum(counts.values())} | {counts['killed']} | {counts['timeout']} | "
+            f"{counts['survived']} | {counts['no tests']} | {counts['not checked']} | {rate} |")
+
+
+if __name__ == "__main__":
+    main()
