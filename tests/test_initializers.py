@@ -134,3 +134,36 @@ def test_every_lstm_bias_gets_the_forget_bias_in_both_directions(init):
                 assert torch.all(rnn.gate(name, "forget") == rnn.forget_bias), name
             elif name.startswith("bias_hh"):
                 assert torch.all(rnn.gate(name, "forget") == 0), name
+
+
+# Each initializer's defaults and options against the published formula, written out here:
+# (spec, variance, bound) for a (300, 400) weight: fan_in 400, fan_out 300.
+FORMULAS = [
+    ("uniform", 0.05**2 / 3, 0.05),
+    ({"name": "uniform", "scale": 0.2}, 0.2**2 / 3, 0.2),
+    ("uniform_unit_scaling", 1 / 400, math.sqrt(3 / 400)),  # TF 1.x
+    ({"name": "uniform_unit_scaling", "factor": 1.5}, 1.5**2 / 400, 1.5 * math.sqrt(3 / 400)),
+    ("variance_scaling", 1 / 400, None),  # TF 2: scale 1, fan_in, truncated normal
+    ("glorot_uniform", 2 / 700, math.sqrt(6 / 700)),
+    ({"name": "glorot_uniform", "gain": 2.0}, 4 * 2 / 700, 2 * math.sqrt(6 / 700)),
+    ("glorot_normal", 2 / 700, None),
+    ({"name": "glorot_normal", "gain": 2.0}, 4 * 2 / 700, None),
+    ("truncated_normal", (0.05 * 0.87962566103423978) ** 2, 2 * 0.05),
+]
+
+
+@pytest.mark.parametrize("spec, variance, bound", FORMULAS)
+def test_each_initializer_matches_its_published_formula(spec, variance, bound):
+    torch.manual_seed(0)
+    t = init_(torch.empty(300, 400), spec)
+    std = math.sqrt(variance)
+    assert abs(t.mean().item()) < 0.02 * std  # centred: 120,000 draws put the mean within ~0.003 std
+    assert t.var().item() == pytest.approx(variance, rel=0.03)
+    if bound is not None:
+        assert bound * 0.99 < t.abs().max().item() <= bound + 1e-7
+
+
+def test_orthogonal_gain_scales_the_singular_values():
+    torch.manual_seed(0)
+    t = init_(torch.empty(64, 64), {"name": "orthogonal", "gain": 2.0})
+    torch.testing.assert_close(t @ t.T, 4.0 * torch.eye(64), atol=1e-4, rtol=0)
