@@ -3,6 +3,7 @@ import random
 import pytest
 
 from qa_seq2seq.batching import LengthBucketBatchSampler, pad
+from qa_seq2seq.errors import ConfigError
 
 
 def lengths(n=1000, seed=0):
@@ -59,3 +60,10 @@ def test_token_budget_and_sharding():
 def test_pad():
     padded, n = pad([[5, 6, 7], [8]], 0)
     assert padded.tolist() == [[5, 6, 7], [8, 0, 0]] and n.tolist() == [3, 1]
+
+
+def test_batch_size_one_is_allowed_and_zero_is_refused_by_name():
+    sampler = LengthBucketBatchSampler([(3, 2)] * 3, batch_size=1, shuffle=False)
+    assert sorted(len(batch) for batch in sampler) == [1, 1, 1]
+    with pytest.raises(ConfigError, match="batch_size must be >= 1, got 0"):
+        LengthBucketBatchSampler([(3, 2)], batch_size=0)
