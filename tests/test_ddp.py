@@ -62,6 +62,7 @@ def validation_loss(loaded, path: Path) -> float:
     return float(F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID))
 
 
+@pytest.mark.slow  # two processes start for each (~15 s): the refusal itself is one line
 @pytest.mark.parametrize("option, message", [
     ("data.streaming=true", "data.streaming with several processes is not supported yet"),
     ("data.max_tokens=2000", "data.max_tokens gives each process a different number of batches"),
