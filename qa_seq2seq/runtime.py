@@ -247,12 +247,12 @@ class OnnxAnswerer(Answering):
                  threads: int = 0, **options: Any):
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        self.folder = self.path = Path(folder)  # path: as Answerer's
-        self.description = read_description(self.folder)
+        self.path = Path(folder)  # as Answerer's
+        self.description = read_description(self.path)
         self.stored_decode = self.description.get("decode")
-        self.tokenizer = Tokenizer((self.folder / "tokenizer.model").read_bytes())
+        self.tokenizer = Tokenizer((self.path / "tokenizer.model").read_bytes())
         self.reader = QuestionReader(self.description.get("data") or {}, self.tokenizer)
-        self.model = OnnxModel(self.folder, self.description["graphs"], threads)
+        self.model = OnnxModel(self.path, self.description["graphs"], threads)
         self.batch_size = batch_size
         self.set_search(decode, options)
 

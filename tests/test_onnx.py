@@ -240,3 +240,9 @@ def test_a_folder_that_is_not_an_export_is_refused(tmp_path):
     (tmp_path / "model.json").write_text("{")
     with pytest.raises(runtime.CheckpointError, match="cannot read the export's description"):
         runtime.OnnxAnswerer(Path(tmp_path))
+
+
+def test_quantizing_needs_the_onnx_format(smoke_run, tmp_path):
+    with pytest.raises(runtime.ConfigError, match="quantizes ONNX graphs: add --format onnx"):
+        export(smoke_run[0], tmp_path / "weights", quantize="int8")
+    assert not (tmp_path / "weights").exists()  # refused before anything was written
