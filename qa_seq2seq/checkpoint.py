@@ -84,10 +84,13 @@ def read_checkpoint(path: str | Path | None) -> Checkpoint:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as e:
+        # torch's message opens with advice to pass weights_only=False: quote only what it met.
+        lines = str(e).splitlines()
+        detail = next((line for line in lines if "GLOBAL" in line), lines[0])
         raise CheckpointError(
             f"{path}: refused to load: it holds Python objects beyond tensors and plain data, "
             f"which could run code (a checkpoint from an untrusted or non-qa_seq2seq source?). "
-            f"Detail: {str(e).splitlines()[0]}"
+            f"Detail: {detail}"
         ) from None
     except (RuntimeError, OSError, EOFError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({e})") from None

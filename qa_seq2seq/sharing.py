@@ -54,7 +54,7 @@ class Sharing:
                     ("hidden_size", enc.hidden_size, dec.hidden_size),
                     ("num_layers", enc.num_layers, dec.num_layers),
                     ("bidirectional", enc.bidirectional, dec.bidirectional),
-                    ("proj_size", getattr(enc, "proj_size", 0), getattr(dec, "proj_size", 0)),
+                    ("proj_size", enc.proj_size, dec.proj_size),  # every torch RNN has one
                 )
                 if a != b
             ]

@@ -1,6 +1,7 @@
 """Loading is safe: no code from a checkpoint or stored config runs; errors say what is wrong."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -39,7 +40,9 @@ def test_a_pickle_that_would_run_code_is_refused_without_running(tmp_path, smoke
     marker = tmp_path / "pwned"
     path = tampered(run_dir, tmp_path / "evil.ckpt",
                     lambda payload: payload.update(extra=Exploit(marker)))
-    with pytest.raises(CheckpointError, match="refused to load"):
+    with pytest.raises(CheckpointError, match=r"evil.ckpt: refused to load: it holds Python "
+                       r"objects beyond tensors .* Detail: Trying to load unsupported GLOBAL "
+                       r"posix.system whose module posix is blocked\.$"):
         read_checkpoint(path)
     assert not marker.exists()
 
@@ -48,23 +51,48 @@ def test_a_stored_target_outside_the_allow_list_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     config = {"_target_": "qa_seq2seq.model.Seq2Seq", "vocab_size": 10,
               "cell": {"_target_": "os.system", "_args_": [f"touch {marker}"]}}
-    with pytest.raises(CheckpointError, match="refused _target_ 'os.system'"):
-        build_model(config, "evil.ckpt [model config]")
+    with pytest.raises(CheckpointError) as error:
+        build_model(config, "evil.ckpt [network config]")
+    assert str(error.value) == (
+        "evil.ckpt [network config]: refused _target_ 'os.system': only targets starting with "
+        "('qa_seq2seq.',) are instantiated from a stored config, so that loading a file cannot "
+        "run foreign code")
     assert not marker.exists()
-    with pytest.raises(CheckpointError, match="builtins.exec"):
+    with pytest.raises(CheckpointError, match=r"^x: refused _target_ 'builtins.exec'"):
         check_targets([{"a": {"_target_": "builtins.exec"}}], ("qa_seq2seq.",), "x")
+    with pytest.raises(CheckpointError, match=r"^y: refused _target_ 3"):
+        check_targets({"a": [{"_target_": 3}]}, ("qa_seq2seq.",), "y")  # not even a string
 
 
 def test_other_files_get_a_one_line_explanation(tmp_path, smoke_run):
     plain = tmp_path / "weights.pt"
     torch.save({"weight": torch.zeros(2)}, plain)
-    with pytest.raises(CheckpointError, match="not a qa_seq2seq checkpoint"):
+    with pytest.raises(CheckpointError) as error:
         read_checkpoint(plain)
+    assert str(error.value) == (f"{plain}: not a qa_seq2seq checkpoint (no 'qa_seq2seq' entry; "
+                                "found ['weight']). Use a checkpoint written by qa_seq2seq.train.")
+    torch.save({"qa_seq2seq": {}}, plain)  # the payload without weights
+    with pytest.raises(CheckpointError, match=r"found \['qa_seq2seq'\]"):
+        read_checkpoint(plain)
+    torch.save({"state_dict": {}}, plain)  # weights without the payload
+    with pytest.raises(CheckpointError, match=r"found \['state_dict'\]"):
+        read_checkpoint(plain)
+    torch.save([torch.zeros(1)] * 9, plain)
+    with pytest.raises(CheckpointError, match=r"no 'qa_seq2seq' entry; found list\)"):
+        read_checkpoint(plain)
+    torch.save({str(i): i for i in range(10)}, plain)  # at most eight keys are listed
+    with pytest.raises(CheckpointError, match=r"found \['0', '1', '2', '3', '4', '5', '6', '7'\]\)"):
+        read_checkpoint(plain)
+    (tmp_path / "garbage.ckpt").write_bytes(b"not a zip, not a pickle")
+    with pytest.raises(CheckpointError, match=r"garbage.ckpt: not a readable torch checkpoint \(.+\)$"):
+        read_checkpoint(tmp_path / "garbage.ckpt")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         read_checkpoint(tmp_path / "missing.ckpt")
     old = tampered(smoke_run[0], tmp_path / "old.ckpt", lambda payload: payload.update(format=0))
-    with pytest.raises(CheckpointError, match="format 0"):
+    with pytest.raises(CheckpointError) as error:
         read_checkpoint(old)
+    assert str(error.value) == (f"{old}: checkpoint format 0; this version of qa_seq2seq reads "
+                                "formats 1 and 2: was it written by a newer qa_seq2seq?")
 
 
 def test_a_format_1_checkpoint_is_read_as_format_2(tmp_path, smoke_run):
@@ -76,6 +104,8 @@ def test_a_format_1_checkpoint_is_read_as_format_2(tmp_path, smoke_run):
     old = load_model(tampered(smoke_run[0], tmp_path / "v1.ckpt", downgrade))
     new = load_model(smoke_run[0])
     assert old.checkpoint.payload["net"] == new.checkpoint.payload["net"]
+    assert old.checkpoint.payload.keys() == new.checkpoint.payload.keys()  # no "model" left
+    assert old.checkpoint.raw["qa_seq2seq"]["format"] == 1  # the file as stored
     for (name, a), b in zip(old.model.state_dict().items(), new.model.state_dict().values()):
         assert torch.equal(a, b), name
 
@@ -122,3 +152,43 @@ def test_evaluate_and_inspect_refuse_stored_targets_outside_the_allow_list(tmp_p
     with pytest.raises(CheckpointError, match="refused _target_ 'os.system'"):
         from_checkpoint(str(run))
     assert not marker.exists()
+
+
+def test_a_run_directory_resolves_to_its_best_then_last_checkpoint_then_an_export(
+        tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    order = ["model.ckpt", "last.ckpt", "best.ckpt", "checkpoints/last.ckpt",
+             "checkpoints/best.ckpt"]  # each file found wins over those before it
+    (run / "checkpoints").mkdir(parents=True)
+    for name in order:
+        (run / name).touch()
+        assert resolve_checkpoint(run) == run / name
+        assert resolve_checkpoint(run / name) == run / name  # a file is itself
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        resolve_checkpoint(None)
+    assert str(error.value) == ("no checkpoints under outputs/: train first (`make train`), or "
+                                "pass a checkpoint file or run directory")
+    older, newer = tmp_path / "outputs/a/1", tmp_path / "outputs/b/2"
+    for i, directory in enumerate((older, newer)):
+        (directory / "checkpoints").mkdir(parents=True)
+        (directory / "checkpoints/last.ckpt").touch()
+        os.utime(directory / "checkpoints/last.ckpt", (1_000 + i, 1_000 + i))
+    assert resolve_checkpoint(None) == Path("outputs/b/2/checkpoints/last.ckpt")
+
+
+def test_a_path_that_holds_no_checkpoint_says_what_it_is(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError) as error:
+        resolve_checkpoint(tmp_path / "empty")
+    assert str(error.value) == (
+        f"{tmp_path / 'empty'} is a directory without checkpoints/best.ckpt, checkpoints/last.ckpt "
+        "or model.ckpt: is it a qa_seq2seq run directory or export folder?")
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx/step.onnx").touch()
+    with pytest.raises(CheckpointError, match=r"is an ONNX export: only the decoding CLI reads it "
+                                              r"\(qa-seq2seq-decode --model .*onnx\)"):
+        resolve_checkpoint(tmp_path / "onnx")
+    with pytest.raises(CheckpointError) as error:
+        resolve_checkpoint(tmp_path / "nowhere")
+    assert str(error.value) == f"{tmp_path / 'nowhere'}: no such checkpoint file or run directory"

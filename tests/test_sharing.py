@@ -66,3 +66,37 @@ def test_encoder_decoder_share_one_rnn():
 def test_incompatible_sharing_names_keys_and_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         tiny_model(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,differences", [
+    ({"decoder_cell": partial(LSTM, num_layers=1)}, "num_layers: encoder 2 vs decoder 1"),
+    ({"bidirectional_encoder": True}, "bidirectional: encoder True vs decoder False"),
+    ({"decoder_cell": partial(LSTM, proj_size=4)}, "proj_size: encoder 0 vs decoder 4"),
+    ({"decoder_cell": partial(GRU, num_layers=1)},
+     "cell: encoder LSTM vs decoder GRU; num_layers: encoder 2 vs decoder 1"),
+])
+def test_encoder_decoder_sharing_lists_every_difference_and_the_way_out(kwargs, differences):
+    with pytest.raises(ValueError) as error:
+        tiny_model(sharing=Sharing(encoder_decoder=True), bridge="linear", **kwargs)
+    assert str(error.value) == (
+        "model/net/sharing=encoder_decoder runs one RNN on both sides, but they differ: "
+        f"{differences}. Use the same model/net/cell for both, "
+        "model.net.bidirectional_encoder=false and model.net.feed_encoder_state=false, "
+        "or choose another model/net/sharing.")
+
+
+def test_tied_output_names_both_sizes_and_the_setting_that_works():
+    with pytest.raises(ValueError) as error:
+        tiny_model(sharing=Sharing(tied_output=True))  # embeddings 8, decoder output 12
+    assert str(error.value) == (
+        "model/net/sharing=tied_output needs model.net.embedding_size (8) equal to the decoder's "
+        "output size (12: its hidden_size, or proj_size). Set model.net.embedding_size=12 or "
+        "choose another model/net/sharing.")
+    assert repr(Sharing(tied_output=True, embeddings=True)) == "Sharing(embeddings, tied_output)"
+    assert repr(Sharing()) == "Sharing(none)"
+
+
+def test_encoder_decoder_sharing_works_for_every_cell():
+    for cell in ("gru", "rnn", "peephole_lstm", "layernorm_lstm"):
+        model = tiny_model(cell, sharing=Sharing(encoder_decoder=True))
+        assert model.decoder.rnn is model.encoder.rnn, cell
