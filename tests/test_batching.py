@@ -57,6 +57,29 @@ def test_token_budget_and_sharding():
         LengthBucketBatchSampler(sizes, 32, max_tokens=10)
 
 
+def test_token_batches_are_as_full_as_the_budget_allows():
+    """Each batch takes rows in length order until the next would pass ``max_tokens`` (or
+    ``batch_size``); a budget of exactly the longest row is enough."""
+    sizes = lengths()
+    for budget, batch_size in ((600, 512), (600, 7), (max(map(sum, sizes)), 512)):
+        batches = list(LengthBucketBatchSampler(sizes, batch_size, shuffle=False,
+                                                max_tokens=budget))
+        assert sorted(i for b in batches for i in b) == list(range(len(sizes)))
+        for batch, following in zip(batches, batches[1:]):
+            grown = [*batch, following[0]]
+            cost = (max(sizes[i][0] for i in grown) + max(sizes[i][1] for i in grown)) * len(grown)
+            assert cost > budget or len(batch) == batch_size
+            assert len(batch) <= batch_size
+
+
+def test_a_skipped_start_applies_to_one_pass_only():
+    sampler = LengthBucketBatchSampler(lengths(100), 10, seed=3)
+    full = list(sampler)
+    sampler.skip_once(4)
+    assert list(sampler) == full[4:]
+    assert list(sampler) == full
+
+
 def test_pad():
     padded, n = pad([[5, 6, 7], [8]], 0)
     assert padded.tolist() == [[5, 6, 7], [8, 0, 0]] and n.tolist() == [3, 1]
