@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from torch.nn import init as nn_init
 
 from qa_seq2seq.initializers import Initializer, fans, init_, variance_scaling_
 from qa_seq2seq.rnn import LSTM
@@ -167,3 +168,30 @@ def test_orthogonal_gain_scales_the_singular_values():
     torch.manual_seed(0)
     t = init_(torch.empty(64, 64), {"name": "orthogonal", "gain": 2.0})
     torch.testing.assert_close(t @ t.T, 4.0 * torch.eye(64), atol=1e-4, rtol=0)
+
+
+def test_fans_of_any_weight_layout_match_torch():
+    for shape in ((7,), (5, 3), (4, 3, 2), (6, 2, 3, 5)):
+        t = torch.empty(shape)
+        expected = (7, 7) if len(shape) == 1 else nn_init._calculate_fan_in_and_fan_out(t)
+        assert fans(t) == expected, shape
+
+
+def test_variance_scaling_refuses_unknown_modes_by_name():
+    with pytest.raises(ValueError) as error:
+        variance_scaling_(torch.empty(2, 2), mode="fan_max")
+    assert str(error.value) == "variance_scaling mode='fan_max': use fan_in, fan_out or fan_avg"
+    with pytest.raises(ValueError) as error:
+        variance_scaling_(torch.empty(2, 2), distribution="normal")
+    assert str(error.value) == ("variance_scaling distribution='normal': use truncated_normal, "
+                                "untruncated_normal or uniform")
+
+
+def test_the_plan_says_which_parameters_keep_their_module_default():
+    """Vectors that are not biases (layer-norm gains) keep what their module drew."""
+    model = tiny_model("layernorm_lstm")
+    plan = Initializer("orthogonal").plan(model)
+    assert plan["encoder.rnn.weight_ln_ih_l0"] == "module default"
+    assert plan["encoder.rnn.weight_hh_l0"] == "orthogonal"
+    assert plan["encoder.rnn.bias_ih_l0"] == "zeros"
+    assert set(Initializer("torch_default").plan(model).values()) == {"torch_default"}
