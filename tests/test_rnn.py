@@ -64,6 +64,45 @@ def test_loop_matches_torch_forward_and_gradients(ours_cls, ref_cls, extra, bidi
                                    msg=name)
 
 
+@pytest.mark.parametrize("ours_cls,ref_cls,extra", CASES[:1] + CASES[4:])
+def test_loop_from_a_given_state_without_biases_matches_torch(ours_cls, ref_cls, extra):
+    """Two bidirectional layers without biases, from a random initial (h, c): each of the four
+    layer-directions must start from its own row of the state."""
+    torch.manual_seed(1)
+    reference = ref_cls(I, H, num_layers=2, batch_first=True, bidirectional=True, bias=False)
+    ours = ours_cls(I, H, num_layers=2, bidirectional=True, bias=False)
+    assert sorted(n for n, _ in ours.named_parameters()) == sorted(
+        n for n, _ in reference.named_parameters())
+    copy_into(ours, reference)
+    h0 = torch.randn(4, B, H)
+    hx = (h0, torch.randn(4, B, H)) if ref_cls is nn.LSTM else h0
+    packed = nn.utils.rnn.pack_padded_sequence(inputs(), LENGTHS, batch_first=True,
+                                               enforce_sorted=False)
+    ref_out, ref_hx = reference(packed, hx)
+    ref_out, _ = nn.utils.rnn.pad_packed_sequence(ref_out, batch_first=True, total_length=T)
+    state = State(*hx) if isinstance(hx, tuple) else State(hx)
+    for out in (ours.loop(inputs(), LENGTHS, state), ours(inputs(), LENGTHS, state)):
+        torch.testing.assert_close(out.output, ref_out, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out.state.h, ref_hx[0] if isinstance(ref_hx, tuple) else ref_hx,
+                                   atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [LSTM, PeepholeLSTM, LayerNormLSTM, GRU, RNN])
+def test_dropout_acts_between_layers_only(cls):
+    """No recurrent dropout: two layers differ from run to run in training, one layer does not
+    (there is no layer after it), and evaluation equals a model built without dropout."""
+    torch.manual_seed(0)
+    x = inputs()
+    two = cls(I, H, num_layers=2, dropout=0.5).train()
+    assert not torch.allclose(two(x, LENGTHS).output, two(x, LENGTHS).output)
+    plain = cls(I, H, num_layers=2)
+    plain.load_state_dict(two.state_dict())
+    torch.testing.assert_close(two.eval()(x, LENGTHS).output, plain.eval()(x, LENGTHS).output)
+    with pytest.warns(UserWarning, match="dropout"):  # torch warns, as for nn.LSTM
+        one = cls(I, H, num_layers=1, dropout=0.5).train()
+    torch.testing.assert_close(one(x, LENGTHS).output, one.eval()(x, LENGTHS).output)
+
+
 @pytest.mark.parametrize("cls", [LSTM, GRU, RNN])
 def test_fused_path_equals_loop_path(cls):
     torch.manual_seed(0)
