@@ -366,3 +366,17 @@ def test_beam_search_stops_at_the_first_step_where_its_rule_allows(probs, mode, 
     beam_search(model, torch.tensor([[4]]), torch.tensor([1]), beam_size=2, n_best=1,
                 length_penalty=mode)
     assert model.steps == steps
+
+
+@pytest.mark.parametrize("search", [greedy_search, partial(sample, seed=0, top_k=1)])
+def test_single_path_search_stops_when_every_question_has_ended(search):
+    """Greedy and sampling stop at the step where the last row emits <eos>, not at the limit,
+    and rank by the plain score (no length penalty: one answer per question)."""
+    model = ConstantModel(0.6, 0.3, 0.1)  # <eos> first
+    [[hyp]] = search(model, torch.tensor([[4]]), torch.tensor([1]), max_length=10)
+    assert model.steps == 1 and hyp.tokens == [] and hyp.finished
+    for limit in (1, 3):  # A forever: cut at max_length (1 is the least allowed)
+        model = ConstantModel(0.1, 0.6, 0.3)
+        [[hyp]] = search(model, torch.tensor([[4]]), torch.tensor([1]), max_length=limit)
+        assert model.steps == limit and hyp.tokens == [4] * limit and not hyp.finished
+        assert hyp.normalized_score == hyp.score == pytest.approx(limit * math.log(0.6))
