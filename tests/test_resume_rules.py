@@ -1,0 +1,162 @@
+"""resume.py's rules in-process (test_resume.py runs whole trainings in subprocesses): which run
+continues, which config changes are refused, when a run is finished, how a signal stops it."""
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.resume import (
+    MAY_CHANGE,
+    Finished,
+    GracefulStop,
+    Stopped,
+    check_not_finished,
+    check_unchanged,
+    find_run,
+    hydra_run_dir,
+)
+
+
+def make_run(root: Path, name: str, age: int) -> Path:
+    run = root / name
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints/last.ckpt").touch()
+    os.utime(run / "checkpoints/last.ckpt", (1_000 + age, 1_000 + age))
+    return run
+
+
+def test_find_run_takes_the_newest_of_the_run_name_a_directory_or_a_checkpoint(tmp_path):
+    outputs = tmp_path / "outputs"
+    make_run(outputs / "toy", "b", age=1)
+    newest = make_run(outputs / "toy", "a", age=2)
+    make_run(outputs / "other", "c", age=3)  # another run_name: never chosen
+    assert find_run("auto", "toy", outputs) == newest
+    assert find_run(str(newest), "ignored", outputs) == newest
+    assert find_run(str(newest / "checkpoints/last.ckpt"), "ignored", outputs) == newest
+    with pytest.raises(ConfigError) as error:
+        find_run("auto", "missing", outputs)
+    assert str(error.value) == (f"resume=auto: no run of run_name='missing' with "
+                                f"checkpoints/last.ckpt under {outputs}/; train first, or pass "
+                                "resume=<run directory>")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError) as error:
+        find_run(str(tmp_path / "empty"), "toy", outputs)
+    assert str(error.value) == (f"resume={tmp_path / 'empty'}: {tmp_path / 'empty'} has no "
+                                "checkpoints/last.ckpt to resume from")
+
+
+def test_hydra_run_dir_is_new_or_inside_the_resumed_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = make_run(Path("outputs/toy"), "2026-01-01_00-00-00", age=0)
+    assert Path(hydra_run_dir("toy", None)).parent == Path("outputs/toy")
+    assert Path(hydra_run_dir("toy", "auto")).parent == run
+    assert Path(hydra_run_dir("toy", "auto")).name.startswith("resumed-")
+    # An unusable resume still gets a directory: train() reports the error with its message.
+    assert Path(hydra_run_dir("toy", "nowhere")).parent == Path("outputs/toy")
+
+
+def test_a_resumed_config_may_change_only_the_listed_keys(tmp_path):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    stored = {"seed": 1, "model": {"net": {"hidden_size": 8}}, "trainer": {"max_steps": 10},
+              "resume": None, "output_dir": "a"}
+    OmegaConf.save(stored, run / ".hydra/config.yaml")
+    given = OmegaConf.create({**stored, "trainer": {"max_steps": 20, "log_every_n_steps": 5},
+                              "resume": "auto", "output_dir": "b"})
+    check_unchanged(given, run)  # only MAY_CHANGE keys differ
+    changed = OmegaConf.create({**stored, "seed": 2, "model": {"net": {"hidden_size": 9}},
+                                "extra": True})
+    with pytest.raises(ConfigError) as error:
+        check_unchanged(changed, run)
+    assert str(error.value) == (
+        f"resume: this config differs from the run's ({run / '.hydra/config.yaml'}):\n"
+        "  extra: run has None, given True\n"
+        "  model.net.hidden_size: run has 8, given 9\n"
+        "  seed: run has 1, given 2\n"
+        f"A resumed run keeps its config; only {', '.join(MAY_CHANGE)} may change. Drop these "
+        f"overrides, or start a new run from this one's weights with "
+        f"model.init_from.checkpoint={run}")
+    with pytest.raises(ConfigError, match=r"resume: .*config.yaml is missing, so the run's config "
+                                          r"is unknown"):
+        check_unchanged(given, tmp_path)
+
+
+def test_at_most_twenty_differences_are_listed(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save({f"k{i:02d}": 0 for i in range(25)}, tmp_path / ".hydra/config.yaml")
+    with pytest.raises(ConfigError) as error:
+        check_unchanged(OmegaConf.create({f"k{i:02d}": 1 for i in range(25)}), tmp_path)
+    listed = [line for line in str(error.value).splitlines() if line.startswith("  k")]
+    assert listed[0].startswith("  k00:") and listed[-1].startswith("  k19:") and len(listed) == 20
+
+
+@pytest.mark.parametrize("raw, trainer, reached", [
+    ({"global_step": 10, "epoch": 0}, {"max_steps": 10, "max_epochs": 5},
+     "step 10, trainer.max_steps=10"),
+    ({"global_step": 11, "epoch": 0}, {"max_steps": 10, "max_epochs": None},
+     "step 11, trainer.max_steps=10"),
+    ({"global_step": 9, "epoch": 5}, {"max_steps": 10, "max_epochs": 5},
+     "epoch 5, trainer.max_epochs=5"),
+    ({"global_step": 9, "epoch": 6}, {"max_steps": -1, "max_epochs": 5},
+     "epoch 6, trainer.max_epochs=5"),
+    ({"global_step": 9, "epoch": 4}, {"max_steps": 10, "max_epochs": 5}, None),
+    ({"global_step": 99, "epoch": 99}, {"max_steps": -1, "max_epochs": -1}, None),
+    ({"global_step": 99, "epoch": 99}, {"max_steps": None, "max_epochs": None}, None),
+    ({}, {"max_steps": 1, "max_epochs": 1}, None),  # a checkpoint without counters: step 0
+])
+def test_a_run_at_its_limits_is_finished(raw, trainer, reached):
+    if reached is None:
+        check_not_finished(raw, OmegaConf.create(trainer))
+        return
+    with pytest.raises(Finished) as error:
+        check_not_finished(raw, OmegaConf.create(trainer))
+    assert str(error.value) == f"the run is already at {reached}; raise the limit to train further"
+
+
+class FakeTrainer:
+    global_step = 7
+
+    def __init__(self):
+        self.saved = []
+
+    def save_checkpoint(self, path, weights_only):
+        self.saved.append((path, weights_only))
+
+
+def test_a_signal_stops_after_the_step_with_a_full_checkpoint_and_a_second_stops_at_once(
+        tmp_path):
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    stop = GracefulStop(str(tmp_path / "last.ckpt"))
+    trainer = FakeTrainer()
+    stop.on_train_start(trainer, None)
+    try:
+        stop.on_train_batch_end(trainer)  # no signal yet: nothing happens
+        assert trainer.saved == []
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.received == signal.SIGTERM
+        with pytest.raises(Stopped) as error:
+            stop.on_train_batch_end(trainer)
+        assert trainer.saved == [(tmp_path / "last.ckpt", False)]  # with optimizer state
+        assert (error.value.signum, error.value.step) == (signal.SIGTERM, 7)
+        assert str(error.value) == (f"stopped by SIGTERM at step 7: saved {tmp_path / 'last.ckpt'}"
+                                    "; continue with resume=auto (or resume=<run directory>)")
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # the second signal
+        assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == previous
+    finally:
+        stop.on_exception(trainer, None, RuntimeError())
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == previous
+
+
+def test_handlers_are_restored_when_training_ends_or_fails():
+    previous = signal.getsignal(signal.SIGINT)
+    for end in ("on_train_end", "on_exception"):
+        stop = GracefulStop("last.ckpt")
+        stop.on_train_start(None, None)
+        assert signal.getsignal(signal.SIGINT) == stop._handle
+        getattr(stop, end)(*((None, None) if end == "on_train_end" else (None, None, None)))
+        assert signal.getsignal(signal.SIGINT) == previous
