@@ -84,7 +84,7 @@ class Recurrent:
         self.name = name
         self.recurrent_dropout = recurrent_dropout
         self.forget_bias = forget_bias
-        self.reset_parameters()
+        self._reset_own_()  # torch's __init__ drew the weights: draw nothing twice
 
     # ----- introspection ---------------------------------------------------------------------
     @property
@@ -122,6 +122,17 @@ class Recurrent:
         return ", ".join(extras)
 
     # ----- initialisation --------------------------------------------------------------------
+    def reset_parameters(self) -> None:
+        """torch's draw of every weight, then what torch does not know (forget bias, neutral
+        peepholes and norms). torch's ``__init__`` calls this before ``_setup``: draw only then."""
+        super().reset_parameters()  # type: ignore[misc]  (nn.LSTM/GRU/RNN's)
+        if hasattr(self, "forget_bias"):
+            self._reset_own_()
+
+    def _reset_own_(self) -> None:
+        """Set what torch's draw does not: the forget bias (subclasses: their own parameters)."""
+        self.reset_forget_bias_()
+
     @torch.no_grad()
     def reset_forget_bias_(self) -> None:
         """Forget-gate bias: ``bias_ih`` gets ``forget_bias``, ``bias_hh`` gets 0.
@@ -269,11 +280,6 @@ class LSTM(Recurrent, nn.LSTM):
                          dropout=dropout, bidirectional=bidirectional, proj_size=proj_size)
         self._setup(name, recurrent_dropout, forget_bias)
 
-    def reset_parameters(self) -> None:
-        nn.LSTM.reset_parameters(self)
-        if hasattr(self, "forget_bias"):
-            self.reset_forget_bias_()
-
     def _step_params(self, suffix: str) -> LSTMStepParams:
         w_hr = getattr(self, "weight_hr" + suffix) if self.proj_size else None
         return LSTMStepParams(getattr(self, "weight_hh" + suffix), w_hr=w_hr)
@@ -303,13 +309,11 @@ class PeepholeLSTM(LSTM):
                                     nn.Parameter(torch.zeros(3 * hidden_size)))
         self._setup(name, recurrent_dropout, forget_bias)
 
-    def reset_parameters(self) -> None:
-        nn.LSTM.reset_parameters(self)  # also draws the peepholes: put them back to neutral
-        if hasattr(self, "forget_bias"):
-            with torch.no_grad():
-                for suffix in _suffixes(self.num_layers, self.bidirectional):
-                    getattr(self, "weight_peephole" + suffix).zero_()
-            self.reset_forget_bias_()
+    @torch.no_grad()
+    def _reset_own_(self) -> None:
+        for suffix in _suffixes(self.num_layers, self.bidirectional):  # neutral: a plain LSTM
+            getattr(self, "weight_peephole" + suffix).zero_()
+        super()._reset_own_()
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", cell_clip={self.cell_clip}" if self.cell_clip else "")
@@ -344,15 +348,13 @@ class LayerNormLSTM(LSTM):
                                         nn.Parameter(torch.empty(size * hidden_size)))
         self._setup(name, recurrent_dropout, forget_bias)
 
-    def reset_parameters(self) -> None:
-        nn.LSTM.reset_parameters(self)
-        if hasattr(self, "forget_bias"):
-            with torch.no_grad():
-                for suffix in _suffixes(self.num_layers, self.bidirectional):
-                    for gain in ("weight_ln_ih", "weight_ln_hh", "weight_ln_c"):
-                        getattr(self, gain + suffix).fill_(1.0)
-                    getattr(self, "bias_ln_c" + suffix).zero_()
-            self.reset_forget_bias_()
+    @torch.no_grad()
+    def _reset_own_(self) -> None:
+        for suffix in _suffixes(self.num_layers, self.bidirectional):  # identity norms
+            for gain in ("weight_ln_ih", "weight_ln_hh", "weight_ln_c"):
+                getattr(self, gain + suffix).fill_(1.0)
+            getattr(self, "bias_ln_c" + suffix).zero_()
+        super()._reset_own_()
 
     def _project_inputs(self, x: Tensor, suffix: str) -> Tensor:
         projected = _gate_norm(F.linear(x, getattr(self, "weight_ih" + suffix)),

@@ -256,3 +256,21 @@ def test_names_and_repr():
     assert "name='encoder'" in text and "recurrent_dropout=0.1" in text
     assert [n for n, _ in rnn.named_parameters()] == [
         "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+
+
+@pytest.mark.parametrize("cls", [LSTM, PeepholeLSTM, LayerNormLSTM, GRU, RNN])
+def test_weights_are_drawn_once_as_torch_draws_them(cls):
+    """From the same seed, every tensor torch's module has is torch's own draw (not a second
+    one), except the forget rows of the biases: forget_bias in bias_ih, 0 in bias_hh."""
+    reference_cls = {GRU: nn.GRU, RNN: nn.RNN}.get(cls, nn.LSTM)
+    torch.manual_seed(0)
+    ours = cls(I, H, num_layers=2, bidirectional=True)
+    torch.manual_seed(0)
+    reference = reference_cls(I, H, num_layers=2, bidirectional=True, batch_first=True)
+    for name, expected in reference.named_parameters():
+        actual = getattr(ours, name).detach().clone()
+        if ours.has_cell_state and name.startswith("bias"):
+            forget = slice(H, 2 * H)
+            assert torch.all(actual[forget] == (1.0 if name.startswith("bias_ih") else 0.0)), name
+            actual[forget] = expected[forget]
+        assert torch.equal(actual, expected), name
