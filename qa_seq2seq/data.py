@@ -15,7 +15,6 @@ tokenisation run through ``Dataset.map(batched=True)``, so ``datasets`` caches t
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import logging
 from collections.abc import Callable
@@ -30,12 +29,12 @@ from torch.utils.data import DataLoader
 from qa_seq2seq.batching import LengthBucketBatchSampler, collate
 from qa_seq2seq.errors import ConfigError, DataError
 from qa_seq2seq.fields import SourceBuilder, as_text, get_path, text_problem
-from qa_seq2seq.streaming import BucketedStream, RowGuard
 from qa_seq2seq.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+SHUFFLE_BUFFER, TOKENIZER_SAMPLE = 10_000, 100_000  # streaming defaults (data.* null)
 
 
 class Prepare:
@@ -121,6 +120,9 @@ class ResumableLoader(DataLoader):
 class QADataModule(L.LightningDataModule):
     """Loads the three splits, trains or receives the tokenizer, and serves length-bucketed batches.
 
+    In memory; ``streaming=True`` makes a :class:`qa_seq2seq.streaming.StreamingQADataModule`
+    instead (the same rows, checks and tokens, read while iterating).
+
     Args:
         train_file, validation_file, test_file: local files (.jsonl, .json, .csv, .parquet);
             or instead ``path`` (and ``name``) for ``datasets.load_dataset``, with
@@ -146,9 +148,19 @@ class QADataModule(L.LightningDataModule):
         num_proc: processes for ``Dataset.map`` (large data).
         streaming: read splits while iterating (``qa_seq2seq.streaming``), for data larger
             than memory; ``shuffle_buffer`` rows are shuffled at a time, and the tokenizer is
-            trained on the first ``tokenizer_sample`` training rows.
+            trained on the first ``tokenizer_sample`` training rows (None: the defaults above).
+            Both are refused without streaming.
         generate: called with no arguments when a split file is missing (the toy data).
     """
+
+    streams = False  # read while iterating (StreamingQADataModule)
+
+    def __new__(cls, *args: Any, streaming: bool = False, **kwargs: Any) -> QADataModule:
+        if streaming and cls is QADataModule:  # data.streaming picks the pipeline
+            from qa_seq2seq.streaming import StreamingQADataModule  # it builds on this module
+
+            cls = StreamingQADataModule
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -177,8 +189,8 @@ class QADataModule(L.LightningDataModule):
         max_train_examples: int | None = None,
         num_proc: int | None = None,
         streaming: bool = False,
-        shuffle_buffer: int = 10_000,
-        tokenizer_sample: int = 100_000,
+        shuffle_buffer: int | None = None,
+        tokenizer_sample: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
         cache_dir: str | None = None,
@@ -207,8 +219,13 @@ class QADataModule(L.LightningDataModule):
         self.limits = (max_question_length, max_answer_length)
         self.overlength, self.on_bad_row = overlength, on_bad_row
         self.max_train_examples, self.num_proc = max_train_examples, num_proc
-        self.streaming, self.shuffle_buffer = streaming, shuffle_buffer
-        self.tokenizer_sample = tokenizer_sample
+        # Streaming only; runs stored before these became null hold the defaults: accept those.
+        if not self.streams and (shuffle_buffer not in (None, SHUFFLE_BUFFER)
+                                 or tokenizer_sample not in (None, TOKENIZER_SAMPLE)):
+            raise ConfigError("data.shuffle_buffer and data.tokenizer_sample apply to streaming "
+                              "only: set data.streaming=true, or leave them null")
+        self.shuffle_buffer = shuffle_buffer or SHUFFLE_BUFFER
+        self.tokenizer_sample = tokenizer_sample or TOKENIZER_SAMPLE
         self.num_workers, self.seed, self.cache_dir = num_workers, seed, cache_dir
         self.generate = generate
         self.splits: dict[str, datasets.Dataset] = {}
@@ -233,17 +250,15 @@ class QADataModule(L.LightningDataModule):
         """Train the tokenizer on the training split's sources and targets."""
         if self.tokenizer_factory is None:
             raise ConfigError("data.tokenizer is not set and no tokenizer was given")
-        train = self.prepared("train")
-        if self.streaming:  # a sample from the start of the stream
-            rows = list(itertools.islice(train.select_columns(["source", "target"]),
-                                         self.tokenizer_sample))
-            sources, targets = [r["source"] for r in rows], [r["target"] for r in rows]
-        else:
-            sources, targets = column(train, "source"), column(train, "target")
+        sources, targets = self._training_texts()
         self.tokenizer = self.tokenizer_factory(sources + targets)
         log.info("trained a %d-piece tokenizer on %d training rows", self.tokenizer.vocab_size,
                  len(sources))
         return self.tokenizer
+
+    def _training_texts(self) -> tuple[list[str], list[str]]:
+        train = self.prepared("train")
+        return column(train, "source"), column(train, "target")
 
     # ----- splits ------------------------------------------------------------------------------
     def where(self, split: str) -> str:
@@ -256,21 +271,9 @@ class QADataModule(L.LightningDataModule):
     def load(self, split: str) -> tuple[datasets.Dataset, list[int] | None]:
         """Raw rows of ``split``, and each row's line number when the source has lines."""
         if self.path:
-            ds = datasets.load_dataset(self.path, self.name, split=self.split_names[split],
-                                       cache_dir=self.cache_dir, streaming=self.streaming)
-            return ds, None
-        file = self.files.get(split)
-        if not file:
-            raise DataError(f"no file configured for split {split!r} (data.{split}_file)")
-        if _is_empty(file):
-            raise DataError(f"{file}: the file is empty; the {split} split (data.{split}_file) "
-                            "needs at least one question-answer row")
-        builder = BUILDERS[Path(file).suffix]
-        # CSV cells as written ("007", "1.50"), not as the numbers pandas would read them as.
-        options = {"features": _csv_text_features(file)} if builder == "csv" else {}
-        if self.streaming:
-            return datasets.load_dataset(builder, data_files={split: file}, split=split,
-                                         streaming=True, **options), None
+            return datasets.load_dataset(self.path, self.name, split=self.split_names[split],
+                                         cache_dir=self.cache_dir), None
+        file, builder, options = self.source_file(split)
         try:
             ds = datasets.load_dataset(builder, data_files={split: file}, split=split,
                                        cache_dir=self.cache_dir, **options)
@@ -279,6 +282,18 @@ class QADataModule(L.LightningDataModule):
                 raise DataError(f"{file}: could not be loaded as {builder}: {e}") from e
             return self._scan(split, e)
         return ds, _line_numbers(file) if builder == "json" else None
+
+    def source_file(self, split: str) -> tuple[str, str, dict[str, Any]]:
+        """``split``'s file, its ``datasets`` builder, and the builder's options."""
+        file = self.files.get(split)
+        if not file:
+            raise DataError(f"no file configured for split {split!r} (data.{split}_file)")
+        if _is_empty(file):
+            raise DataError(f"{file}: the file is empty; the {split} split (data.{split}_file) "
+                            "needs at least one question-answer row")
+        builder = BUILDERS[Path(file).suffix]
+        # CSV cells as written ("007", "1.50"), not as the numbers pandas would read them as.
+        return file, builder, {"features": _csv_text_features(file)} if builder == "csv" else {}
 
     def _scan(self, split: str, error: Exception) -> tuple[datasets.Dataset, list[int]]:
         """pyarrow refused a JSON Lines file and names no line: read it ourselves, report the
@@ -295,13 +310,6 @@ class QADataModule(L.LightningDataModule):
         """Checked rows of ``split`` with ``source``, ``target`` and ``family`` columns."""
         ds, lines = self.load(split)
         prepare = Prepare(self.builder, self.answer_field, self.family_field)
-        if self.streaming:
-            ds = ds.map(prepare, batched=True).filter(
-                RowGuard(self.where(split), self.on_bad_row == "skip"),
-                input_columns="problem", with_indices=True)
-            if split == "train" and self.max_train_examples:
-                ds = ds.take(self.max_train_examples)
-            return ds
         try:
             ds = ds.map(prepare, batched=True, num_proc=self.num_proc, desc=f"preparing {split}")
         except UnicodeDecodeError as e:  # pyarrow reads JSON without checking its UTF-8
@@ -324,38 +332,27 @@ class QADataModule(L.LightningDataModule):
         if split not in self.splits:
             if self.tokenizer is None:
                 raise ConfigError("no tokenizer yet: call fit_tokenizer() or use_tokenizer()")
-            encode = Encode(self.tokenizer, self.builder, self.limits[1])
-            if self.streaming:
-                self.splits[split] = self._stream_encoded(split, encode)
-                return self.splits[split]
-            ds = self.prepared(split).map(encode, batched=True, with_indices=True,
-                                          num_proc=self.num_proc, desc=f"tokenising {split}")
-            flags = column(ds, "truncated")
-            truncated = sum(flags)
-            if truncated and self.overlength == "error":
-                first = flags.index(True)
-                raise DataError(f"{self.where(split)}: {truncated} rows exceed the length limits "
-                                f"(first: row {first + 1}); raise data.max_question_length/"
-                                "max_answer_length or set data.overlength=truncate|drop")
-            if truncated and self.overlength == "drop":
-                ds = ds.filter(lambda t: not t, input_columns="truncated")
-            if truncated:
-                log.warning("%s: %d rows over the length limits %s were %s", self.where(split),
-                            truncated, self.limits,
-                            "dropped" if self.overlength == "drop" else "truncated")
-            self.stats.setdefault(split, {})["overlength"] = truncated
-            self.splits[split] = ds
+            self.splits[split] = self._encoded(
+                split, Encode(self.tokenizer, self.builder, self.limits[1]))
         return self.splits[split]
 
-    def _stream_encoded(self, split: str, encode: Encode) -> datasets.IterableDataset:
-        ds = self.prepared(split).map(encode, batched=True, with_indices=True)
-        if split == "train":  # after indexing: an index names the row, not its shuffled place
-            ds = ds.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
-        if self.overlength != "truncate":  # error: stop at the first; drop: count and skip
-            guard = RowGuard(self.where(split), self.overlength == "drop", "over-long row")
-            ds = ds.map(lambda t: {"problem": "over the length limits" if t else None},
-                        input_columns="truncated").filter(guard, input_columns="problem",
-                                                          with_indices=True)
+    def _encoded(self, split: str, encode: Encode) -> datasets.Dataset:
+        ds = self.prepared(split).map(encode, batched=True, with_indices=True,
+                                      num_proc=self.num_proc, desc=f"tokenising {split}")
+        flags = column(ds, "truncated")
+        truncated = sum(flags)
+        if truncated and self.overlength == "error":
+            first = flags.index(True)
+            raise DataError(f"{self.where(split)}: {truncated} rows exceed the length limits "
+                            f"(first: row {first + 1}); raise data.max_question_length/"
+                            "max_answer_length or set data.overlength=truncate|drop")
+        if truncated and self.overlength == "drop":
+            ds = ds.filter(lambda t: not t, input_columns="truncated")
+        if truncated:
+            log.warning("%s: %d rows over the length limits %s were %s", self.where(split),
+                        truncated, self.limits,
+                        "dropped" if self.overlength == "drop" else "truncated")
+        self.stats.setdefault(split, {})["overlength"] = truncated
         return ds
 
     def setup(self, stage: str | None = None) -> None:
@@ -388,16 +385,7 @@ class QADataModule(L.LightningDataModule):
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = self.split(split).select_columns(["src_ids", "tgt_ids", "index"])
-        replica = _replica()
-        if self.streaming:
-            if replica["num_replicas"] > 1:
-                raise ConfigError("data.streaming with several processes is not supported yet "
-                                  "(ranks could see different numbers of batches): train in "
-                                  "memory (data.streaming=false) or in one process")
-            stream = BucketedStream(ds, collate, self.batch_size if shuffle else
-                                    self.eval_batch_size, self.sort_window, shuffle, self.seed,
-                                    epoch=lambda: self.trainer.current_epoch if self.trainer else 0)
-            return DataLoader(stream, batch_size=None, num_workers=self.num_workers)
+        replica = replica_shard()
         if self.max_tokens and replica["num_replicas"] > 1:
             raise ConfigError("data.max_tokens gives each process a different number of batches, "
                               "which data-parallel training cannot take: use data.batch_size")
@@ -454,7 +442,7 @@ def column(ds: datasets.Dataset, name: str) -> list:
     return ds.with_format("arrow")[name].to_pylist()
 
 
-def _replica() -> dict[str, int]:
+def replica_shard() -> dict[str, int]:
     """This process's data shard under torch.distributed (one shard otherwise)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return {"num_replicas": torch.distributed.get_world_size(),

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from qa_seq2seq.data import QADataModule
-from qa_seq2seq.errors import DataError
+from qa_seq2seq.errors import ConfigError, DataError
+from qa_seq2seq.streaming import StreamingQADataModule
 from qa_seq2seq.tokenizer import Tokenizer
 from qa_seq2seq.train import train
 from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
@@ -72,3 +73,15 @@ def test_training_and_evaluation_on_a_stream(tmp_path, smoke_run):
     assert metrics["global_step"] > 0 and "val/exact_match" in metrics
     result = evaluate(compose_evaluate(tmp_path / "run"))
     assert result["count"] == 1000
+
+
+def test_streaming_only_keys_are_refused_in_memory(tmp_path):
+    with pytest.raises(ConfigError, match="data.shuffle_buffer and data.tokenizer_sample apply to "
+                                          "streaming only: set data.streaming=true"):
+        module(tmp_path, GOOD, shuffle_buffer=64)
+    with pytest.raises(ConfigError, match="apply to streaming only"):
+        module(tmp_path, GOOD, tokenizer_sample=500)
+    assert type(module(tmp_path, GOOD, shuffle_buffer=10_000)) is QADataModule  # an old default
+    streaming = module(tmp_path, GOOD, streaming=True, shuffle_buffer=64)
+    assert isinstance(streaming, StreamingQADataModule) and streaming.shuffle_buffer == 64
+    assert streaming.tokenizer_sample == 100_000
