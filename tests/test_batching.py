@@ -2,8 +2,9 @@ import random
 
 import pytest
 
-from qa_seq2seq.batching import LengthBucketBatchSampler, pad
+from qa_seq2seq.batching import LengthBucketBatchSampler, collate, pad
 from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
 def lengths(n=1000, seed=0):
@@ -90,3 +91,33 @@ def test_batch_size_one_is_allowed_and_zero_is_refused_by_name():
     assert sorted(len(batch) for batch in sampler) == [1, 1, 1]
     with pytest.raises(ConfigError, match="batch_size must be >= 1, got 0"):
         LengthBucketBatchSampler([(3, 2)], batch_size=0)
+
+
+def test_windows_draw_new_rows_each_epoch_and_each_seed():
+    """The epoch's row order (shuffled by seed and epoch) decides which rows share a window, so
+    an epoch's batches are new sets of rows, not the last epoch's batches reordered."""
+    sizes = lengths(200)
+
+    def compositions(seed, epoch):
+        sampler = LengthBucketBatchSampler(sizes, 10, window=2, seed=seed)
+        sampler.sampler.set_epoch(epoch)
+        return {frozenset(batch) for batch in sampler}
+
+    assert compositions(0, 0) == compositions(0, 0)
+    assert compositions(0, 0) != compositions(0, 1)
+    assert compositions(0, 0) != compositions(1, 0)
+
+
+def test_collate_pads_both_sides_and_keeps_row_numbers():
+    batch = collate([{"src_ids": [4, 5], "tgt_ids": [6], "index": 7},
+                     {"src_ids": [4], "tgt_ids": [6, 8], "index": 3}])
+    assert batch.src.tolist() == [[4, 5], [4, PAD_ID]] and batch.src_lengths.tolist() == [2, 1]
+    assert batch.tgt_in.tolist() == [[BOS_ID, 6, PAD_ID], [BOS_ID, 6, 8]]
+    assert batch.tgt_out.tolist() == [[6, EOS_ID, PAD_ID], [6, 8, EOS_ID]]
+    assert batch.index.tolist() == [7, 3]
+
+
+def test_an_empty_split_gives_no_batches_and_the_documented_defaults():
+    sampler = LengthBucketBatchSampler([], 4, max_tokens=10)
+    assert list(sampler) == [] and sampler.padding_fraction() == (0.0, 0.0)
+    assert (sampler.window, sampler.seed, sampler.shuffle) == (100, 0, True)  # data.sort_window

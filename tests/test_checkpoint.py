@@ -110,6 +110,14 @@ def test_a_format_1_checkpoint_is_read_as_format_2(tmp_path, smoke_run):
         assert torch.equal(a, b), name
 
 
+def test_a_stored_network_target_is_refused_naming_the_file_and_the_config(tmp_path, smoke_run):
+    path = tampered(smoke_run[0], tmp_path / "evil.ckpt",
+                    lambda payload: payload["net"].update(_target_="os.system"))
+    with pytest.raises(CheckpointError, match=rf"^{path} \[network config\]: refused _target_ "
+                                              "'os.system'"):
+        load_model(path)
+
+
 def test_weights_that_do_not_fit_the_config_are_reported(tmp_path, smoke_run):
     path = tampered(smoke_run[0], tmp_path / "mismatch.ckpt",
                     lambda payload: payload["net"].update(hidden_size=48))
@@ -169,8 +177,8 @@ def test_a_run_directory_resolves_to_its_best_then_last_checkpoint_then_an_expor
         resolve_checkpoint(None)
     assert str(error.value) == ("no checkpoints under outputs/: train first (`make train`), or "
                                 "pass a checkpoint file or run directory")
-    older, newer = tmp_path / "outputs/a/1", tmp_path / "outputs/b/2"
-    for i, directory in enumerate((older, newer)):
+    runs = [tmp_path / "outputs/a/1", tmp_path / "outputs/b/2", tmp_path / "outputs/c/3"]
+    for i, directory in enumerate((runs[0], runs[2], runs[1])):  # b/2 written last
         (directory / "checkpoints").mkdir(parents=True)
         (directory / "checkpoints/last.ckpt").touch()
         os.utime(directory / "checkpoints/last.ckpt", (1_000 + i, 1_000 + i))

@@ -195,3 +195,8 @@ def test_the_plan_says_which_parameters_keep_their_module_default():
     assert plan["encoder.rnn.weight_hh_l0"] == "orthogonal"
     assert plan["encoder.rnn.bias_ih_l0"] == "zeros"
     assert set(Initializer("torch_default").plan(model).values()) == {"torch_default"}
+
+
+def test_an_override_that_matches_nothing_is_named_under_its_key():
+    with pytest.raises(ValueError, match=r"model\.init\.overrides.*'decoder\.nothing\*'"):
+        Initializer(overrides={"decoder.nothing*": "zeros"})(tiny_model())

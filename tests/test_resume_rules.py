@@ -2,6 +2,7 @@
 continues, which config changes are refused, when a run is finished, how a signal stops it."""
 
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def test_find_run_takes_the_newest_of_the_run_name_a_directory_or_a_checkpoint(t
     make_run(outputs / "toy", "b", age=1)
     newest = make_run(outputs / "toy", "a", age=2)
     make_run(outputs / "other", "c", age=3)  # another run_name: never chosen
+    best_only = outputs / "toy/d/checkpoints"  # newer, but no last.ckpt to resume from
+    best_only.mkdir(parents=True)
+    (best_only / "best.ckpt").touch()
     assert find_run("auto", "toy", outputs) == newest
     assert find_run(str(newest), "ignored", outputs) == newest
     assert find_run(str(newest / "checkpoints/last.ckpt"), "ignored", outputs) == newest
@@ -53,6 +57,7 @@ def test_hydra_run_dir_is_new_or_inside_the_resumed_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = make_run(Path("outputs/toy"), "2026-01-01_00-00-00", age=0)
     assert Path(hydra_run_dir("toy", None)).parent == Path("outputs/toy")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", Path(hydra_run_dir("toy", None)).name)
     assert Path(hydra_run_dir("toy", "auto")).parent == run
     assert Path(hydra_run_dir("toy", "auto")).name.startswith("resumed-")
     # An unusable resume still gets a directory: train() reports the error with its message.
@@ -107,6 +112,7 @@ def test_at_most_twenty_differences_are_listed(tmp_path):
     ({"global_step": 99, "epoch": 99}, {"max_steps": -1, "max_epochs": -1}, None),
     ({"global_step": 99, "epoch": 99}, {"max_steps": None, "max_epochs": None}, None),
     ({}, {"max_steps": 1, "max_epochs": 1}, None),  # a checkpoint without counters: step 0
+    ({"global_step": 5, "epoch": 0}, {"max_epochs": 5}, None),  # no max_steps key: no limit
 ])
 def test_a_run_at_its_limits_is_finished(raw, trainer, reached):
     if reached is None:
@@ -128,7 +134,7 @@ class FakeTrainer:
 
 
 def test_a_signal_stops_after_the_step_with_a_full_checkpoint_and_a_second_stops_at_once(
-        tmp_path):
+        tmp_path, caplog):
     previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     stop = GracefulStop(str(tmp_path / "last.ckpt"))
     trainer = FakeTrainer()
@@ -138,6 +144,8 @@ def test_a_signal_stops_after_the_step_with_a_full_checkpoint_and_a_second_stops
         assert trainer.saved == []
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.received == signal.SIGTERM
+        assert (f"received SIGTERM: stopping after this step and saving {tmp_path / 'last.ckpt'} "
+                "(again to stop at once)") in caplog.messages
         with pytest.raises(Stopped) as error:
             stop.on_train_batch_end(trainer)
         assert trainer.saved == [(tmp_path / "last.ckpt", False)]  # with optimizer state

@@ -274,3 +274,32 @@ def test_weights_are_drawn_once_as_torch_draws_them(cls):
             assert torch.all(actual[forget] == (1.0 if name.startswith("bias_ih") else 0.0)), name
             actual[forget] = expected[forget]
         assert torch.equal(actual, expected), name
+
+
+@pytest.mark.parametrize("name, cls", [("lstm", LSTM), ("peephole_lstm", PeepholeLSTM),
+                                       ("layernorm_lstm", LayerNormLSTM), ("gru", GRU),
+                                       ("rnn", RNN)])
+def test_built_from_sizes_alone_a_cell_has_torchs_defaults_and_its_own_name(name, cls):
+    rnn = cls(I, H)
+    assert (rnn.name, rnn.num_layers, rnn.bias, rnn.dropout, rnn.bidirectional) == (
+        name, 1, True, 0.0, False)
+    assert rnn.recurrent_dropout == 0.0
+    assert rnn.forget_bias == (1.0 if rnn.has_cell_state else 0.0)
+    if rnn.has_cell_state:
+        assert torch.all(rnn.gate("bias_ih_l0", "forget") == 1.0)
+
+
+@pytest.mark.parametrize("cls", [PeepholeLSTM, LayerNormLSTM])
+def test_custom_cells_without_biases_have_none_and_honour_every_option(cls):
+    torch.manual_seed(0)
+    rnn = cls(I, H, num_layers=2, bias=False, bidirectional=True, dropout=0.5)
+    names = [n for n, _ in rnn.named_parameters()]
+    assert not [n for n in names if n.startswith(("bias_ih", "bias_hh"))], names
+    assert rnn.num_directions == 2 and rnn.dropout == 0.5
+    out = rnn.eval()(inputs(), LENGTHS)
+    assert out.output.shape == (B, T, 2 * H) and out.state.h.shape == (4, B, H)
+    if cls is PeepholeLSTM:  # zero peepholes: torch's bias-free LSTM, weights copied
+        reference = nn.LSTM(I, H, num_layers=2, bias=False, bidirectional=True, batch_first=True)
+        copy_into(rnn, reference)
+        ref_out, _ = reference_final_state(reference, inputs(), LENGTHS)
+        torch.testing.assert_close(rnn(inputs(), LENGTHS).output, ref_out, atol=1e-5, rtol=1e-5)
