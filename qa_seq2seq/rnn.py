@@ -124,7 +124,8 @@ class Recurrent:
     # ----- initialisation --------------------------------------------------------------------
     def reset_parameters(self) -> None:
         """torch's draw of every weight, then what torch does not know (forget bias, neutral
-        peepholes and norms). torch's ``__init__`` calls this before ``_setup``: draw only then."""
+        peepholes and norms). torch's ``__init__`` calls it before ``_setup`` has run: that is
+        the one draw at construction; ``_setup`` then sets only the rest."""
         super().reset_parameters()  # type: ignore[misc]  (nn.LSTM/GRU/RNN's)
         if hasattr(self, "forget_bias"):
             self._reset_own_()
