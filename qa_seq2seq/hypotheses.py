@@ -82,10 +82,8 @@ def with_texts(hypotheses: list[Hypothesis], tokenizer, reverse_target: bool) ->
 def block_repeated_ngrams(log_probs, history, n: int) -> None:
     """Forbid each row's tokens that would repeat an n-gram already in its history: log_probs
     (R, V) and history (R, T), torch tensors or numpy arrays."""
-    if history.shape[1] == 0 or history.shape[1] < n - 1:
-        return
-    for row, seq in enumerate(history.tolist()):
-        prefix = tuple(seq[len(seq) - (n - 1):]) if n > 1 else ()
+    for row, seq in enumerate(history.tolist()):  # shorter than n: nothing to repeat yet
+        prefix = tuple(seq[len(seq) - n + 1:])  # the last n - 1 tokens (none for n = 1)
         banned = [seq[i + n - 1] for i in range(len(seq) - n + 1)
                   if tuple(seq[i:i + n - 1]) == prefix]
         if banned:

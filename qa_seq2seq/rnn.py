@@ -94,7 +94,7 @@ class Recurrent:
     @property
     def output_size(self) -> int:
         """Size of ``h`` per direction (``proj_size`` when projecting)."""
-        return getattr(self, "proj_size", 0) or self.hidden_size
+        return self.proj_size or self.hidden_size
 
     def gate_names(self, param: str) -> tuple[str, ...] | None:
         """The gate blocks stacked in parameter ``param`` (rows), or None if it is not fused."""

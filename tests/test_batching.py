@@ -120,4 +120,5 @@ def test_collate_pads_both_sides_and_keeps_row_numbers():
 def test_an_empty_split_gives_no_batches_and_the_documented_defaults():
     sampler = LengthBucketBatchSampler([], 4, max_tokens=10)
     assert list(sampler) == [] and sampler.padding_fraction() == (0.0, 0.0)
+    assert list(LengthBucketBatchSampler([], 4, shuffle=False, max_tokens=10)) == []
     assert (sampler.window, sampler.seed, sampler.shuffle) == (100, 0, True)  # data.sort_window

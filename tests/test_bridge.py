@@ -18,7 +18,7 @@ def test_hidden_only_and_state_bridges_differ_exactly_in_c():
     hidden_only.load_state_dict(state.state_dict())
     a, b = state.encode(src, lengths).rnn, hidden_only.encode(src, lengths).rnn
     torch.testing.assert_close(a.h, b.h)
-    assert torch.all(b.c == 0) and not torch.all(a.c == 0)
+    assert torch.all(b.c == 0) and not torch.all(a.c == 0) and b.c.shape == a.c.shape
     encoder_state = state.encoder(src, lengths).state
     torch.testing.assert_close(a.c, encoder_state.c)
 

@@ -198,5 +198,17 @@ def test_the_plan_says_which_parameters_keep_their_module_default():
 
 
 def test_an_override_that_matches_nothing_is_named_under_its_key():
-    with pytest.raises(ValueError, match=r"model\.init\.overrides.*'decoder\.nothing\*'"):
+    with pytest.raises(ValueError, match=r"^model\.init\.overrides: pattern\(s\) \['decoder\.nothing\*'\]"):
         Initializer(overrides={"decoder.nothing*": "zeros"})(tiny_model())
+
+
+def test_glorot_normal_is_not_truncated_and_specs_describe_themselves():
+    from qa_seq2seq.initializers import describe, glorot_normal_
+
+    t = glorot_normal_(torch.empty(400, 400))
+    std = math.sqrt(2.0 / 800)
+    assert t.abs().max() > 2.5 * std  # a truncated normal stops at 2 standard deviations
+    assert describe("orthogonal") == "orthogonal"
+    assert describe({"name": "uniform", "scale": 0.1, "seed": 3}) == "uniform(scale=0.1, seed=3)"
+    with pytest.raises(ValueError, match=r"unknown initializer None"):
+        describe({"scale": 0.1})  # a mapping without a name

@@ -303,3 +303,71 @@ def test_custom_cells_without_biases_have_none_and_honour_every_option(cls):
         copy_into(rnn, reference)
         ref_out, _ = reference_final_state(reference, inputs(), LENGTHS)
         torch.testing.assert_close(rnn(inputs(), LENGTHS).output, ref_out, atol=1e-5, rtol=1e-5)
+
+
+def test_peephole_lstm_matches_its_equations_step_by_step():
+    """Gers & Schmidhuber / Sak et al. (2014), transcribed for one layer:
+    i = s(W_i x + U_i h + b_i + p_i c), f = s(W_f x + U_f h + b_f + p_f c), g = tanh(...),
+    c' = f c + i g, o = s(W_o x + U_o h + b_o + p_o c'), h' = o tanh(c')."""
+    torch.manual_seed(3)
+    rnn = PeepholeLSTM(I, H)
+    with torch.no_grad():
+        rnn.weight_peephole_l0.uniform_(-1, 1)
+    x = inputs()
+    h, c = torch.zeros(B, H), torch.zeros(B, H)
+    p_i, p_f, p_o = rnn.weight_peephole_l0.detach().chunk(3)
+    w_ih, w_hh = rnn.weight_ih_l0.detach(), rnn.weight_hh_l0.detach()
+    bias = (rnn.bias_ih_l0 + rnn.bias_hh_l0).detach()
+    expected = []
+    for t in range(T):
+        i, f, g, o = (x[:, t] @ w_ih.T + h @ w_hh.T + bias).chunk(4, 1)
+        i, f = torch.sigmoid(i + p_i * c), torch.sigmoid(f + p_f * c)
+        c = f * c + i * torch.tanh(g)
+        h = torch.sigmoid(o + p_o * c) * torch.tanh(c)
+        expected.append(h)
+    out = rnn(x)
+    torch.testing.assert_close(out.output, torch.stack(expected, 1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.state.c[0], c, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_path_pads_to_the_input_length_when_every_row_is_shorter():
+    rnn = LSTM(I, H)
+    out = rnn(inputs(), torch.tensor([3, 2, 3, 1]))
+    assert out.output.shape == (B, T, H) and torch.all(out.output[:, 3:] == 0)
+
+
+def test_recurrent_dropout_must_leave_something_and_gate_views_cover_the_norm_gains():
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError) as error:
+            LSTM(I, H, recurrent_dropout=bad)
+        assert str(error.value) == f"recurrent_dropout must be in [0, 1), got {bad}"
+    rnn = LayerNormLSTM(I, H)
+    assert rnn.gate_names("weight_ln_ih_l0") == rnn.gate_names("weight_ln_hh_l0") == (
+        "input", "forget", "cell", "output")
+    assert rnn.gate_names("weight_ln_c_l0") is None
+    assert repr(LSTM(I, H, name="encoder", recurrent_dropout=0.1)) == (
+        "LSTM(name='encoder', 5, 6, batch_first=True, recurrent_dropout=0.1, forget_bias=1.0)")
+
+
+def test_reset_parameters_redraws_the_weights_and_keeps_the_forget_bias():
+    rnn = LSTM(I, H, forget_bias=2.0)
+    before = rnn.weight_hh_l0.detach().clone()
+    rnn.reset_parameters()
+    assert not torch.equal(rnn.weight_hh_l0, before)
+    assert torch.all(rnn.gate("bias_ih_l0", "forget") == 2.0)
+    assert torch.all(rnn.gate("bias_hh_l0", "forget") == 0.0)
+
+
+@pytest.mark.parametrize("cls", [LSTM, PeepholeLSTM, LayerNormLSTM, GRU, RNN])
+def test_recurrent_dropout_scales_the_kept_units_by_one_over_keep(cls, monkeypatch):
+    """With a mask that keeps every unit, training reads h / keep: the same as evaluation with
+    the recurrent kernel divided by keep (inverted dropout keeps the expectation)."""
+    torch.manual_seed(0)
+    rnn = cls(I, H, recurrent_dropout=0.5)
+    scaled = cls(I, H)
+    scaled.load_state_dict(rnn.state_dict())
+    with torch.no_grad():
+        scaled.weight_hh_l0.div_(0.5)
+    monkeypatch.setattr(torch, "bernoulli", torch.ones_like)
+    torch.testing.assert_close(rnn.train()(inputs(), LENGTHS).output,
+                               scaled.eval()(inputs(), LENGTHS).output, atol=1e-5, rtol=1e-5)

@@ -380,3 +380,21 @@ def test_single_path_search_stops_when_every_question_has_ended(search):
         [[hyp]] = search(model, torch.tensor([[4]]), torch.tensor([1]), max_length=limit)
         assert model.steps == limit and hyp.tokens == [4] * limit and not hyp.finished
         assert hyp.normalized_score == hyp.score == pytest.approx(limit * math.log(0.6))
+
+
+@pytest.mark.parametrize("n, history, banned", [
+    (1, [5], {5}),  # no token twice
+    (1, [5, 6, 5], {5, 6}),
+    (2, [5], set()),  # no bigram yet
+    (2, [5, 6, 5], {6}),  # "5 6" seen: after 5, 6 is banned
+    (3, [5, 6], set()),
+    (3, [5, 6, 7, 5, 6], {7}),
+    (3, [5, 6, 7, 5], set()),  # "7 5" never continued
+])
+def test_repeated_ngrams_are_banned_by_hand(n, history, banned):
+    from qa_seq2seq.hypotheses import block_repeated_ngrams
+
+    log_probs = torch.zeros(2, 9)
+    block_repeated_ngrams(log_probs, torch.tensor([history, history]), n)
+    assert {i for i in range(9) if log_probs[0, i] == -math.inf} == banned
+    assert torch.equal(log_probs[0], log_probs[1])

@@ -74,6 +74,7 @@ def test_incompatible_sharing_names_keys_and_values(kwargs, message):
     ({"decoder_cell": partial(LSTM, proj_size=4)}, "proj_size: encoder 0 vs decoder 4"),
     ({"decoder_cell": partial(GRU, num_layers=1)},
      "cell: encoder LSTM vs decoder GRU; num_layers: encoder 2 vs decoder 1"),
+    ({"feed_encoder_state": True}, "input_size: encoder 8 vs decoder 20"),
 ])
 def test_encoder_decoder_sharing_lists_every_difference_and_the_way_out(kwargs, differences):
     with pytest.raises(ValueError) as error:
