@@ -47,6 +47,29 @@ def test_a_pickle_that_would_run_code_is_refused_without_running(tmp_path, smoke
     assert not marker.exists()
 
 
+def test_a_refused_pickle_is_quoted_by_what_torch_met_never_by_its_advice(tmp_path, monkeypatch):
+    import pickle
+    import zipfile
+
+    torch.save({"a": 1}, tmp_path / "ok.pt")
+    with zipfile.ZipFile(tmp_path / "ok.pt") as source, \
+            zipfile.ZipFile(tmp_path / "bad.pt", "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename.endswith("data.pkl"):
+                data = b"\x80\x02\xff" + data[3:]  # an opcode pickle does not have
+            target.writestr(item, data)
+    with pytest.raises(CheckpointError, match=r"Detail: Unsupported operand 255$"):
+        read_checkpoint(tmp_path / "bad.pt")
+
+    def refuse(*args, **kwargs):
+        raise pickle.UnpicklingError("one line only")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(CheckpointError, match=r"Detail: one line only$"):
+        read_checkpoint(tmp_path / "ok.pt")
+
+
 def test_a_stored_target_outside_the_allow_list_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     config = {"_target_": "qa_seq2seq.model.Seq2Seq", "vocab_size": 10,
