@@ -84,11 +84,11 @@ def read_checkpoint(path: str | Path | None) -> Checkpoint:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as e:
-        # torch's message opens with advice to pass weights_only=False and closes with links:
-        # quote only what it met (an unsupported GLOBAL, a bad opcode).
+        # torch's message opens with advice to pass weights_only=False: quote only what it met
+        # (an unsupported GLOBAL, a bad opcode), the first line after its boilerplate.
         lines = str(e).splitlines()
-        detail = next((line for line in lines[1:] if line.strip() and not line.startswith(
-            ("Please file an issue", "Check the documentation"))), lines[0])
+        detail = next((line for line in lines[1:]
+                       if line.strip() and not line.startswith("Please file an issue")), lines[0])
         raise CheckpointError(
             f"{path}: refused to load: it holds Python objects beyond tensors and plain data, "
             f"which could run code (a checkpoint from an untrusted or non-qa_seq2seq source?). "

@@ -94,7 +94,24 @@ EQUIVALENT_FAMILIES = [
     (r"self\._cached", r"_cached\[1\] == epoch|self\._cached = None",
      "the per-epoch cache saves recomputing the same batches: speed only"),
     (r"if missing <= 0:", r"if missing < 0:", "padding with zero layers returns the input"),
+    (r"for line in lines\[1:\]", r"lines\[2:\]",
+     "torch's second line is blank or 'Please file an issue', skipped either way"),
 ]
+# Survivors that are not equivalent and that the fast tests cannot catch here, with why.
+EXPLAINED = {
+    ("layer_input = F.dropout(layer_input, self.dropout, training=True)",
+     "layer_input = F.dropout(layer_input, training=True)"):
+        "p = 0.5 is F.dropout's default and the dropout the tests use; telling p apart needs a "
+        "statistical test of the mask",
+    ('raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
+     'raw = torch.load(path, map_location="cpu", weights_only=None, mmap=True)'):
+        "torch >= 2.6 loads weights only by default, so the refusal tests pass on 2.13; kept "
+        "explicit because pyproject allows torch 2.4",
+    ('raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)',
+     'raw = torch.load(path, map_location="cpu", mmap=True)'):
+        "torch >= 2.6 loads weights only by default, so the refusal tests pass on 2.13; kept "
+        "explicit because pyproject allows torch 2.4",
+}
 CAUGHT = ("killed", "timeout")
 
 
@@ -143,7 +160,7 @@ def main() -> None:
     print(_row("**all**", total) + "\n")
 
     survivors = [name for name, status in statuses.items() if status == "survived"]
-    marked = 0
+    marked = explained = 0
     print("## Survivors\n")
     for name in survivors:
         changes = diff(name)
@@ -151,10 +168,14 @@ def main() -> None:
         if reasons and all(reasons):
             marked += 1
         note = f" — equivalent: {reasons[0]}" if reasons and all(reasons) else ""
+        if not note and len(changes) == 1 and changes[0] in EXPLAINED:
+            note = f" — not caught: {EXPLAINED[changes[0]]}"
+            explained += 1
         print(f"- `{name}`{note}")
         for removed, added in changes:
             print(f"  - `{removed}`\n  + `{added}`")
-    print(f"\n{len(survivors)} survivors, {marked} marked equivalent.")
+    print(f"\n{len(survivors)} survivors: {marked} marked equivalent, {explained} explained, "
+          f"{len(survivors) - marked - explained} to kill.")
 
 
 def _row(module: str, counts: collections.Counter) -> str:

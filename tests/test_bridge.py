@@ -86,3 +86,8 @@ def test_hidden_only_to_a_cell_without_c_and_the_bridge_errors():
     with pytest.raises(ValueError, match=r"differ \(h size 8 vs 4; c size 8 vs None \(None: no "
                                          r"c\); a bidirectional"):
         Bridge("state", Side(2, 8, 8), Side(2, 4, None))
+
+
+def test_a_bridge_shows_its_mode_and_both_sides():
+    assert repr(Bridge("linear", Side(3, 6, 6), Side(2, 4, None))).startswith(
+        "Bridge(\n  mode='linear', encoder=(3, 6, 6), decoder=(2, 4, None)")

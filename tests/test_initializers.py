@@ -212,3 +212,10 @@ def test_glorot_normal_is_not_truncated_and_specs_describe_themselves():
     assert describe({"name": "uniform", "scale": 0.1, "seed": 3}) == "uniform(scale=0.1, seed=3)"
     with pytest.raises(ValueError, match=r"unknown initializer None"):
         describe({"scale": 0.1})  # a mapping without a name
+
+
+def test_constant_and_ones_fill_and_the_initializer_describes_itself():
+    assert torch.all(init_(torch.empty(3, 4), {"name": "constant", "value": 0.5}) == 0.5)
+    assert torch.all(init_(torch.empty(3, 4), "ones") == 1.0)
+    assert repr(Initializer({"name": "uniform", "scale": 0.1}, {"decoder.*": "zeros"})) == (
+        "Initializer(default=uniform(scale=0.1), overrides={'decoder.*': 'zeros'})")

@@ -371,3 +371,8 @@ def test_recurrent_dropout_scales_the_kept_units_by_one_over_keep(cls, monkeypat
     monkeypatch.setattr(torch, "bernoulli", torch.ones_like)
     torch.testing.assert_close(rnn.train()(inputs(), LENGTHS).output,
                                scaled.eval()(inputs(), LENGTHS).output, atol=1e-5, rtol=1e-5)
+
+
+def test_a_peephole_lstm_shows_its_cell_clip_only_when_set():
+    assert repr(PeepholeLSTM(I, H, cell_clip=3.0)).endswith(", forget_bias=1.0, cell_clip=3.0)")
+    assert "cell_clip" not in repr(PeepholeLSTM(I, H))
