@@ -216,6 +216,7 @@ def test_glorot_normal_is_not_truncated_and_specs_describe_themselves():
 
 def test_constant_and_ones_fill_and_the_initializer_describes_itself():
     assert torch.all(init_(torch.empty(3, 4), {"name": "constant", "value": 0.5}) == 0.5)
+    assert torch.all(init_(torch.ones(3, 4), "constant") == 0.0)  # value 0 unless given
     assert torch.all(init_(torch.empty(3, 4), "ones") == 1.0)
     assert repr(Initializer({"name": "uniform", "scale": 0.1}, {"decoder.*": "zeros"})) == (
         "Initializer(default=uniform(scale=0.1), overrides={'decoder.*': 'zeros'})")
