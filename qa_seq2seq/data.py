@@ -148,7 +148,7 @@ class QADataModule(L.LightningDataModule):
         num_proc: processes for ``Dataset.map`` (large data).
         streaming: read splits while iterating (``qa_seq2seq.streaming``), for data larger
             than memory; ``shuffle_buffer`` rows are shuffled at a time, and the tokenizer is
-            trained on the first ``tokenizer_sample`` training rows (None: the defaults above).
+            trained on the first ``tokenizer_sample`` training rows (None: 10,000 and 100,000).
             Both are refused without streaming.
         generate: called with no arguments when a split file is missing (the toy data).
     """
@@ -188,7 +188,7 @@ class QADataModule(L.LightningDataModule):
         on_bad_row: str = "error",
         max_train_examples: int | None = None,
         num_proc: int | None = None,
-        streaming: bool = False,
+        streaming: bool = False,  # read by __new__: it picks the class
         shuffle_buffer: int | None = None,
         tokenizer_sample: int | None = None,
         num_workers: int = 0,

@@ -162,9 +162,10 @@ def test_a_signal_stops_after_the_step_with_a_full_checkpoint_and_a_second_stops
 
 def test_handlers_are_restored_when_training_ends_or_fails():
     previous = signal.getsignal(signal.SIGINT)
-    for end in ("on_train_end", "on_exception"):
+    for end in (lambda stop: stop.on_train_end(None, None),
+                lambda stop: stop.on_exception(None, None, RuntimeError())):
         stop = GracefulStop("last.ckpt")
         stop.on_train_start(None, None)
         assert signal.getsignal(signal.SIGINT) == stop._handle
-        getattr(stop, end)(*((None, None) if end == "on_train_end" else (None, None, None)))
+        end(stop)
         assert signal.getsignal(signal.SIGINT) == previous

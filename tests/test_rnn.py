@@ -283,6 +283,7 @@ def test_built_from_sizes_alone_a_cell_has_torchs_defaults_and_its_own_name(name
     rnn = cls(I, H)
     assert (rnn.name, rnn.num_layers, rnn.bias, rnn.dropout, rnn.bidirectional) == (
         name, 1, True, 0.0, False)
+    assert rnn.batch_first  # what every cell reads, whichever path runs it
     assert rnn.recurrent_dropout == 0.0
     assert rnn.forget_bias == (1.0 if rnn.has_cell_state else 0.0)
     if rnn.has_cell_state:
