@@ -79,19 +79,23 @@ def training_flops(src_positions, tgt_positions, shape: dict, gates: int) -> flo
     return 3 * forward
 
 
-def matmul_peak(shape: dict, batch_size: int) -> float:
-    """float32 GFLOP/s of torch.mm at the model's recurrent GEMM shape (B, E+H) x (E+H, 4H)."""
+def matmul_peak(shape: dict, batch_size: int, precision: str = "32-true") -> float:
+    """GFLOP/s of torch.mm at the model's recurrent GEMM shape (B, E+H) x (E+H, 4H), on the
+    device and in the dtype the row trains in (float32, or bfloat16/float16 when mixed)."""
     import torch
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision, torch.float32)
     B, K, N = batch_size, shape["embedding_size"] + shape["hidden_size"], 4 * shape["hidden_size"]
-    a, b = torch.randn(B * 16, K), torch.randn(K, N)  # 16 steps of input projection at once
+    a = torch.randn(B * 16, K, device=device, dtype=dtype)  # 16 steps of input projection
+    b = torch.randn(K, N, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
     times = []
     for _ in range(20):
-        start = time.perf_counter()
+        start = clock()
         a @ b
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return 2 * a.shape[0] * K * N / statistics.median(times) / 1e9
 
 
@@ -177,7 +181,7 @@ def run_reference(args, tmp: str) -> dict:
             times.append(now - started)
             counts.append(positions(src, lengths, tgt_out > 0))
         started = now
-    return summarize(times, counts, shape, batch_size, gates=4)
+    return summarize(times, counts, shape, batch_size, 4, args.precision)
 
 
 def run_framework(args, tmp: str) -> dict:
@@ -198,10 +202,12 @@ def run_framework(args, tmp: str) -> dict:
     shape = model_shape(cfg, Tokenizer.load(Path(tmp) / "tokenizer.model").vocab_size)
     gates = {"gru": 3, "rnn": 1}.get(cell, 4)
     timer = StepTimer.last
-    return summarize(timer.times, timer.counts, shape, cfg.data.batch_size, gates)
+    return summarize(timer.times, timer.counts, shape, cfg.data.batch_size, gates, args.precision)
 
 
-def summarize(times, counts, shape: dict, batch_size: int, gates: int) -> dict:
+def summarize(times, counts, shape: dict, batch_size: int, gates: int, precision: str) -> dict:
+    import torch
+
     total = sum(times)
     src_padded, src_real, tgt_padded, tgt_real = (sum(c[i] for c in counts) for i in range(4))
     flops = training_flops(src_padded, tgt_padded, shape, gates)
@@ -209,8 +215,10 @@ def summarize(times, counts, shape: dict, batch_size: int, gates: int) -> dict:
     return {"step_s": total / len(times), "tokens_per_s": (src_real + tgt_real) / total,
             "encoder_padding": 1 - src_real / src_padded,
             "decoder_padding": 1 - tgt_real / tgt_padded,
-            "gflops": flops / total / 1e9, "matmul_gflops": matmul_peak(shape, batch_size),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "gflops": flops / total / 1e9, "matmul_gflops": matmul_peak(shape, batch_size, precision),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available()
+            else 0.0}
 
 
 def run_row(args) -> None:
@@ -255,6 +263,7 @@ def main() -> None:
         parser.error(f"--rows: unknown {', '.join(sorted(unknown))}; choose from {', '.join(ROWS)}")
 
     runs: dict[str, list[dict]] = {}
+    failed: list[str] = []
     for repeat in range(args.repeats):  # rows interleaved: each sees the machine's same moods
         for dataset in args.datasets.split(","):
             for row in args.rows.split(","):
@@ -263,15 +272,20 @@ def main() -> None:
                        "--precision", args.precision, "--overrides", args.overrides]
                 out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
                 line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
-                if line is None:
-                    sys.exit(f"{dataset} row {row} failed:\n{out.stderr[-3000:]}")
+                if line is None:  # report it, and time the other rows
+                    failed.append(f"{dataset}/{row}")
+                    print(f"{dataset} row {row} failed:\n{out.stderr[-3000:]}", file=sys.stderr)
+                    continue
                 runs.setdefault(f"{dataset}/{row}", []).append(json.loads(line[len("RESULT "):]))
                 print(f"  {dataset}/{row} (run {repeat + 1}): "
                       f"{runs[f'{dataset}/{row}'][-1]['tokens_per_s']:,.0f} tokens/s", file=sys.stderr)
     results = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                for name, rs in runs.items()}
+    import torch
+
     print(f"\nTraining through python -m qa_seq2seq.train's train(cfg), {args.steps} steps after "
-          f"{args.warmup} of warm-up, {args.threads} threads, precision {args.precision}"
+          f"{args.warmup} of warm-up, {args.threads} threads, precision {args.precision}, "
+          f"{'GPU ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}"
           + (f", overrides: {args.overrides}" if args.overrides else ""))
     header = (f"{'dataset/row':<22}{'tokens/s':>10}{'vs ref':>8}{'enc pad':>9}{'dec pad':>9}"
               f"{'GFLOP/s':>9}{'of peak':>9}{'peak RSS':>10}")
@@ -281,7 +295,8 @@ def main() -> None:
         ratio = f"{r['tokens_per_s'] / ref:.2f}x" if ref else "-"
         print(f"{name:<22}{r['tokens_per_s']:>10,.0f}{ratio:>8}{r['encoder_padding']:>8.1%}"
               f"{r['decoder_padding']:>8.1%}{r['gflops']:>9.1f}"
-              f"{r['gflops'] / r['matmul_gflops']:>9.0%}{r['peak_rss_mb']:>8.0f}MB")
+              f"{r['gflops'] / r['matmul_gflops']:>9.0%}{r['peak_rss_mb']:>8.0f}MB"
+              + (f"{r['peak_gpu_mb']:>8.0f}MB on the GPU" if r["peak_gpu_mb"] else ""))
     print(f"(matmul peak at the recurrent GEMM shape: "
           f"{statistics.median(r['matmul_gflops'] for r in results.values()):.1f} GFLOP/s)")
     if not args.no_decode:
@@ -290,6 +305,8 @@ def main() -> None:
         results["decode"] = bench_decode.run(args.checkpoint, batch_sizes=(1, 64))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+    if failed:
+        sys.exit(f"rows that failed (their errors are above): {', '.join(failed)}")
 
 
 if __name__ == "__main__":

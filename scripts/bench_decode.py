@@ -3,6 +3,7 @@
     python scripts/bench_decode.py [--checkpoint RUN_DIR] [--repeats 3]
     python scripts/bench_decode.py --checkpoint outputs/arith/... --questions data/arith/test.jsonl
     python scripts/bench_decode.py --untrained --max-length 20      # every answer 20 tokens
+    python scripts/bench_decode.py --untrained --device cuda --batch-sizes 1,64,1024
 
 Uses the newest trained run under outputs/ (or --checkpoint) and the toy test questions (or the
 ``question`` field of the JSON Lines file --questions: use the data the model was trained on); without
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import statistics
 import subprocess
 import sys
@@ -65,13 +67,14 @@ def untrained_checkpoint(questions: list[str], folder: Path) -> Path:
 
 
 @torch.no_grad()
-def reference_greedy(model, questions_ids, batch_size, max_length):
+def reference_greedy(model, questions_ids, batch_size, max_length, device="cpu"):
     """The hand-written loop, on copies of the model's weights in plain torch modules."""
     enc_emb, dec_emb = model.encoder.embedding, model.decoder.embedding
     encoder, decoder = torch.nn.LSTM(1, 1), torch.nn.LSTM(1, 1)
     for plain, ours in ((encoder, model.encoder.rnn), (decoder, model.decoder.rnn)):
         plain.__init__(ours.input_size, ours.hidden_size, ours.num_layers, batch_first=True)
         plain.load_state_dict(ours.state_dict())
+        plain.to(device)
     output = model.decoder.output
     order = sorted(range(len(questions_ids)), key=lambda i: len(questions_ids[i]))
     answers = {}
@@ -81,11 +84,11 @@ def reference_greedy(model, questions_ids, batch_size, max_length):
         src = torch.full((len(rows), int(lengths.max())), PAD_ID)
         for j, i in enumerate(rows):
             src[j, : lengths[j]] = torch.tensor(questions_ids[i])
-        packed = torch.nn.utils.rnn.pack_padded_sequence(enc_emb(src), lengths, batch_first=True,
-                                                         enforce_sorted=False)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(enc_emb(src.to(device)), lengths,
+                                                         batch_first=True, enforce_sorted=False)
         _, state = encoder(packed)
-        token = torch.full((len(rows),), BOS_ID)
-        done = torch.zeros(len(rows), dtype=torch.bool)
+        token = torch.full((len(rows),), BOS_ID, device=device)
+        done = torch.zeros(len(rows), dtype=torch.bool, device=device)
         out = []
         for _ in range(max_length):
             hidden, state = decoder(dec_emb(token)[:, None], state)
@@ -105,6 +108,8 @@ def timed(fn, repeats):
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        if torch.cuda.is_initialized():  # the answers are read back (tolist), but be sure
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -127,48 +132,52 @@ def cold_start(checkpoint: Path, repeats: int) -> tuple[float, float]:
 
 def run(checkpoint: str | None = None, repeats: int = 3, batch_sizes=(1, 64),
         max_length: int = 16, single_questions: int = 128, untrained: bool = False,
-        questions_file: str | None = None) -> dict:
+        questions_file: str | None = None, device: str = "cpu") -> dict:
     questions = read_questions(questions_file)
     with tempfile.TemporaryDirectory() as tmp:
         loaded = None
         if checkpoint is not None:  # a checkpoint asked for must load: no silent fallback
-            loaded = load_model(checkpoint)
+            loaded = load_model(checkpoint, device)
         elif not untrained:
             with contextlib.suppress(CheckpointError):  # no run trained yet
-                loaded = load_model(None)
+                loaded = load_model(None, device)
         if loaded is None:
-            loaded = load_model(untrained_checkpoint(questions, Path(tmp)))
+            loaded = load_model(untrained_checkpoint(questions, Path(tmp)), device)
             label = f"untrained 2x256 LSTM: every answer runs to {max_length} tokens"
         else:
             label = str(loaded.checkpoint.path)
-        return _run(loaded, label, questions, repeats, batch_sizes, max_length, single_questions)
+        return _run(loaded, label, questions, repeats, batch_sizes, max_length, single_questions,
+                    device)
 
 
-def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_questions) -> dict:
+def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_questions,
+         device) -> dict:
     model, tokenizer = loaded.model, loaded.tokenizer
     ids = tokenizer.encode(questions)
-    results = {"model": label, "questions": len(ids),
+    results = {"model": label, "questions": len(ids), "device": device,
                "answer_tokens": statistics.mean(len(h[0].tokens) + h[0].finished for h in answer(
-                   model, ids, partial(greedy_search, max_length=max_length), 64))}
+                   model, ids, partial(greedy_search, max_length=max_length), 64, device))}
     searches = {"greedy": partial(greedy_search, max_length=max_length),
                 "beam5": partial(beam_search, beam_size=5, max_length=max_length)}
     for name, search in searches.items():
         for batch in batch_sizes:
             subset = ids if batch > 1 else ids[:single_questions]  # batch 1 is slow: a sample
-            seconds = timed(partial(answer, model, subset, search, batch), repeats)
+            seconds = timed(partial(answer, model, subset, search, batch, device), repeats)
             results[f"{name}_b{batch}"] = len(subset) / seconds
-    big = max(batch_sizes)
-    seconds = timed(lambda: reference_greedy(model, ids, big, max_length), repeats)
+    big = 64 if 64 in batch_sizes else max(batch_sizes)  # the reference's and the ratios' batch
+    seconds = timed(lambda: reference_greedy(model, ids, big, max_length, device), repeats)
     results[f"reference_greedy_b{big}"] = len(ids) / seconds
-    ours = answer(model, ids, searches["greedy"], big)
-    theirs = reference_greedy(model, ids, big, max_length)
+    ours = answer(model, ids, searches["greedy"], big, device)
+    theirs = reference_greedy(model, ids, big, max_length, device)
     same = sum(h[0].tokens == _until_eos(theirs[i]) for i, h in enumerate(ours)) / len(ids)
     results["agreement_with_reference"] = same
-    torch_s, cli_s = cold_start(loaded.checkpoint.path, repeats)
-    results.update(import_torch_s=torch_s, cli_one_question_s=cli_s)
-    onnx_rows = _onnx(loaded, ids, ours, repeats, big, max_length, results)
+    onnx_rows = []
+    if device == "cpu":  # the CLI and onnxruntime answer on the CPU
+        torch_s, cli_s = cold_start(loaded.checkpoint.path, repeats)
+        results.update(import_torch_s=torch_s, cli_one_question_s=cli_s)
+        onnx_rows = _onnx(loaded, ids, ours, repeats, big, max_length, results)
 
-    print(f"\nDecoding {len(ids)} questions ({results['model']}; greedy answers "
+    print(f"\nDecoding {len(ids)} questions on {device} ({results['model']}; greedy answers "
           f"{results['answer_tokens']:.1f} tokens, <eos> included), questions/s")
     header = f"{'search':<10}" + "".join(f"{'batch ' + str(b):>12}" for b in batch_sizes)
     print(header + "\n" + "-" * len(header))
@@ -184,8 +193,9 @@ def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_ques
           f"{results[f'greedy_b{big}'] / results[f'beam5_b{big}']:.2f}x;  "
           f"greedy batch {big} vs batch 1: "
           f"{results[f'greedy_b{big}'] / results[f'greedy_b{min(batch_sizes)}']:.1f}x")
-    print(f"CLI cold start, one question: {cli_s:.2f}s vs `import torch` {torch_s:.2f}s "
-          f"({cli_s / torch_s:.2f}x)")
+    if device == "cpu":
+        print(f"CLI cold start, one question: {cli_s:.2f}s vs `import torch` {torch_s:.2f}s "
+              f"({cli_s / torch_s:.2f}x)")
     for row in onnx_rows:
         print(f"{row:<10}{'':>12}{results[f'{row}_greedy_b{big}']:>12,.0f} greedy "
               f"({results[f'{row}_greedy_b{big}'] / results[f'greedy_b{big}']:.2f}x torch), "
@@ -238,11 +248,24 @@ def main() -> None:
                         help="an untrained model: long answers, the decode loop dominates")
     parser.add_argument("--questions", metavar="JSONL",
                         help="questions to answer (their 'question' field; default: toy test)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    parser.add_argument("--batch-sizes", default="1,64", metavar="B,B,...",
+                        help="batch sizes to time (default: 1,64); the reference runs at 64")
     args = parser.parse_args()
     if args.questions and not Path(args.questions).is_file():
         parser.error(f"--questions {args.questions}: no such file")
-    run(args.checkpoint, args.repeats, max_length=args.max_length, untrained=args.untrained,
-        questions_file=args.questions)
+    try:
+        batch_sizes = sorted({int(b) for b in args.batch_sizes.split(",")})
+    except ValueError:
+        parser.error(f"--batch-sizes {args.batch_sizes}: give integers, e.g. 1,64")
+    if batch_sizes[0] < 1:
+        parser.error(f"--batch-sizes {args.batch_sizes}: sizes must be at least 1")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
+        parser.error(f"--device {args.device}: use cpu or cuda[:N]")
+    if args.device != "cpu" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
+    run(args.checkpoint, args.repeats, tuple(batch_sizes), max_length=args.max_length,
+        untrained=args.untrained, questions_file=args.questions, device=args.device)
 
 
 if __name__ == "__main__":
