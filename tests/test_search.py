@@ -222,39 +222,6 @@ def test_bad_options_are_refused(kwargs, message):
         beam_search(tiny_model().eval(), src, lengths, **kwargs)
 
 
-def test_answers_of_a_reverse_target_model_are_read_last_token_first():
-    from qa_seq2seq.inference import answer
-    from qa_seq2seq.tokenizer import Tokenizer
-
-    tokenizer = Tokenizer.train(["abcdefg hijk"] * 50, vocab_size=20, model_type="char")
-    model = peaked_model(vocab_size=tokenizer.vocab_size)
-    questions = [[5, 6, 7], [8, 9]]
-    search = partial(sample, seed=0, max_length=6, min_length=3)  # varied answers, 3+ tokens
-    as_written = answer(model, questions, search, tokenizer=tokenizer)
-    reversed_ = answer(model, questions, search, tokenizer=tokenizer, reverse_target=True)
-    for a, b in zip(as_written, reversed_):
-        assert a[0].tokens == b[0].tokens  # the decoder's own order is kept
-        assert b[0].text == tokenizer.decode([a[0].tokens[::-1]])[0]
-    assert any(a[0].text != b[0].text for a, b in zip(as_written, reversed_))
-
-
-def test_n_best_entries_with_the_same_text_are_merged_into_the_best():
-    from qa_seq2seq.inference import answer
-    from qa_seq2seq.search import Hypothesis
-    from qa_seq2seq.tokenizer import Tokenizer
-
-    tokenizer = Tokenizer.train(["ab ba"] * 50, vocab_size=20, model_type="char")
-    (space, a), (_, b) = tokenizer.encode(["a", "b"])  # "▁a", "▁b"
-
-    def hypothesis(tokens, score):
-        return Hypothesis(tokens, score, score, [score / len(tokens)] * len(tokens), True)
-
-    n_best = [hypothesis([a], -1.0), hypothesis([space, a], -2.0), hypothesis([b], -3.0)]
-    assert tokenizer.decode([[space, a]]) == tokenizer.decode([[a]])  # "▁" shows as nothing
-    (merged,) = answer(None, [[a]], lambda model, src, lengths: [n_best], tokenizer=tokenizer)
-    assert [(h.text, h.score) for h in merged] == [("a", -1.0), ("b", -3.0)]
-
-
 class TableModel:
     """A stand-in for a network whose next-token logits depend only on the step and the previous
     token (a random, peaked table): exhaustive search over it is exact and cheap, and its best

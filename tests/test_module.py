@@ -1,0 +1,84 @@
+"""module.py: the LightningModule's own rules, in-process (the runs in test_train and test_faults
+exercise it through the Trainer)."""
+
+import random
+from functools import partial
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from qa_seq2seq.batching import collate
+from qa_seq2seq.checkpoint import PAYLOAD_KEY
+from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.module import Seq2SeqModule
+from qa_seq2seq.search import greedy_search
+from qa_seq2seq.tokenizer import PAD_ID, Tokenizer
+from tests.conftest import tiny_model
+
+TOKENIZER = Tokenizer.train(["abcdefg hijk"] * 50, vocab_size=20, model_type="char")
+
+
+def module(**kwargs) -> Seq2SeqModule:
+    return Seq2SeqModule(tiny_model(vocab_size=TOKENIZER.vocab_size), TOKENIZER,
+                         partial(torch.optim.SGD, lr=0.1), partial(greedy_search, max_length=4),
+                         **kwargs)
+
+
+BATCH = collate([{"src_ids": [5, 6, 7], "tgt_ids": [8], "index": 0},
+                 {"src_ids": [9], "tgt_ids": [10, 11, 12, 13], "index": 1}])
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_loss_is_the_mean_over_answer_tokens_with_smoothing_by_hand(smoothing):
+    m = module()
+    log_probs = F.log_softmax(m(BATCH), -1)  # (B, T, V)
+    real = BATCH.tgt_out != PAD_ID
+    nll = -log_probs.gather(-1, BATCH.tgt_out[..., None])[..., 0]
+    uniform = -log_probs.mean(-1)  # cross-entropy against the uniform distribution
+    expected = ((1 - smoothing) * nll + smoothing * uniform)[real].mean()
+    assert real.sum() == 7  # 2 + 5 answer tokens with <eos>; padding is not counted
+    torch.testing.assert_close(m.model_step(BATCH, smoothing), expected)
+
+
+def test_the_optimizer_gets_the_trainable_parameters_only():
+    m = module(freeze=["encoder.*"])
+    (group,) = m.configure_optimizers().param_groups
+    trainable = {id(p) for n, p in m.net.named_parameters() if not n.startswith("encoder.")}
+    assert {id(p) for p in group["params"]} == trainable
+    assert all(not p.requires_grad for p in m.net.encoder.parameters())
+
+
+def test_set_up_runs_init_then_warm_start_then_freeze():
+    calls = []
+
+    def init(net):
+        calls.append(("init", net.encoder.embedding.weight.requires_grad))
+
+    def init_from(net):
+        calls.append(("init_from", net.encoder.embedding.weight.requires_grad))
+
+    m = module(init=init, init_from=init_from, freeze=["encoder.embedding.*"])
+    assert calls == [("init", True), ("init_from", True)]  # both saw the unfrozen network
+    assert not m.net.encoder.embedding.weight.requires_grad
+
+
+def test_an_unknown_nonfinite_policy_is_refused():
+    with pytest.raises(ConfigError, match=r"nonfinite='warn': use 'error' or 'skip'"):
+        module(nonfinite="warn")
+
+
+def test_checkpoints_carry_the_payload_tokenizer_and_random_states():
+    m = module(payload={"net": {"hidden_size": 12}, "data": {"reverse_target": True}})
+    assert m.reverse_target and not m.reverse_source
+    checkpoint = {}
+    torch.manual_seed(7)
+    random.seed(7)
+    m.on_save_checkpoint(checkpoint)
+    after_save = torch.rand(3), random.random()
+    assert checkpoint[PAYLOAD_KEY] == {"net": {"hidden_size": 12}, "data": {"reverse_target": True},
+                                       "tokenizer": TOKENIZER.model_proto}
+    torch.manual_seed(99)
+    random.seed(99)
+    m.on_load_checkpoint(checkpoint)  # dropout and sampling continue as if never stopped
+    assert torch.equal(torch.rand(3), after_save[0]) and random.random() == after_save[1]
