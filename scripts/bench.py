@@ -244,8 +244,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs per row, interleaved (median taken); 3 for figures to quote")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed", "16-mixed"],
-                        help="trainer.precision; the reference autocasts the same way")
+    parser.add_argument("--precision", default="auto",
+                        choices=["auto", "32-true", "bf16-mixed", "16-mixed"],
+                        help="trainer.precision (default auto: what a user's run picks here); "
+                             "the reference autocasts the same way")
     parser.add_argument("--overrides", default="", metavar="'KEY=VALUE ...'",
                         help="extra training overrides for the qa_seq2seq rows, e.g. data.sort_window=1000")
     parser.add_argument("--no-decode", action="store_true", help="skip bench_decode.py")
@@ -262,6 +264,10 @@ def main() -> None:
     if unknown := set(args.rows.split(",")) - set(ROWS):
         parser.error(f"--rows: unknown {', '.join(sorted(unknown))}; choose from {', '.join(ROWS)}")
 
+    if args.precision == "auto":  # resolved once, so that the reference runs the same way
+        from qa_seq2seq.train import auto_precision
+
+        args.precision = auto_precision("auto")
     runs: dict[str, list[dict]] = {}
     failed: list[str] = []
     for repeat in range(args.repeats):  # rows interleaved: each sees the machine's same moods

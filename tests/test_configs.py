@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.module import set_up
-from qa_seq2seq.train import make_loggers
+from qa_seq2seq.train import make_loggers, make_trainer
 from tests.conftest import compose_train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -27,7 +27,7 @@ def instantiate_everything(cfg):
     if cfg.get("scheduler"):
         instantiate(cfg.scheduler)(optimizer, total_steps=100)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    instantiate(cfg.trainer, callbacks=callbacks, logger=make_loggers(cfg.get("logger")) or False)
+    make_trainer(cfg.trainer, callbacks=callbacks, logger=make_loggers(cfg.get("logger")) or False)
     assert callable(instantiate(cfg.decode))
     return datamodule, net
 

@@ -176,16 +176,40 @@ def test_toy_experiment_reaches_its_bar(tmp_path):
     assert evaluate(compose_evaluate(tmp_path / "run"))["exact_match"] >= 0.90
 
 
-def test_exposed_trainer_arguments_take_effect(tmp_path, smoke_run):
-    from qa_seq2seq.train import train
+def test_exposed_trainer_arguments_take_effect(tmp_path, smoke_run, caplog):
+    from qa_seq2seq.train import auto_precision, train
     from tests.conftest import compose_train, toy_data_overrides
 
     data = toy_data_overrides(smoke_run[0].parent / "data")
     cfg = compose_train(["+experiment=smoke", *data, "trainer.max_epochs=2",
                          "trainer.limit_train_batches=4", "trainer.accumulate_grad_batches=2",
-                         "trainer.profiler=simple"], tmp_path / "run")
-    metrics = train(cfg)
+                         "trainer.profiler=simple", "trainer.precision=auto"], tmp_path / "run")
+    with caplog.at_level("INFO", logger="qa_seq2seq.train"):
+        metrics = train(cfg)
     assert metrics["global_step"] == 2 * 4 // 2  # 4 batches an epoch, one update per 2
+    assert f"trainer.precision=auto: {auto_precision('auto')}" in caplog.text
+    saved = (tmp_path / "run" / "tensorboard").rglob("hparams.yaml")
+    assert f"precision: {auto_precision('auto')}" in next(saved).read_text()
+
+
+@pytest.mark.parametrize("accelerator,cuda,units,expected", [
+    ("cpu", False, {"_is_amx_tile_supported"}, "bf16-mixed"),
+    ("auto", False, {"_is_avx512_bf16_supported"}, "bf16-mixed"),
+    ("auto", False, set(), "32-true"),          # bfloat16 would be emulated
+    ("auto", True, {"_is_amx_tile_supported"}, "32-true"),  # trains on the GPU
+    ("gpu", False, {"_is_amx_tile_supported"}, "32-true"),
+    ("cpu", True, {"_is_amx_tile_supported"}, "bf16-mixed"),
+])
+def test_auto_precision_is_bf16_only_on_a_cpu_with_bfloat16_units(monkeypatch, accelerator, cuda,
+                                                                   units, expected):
+    import torch
+
+    from qa_seq2seq.train import auto_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda name=name: name in units)
+    assert auto_precision(accelerator) == expected
 
 
 def test_decode_accepts_the_models_own_field_name_and_question(smoke_run):
