@@ -24,3 +24,25 @@ def test_bench_trains_a_row_through_the_entry_point_beside_the_reference(tmp_pat
     for row in rows.values():
         assert row["tokens_per_s"] > 0 and 0 <= row["decoder_padding"] < 1
     assert "toy/lstm" in result.stdout and "1.00x" in result.stdout  # the reference's own ratio
+
+
+def test_bench_decode_times_each_batch_size_beside_the_reference_loop(tmp_path):
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps({"question": f"What is {i} plus {i + 1}?"}) + "\n"
+                                 for i in range(12)))
+    result = subprocess.run(
+        [sys.executable, "scripts/bench_decode.py", "--untrained", "--repeats", "1",
+         "--max-length", "3", "--batch-sizes", "8,2", "--questions", str(questions)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "Decoding 12 questions on cpu (untrained 2x256 LSTM" in out
+    header, _, greedy, beam, reference = out.split("questions/s\n")[1].splitlines()[:5]
+    assert header.split() == ["search", "batch", "2", "batch", "8"]  # sorted
+    assert greedy.startswith("greedy") and beam.startswith("beam5") and len(greedy.split()) == 3
+    # The reference runs at the largest size, in its column; an untrained plain LSTM model is
+    # exactly what the hand-written loop computes.
+    assert reference[10:22].strip() == ""  # nothing under "batch 2"
+    assert reference[22:len(header)].strip().replace(",", "").isdigit()  # questions/s at 8
+    assert "same answers for 100.0%" in reference
+    assert "greedy batch 8 vs batch 2:" in out
