@@ -73,10 +73,10 @@ def check_search(search: Any, net: torch.nn.Module) -> None:
 
 def auto_precision(accelerator: str) -> str:
     """``trainer.precision=auto``: ``bf16-mixed`` where the run trains on a CPU with bfloat16
-    matrix units (AMX or AVX-512 BF16), else ``32-true``. Measured (README, Performance): there
-    bf16-mixed makes a step of the 2x256 model ~1.5x faster and learns about as much per step; on an
-    H200 GPU it was slower than fp32 (a model this small is bound by kernel launches there); on
-    CPUs without those units bfloat16 is emulated."""
+    matrix units (AMX or AVX-512 BF16), else ``32-true``. Measured (README: Accuracy,
+    Performance): there bf16-mixed makes a step of the 2x256 model ~1.5x faster and learns about
+    as much per step; on an H200 GPU it was slower than fp32 (a model this small is bound by
+    kernel launches there); on CPUs without those units bfloat16 is emulated."""
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()
                                       and not torch.backends.mps.is_available())
     native_bf16 = any(getattr(torch.cpu, name, lambda: False)()
