@@ -7,7 +7,9 @@ another wherever the extra parameters can start at their neutral value.
 
 Two execution paths:
 
-- *fused*: torch's kernel (cuDNN on GPU), with packed sequences when lengths are given;
+- *fused*: torch's kernel (cuDNN on GPU), with packed sequences when lengths differ (on CPU
+  an LSTM batch of mixed lengths is instead run one kernel call per distinct length: see
+  ``Recurrent.group_lengths_on_cpu``);
 - *loop*: the input projection of all time steps in one GEMM, then a Python loop that does only
   the recurrent matmul and the gate math per step. Used by the custom cells, and by the fused
   cells in training when ``recurrent_dropout > 0`` (the kernel cannot apply a per-sequence mask).
@@ -77,6 +79,12 @@ class Recurrent:
     has_cell_state: ClassVar[bool] = False
     always_loop: ClassVar[bool] = False
     loop_single_steps_on_cpu: ClassVar[bool] = False
+    # Run a CPU batch of mixed lengths as one kernel call per distinct length (each group cut to
+    # its length) instead of packing it, while there are at least MIN_ROWS_PER_LENGTH rows a
+    # length on average. Only where torch's CPU kernel has a oneDNN path that packed input
+    # loses (the LSTM without projection).
+    group_lengths_on_cpu: ClassVar[bool] = False
+    MIN_ROWS_PER_LENGTH: ClassVar[int] = 8
 
     def _setup(self, name: str, recurrent_dropout: float, forget_bias: float) -> None:
         if not 0.0 <= recurrent_dropout < 1.0:
@@ -163,16 +171,47 @@ class Recurrent:
         return self._fused(x, lengths, state)
 
     def _fused(self, x: Tensor, lengths: Tensor | None, state: State | None) -> RNNOutput:
-        torch_forward = super().forward  # the torch.nn base class, next in the MRO
-        hx = None if state is None else (tuple(state) if self.has_cell_state else state.h)
         total = x.size(1)
         if lengths is None or bool((lengths == total).all()):
-            output, hx = torch_forward(x, hx)
-        else:
-            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            output, hx = torch_forward(packed, hx)
-            output, _ = pad_packed_sequence(output, batch_first=True, total_length=total)
+            return self._kernel(x, state)
+        if self._groups_lengths(x, lengths):
+            return self._by_length(x, lengths, state)
+        hx = None if state is None else (tuple(state) if self.has_cell_state else state.h)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        output, hx = super().forward(packed, hx)  # the torch.nn base class, next in the MRO
+        output, _ = pad_packed_sequence(output, batch_first=True, total_length=total)
         return RNNOutput(output, State(*hx) if self.has_cell_state else State(hx))
+
+    def _kernel(self, x: Tensor, state: State | None) -> RNNOutput:
+        """torch's kernel over every step of x (B, T, I)."""
+        hx = None if state is None else (tuple(state) if self.has_cell_state else state.h)
+        output, hx = super().forward(x, hx)  # type: ignore[misc]  (nn.LSTM/GRU/RNN's)
+        return RNNOutput(output, State(*hx) if self.has_cell_state else State(hx))
+
+    def _groups_lengths(self, x: Tensor, lengths: Tensor) -> bool:
+        # torch's CPU LSTM runs packed input without oneDNN: a 2x256 encoder, forward and
+        # backward, batch 64 of 2-8 lengths, bf16, 1.4-2.0x slower than one call per length.
+        return (self.group_lengths_on_cpu and x.device.type == "cpu" and not self.proj_size
+                and torch.backends.mkldnn.is_available()
+                and len(lengths.unique()) * self.MIN_ROWS_PER_LENGTH <= len(lengths))
+
+    def _by_length(self, x: Tensor, lengths: Tensor, state: State | None) -> RNNOutput:
+        """One kernel call per distinct length, on that length's rows cut to it: x (B, T, I)
+        -> outputs (B, T, D*H_out), zeros at padding, as a packed call gives."""
+        total, groups = x.size(1), []
+        lengths = lengths.to(x.device)
+        for length in lengths.unique().tolist():
+            rows = (lengths == length).nonzero().squeeze(1)
+            sub = None if state is None else State(*(None if s is None else s.index_select(1, rows)
+                                                     for s in state))
+            out = self._kernel(x.index_select(0, rows)[:, :length], sub)
+            groups.append((rows, F.pad(out.output, (0, 0, 0, total - length)), out.state))
+        inverse = torch.cat([rows for rows, _, _ in groups]).argsort()  # back to input order
+        output = torch.cat([out for _, out, _ in groups]).index_select(0, inverse)
+        h = torch.cat([s.h for _, _, s in groups], 1).index_select(1, inverse)
+        c = (torch.cat([s.c for _, _, s in groups], 1).index_select(1, inverse)
+             if self.has_cell_state else None)
+        return RNNOutput(output, State(h, c))
 
     def loop(self, x: Tensor, lengths: Tensor | None = None, state: State | None = None) -> RNNOutput:
         """The step-by-step path (public so tests can hold it against torch's kernel)."""
@@ -273,6 +312,7 @@ class LSTM(Recurrent, nn.LSTM):
     # torch's CPU LSTM kernel costs ~0.9 ms a call at batch 1 (1.5 ms at 64) for one step of a
     # 2x256 model, against 0.12 ms (0.7 ms) for the loop path: decoding steps one at a time.
     loop_single_steps_on_cpu = True
+    group_lengths_on_cpu = True
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qa_seq2seq.rnn import GRU, LSTM, RNN, LayerNormLSTM, PeepholeLSTM, State
+from qa_seq2seq.rnn import GRU, LSTM, RNN, LayerNormLSTM, PeepholeLSTM, Recurrent, State
 
 B, T, I, H = 4, 7, 5, 6  # noqa: E741  (batch, time, input, hidden)
 LENGTHS = torch.tensor([7, 3, 5, 1])
@@ -110,6 +110,49 @@ def test_fused_path_equals_loop_path(cls):
     x = inputs()
     torch.testing.assert_close(rnn(x, LENGTHS).output, rnn.loop(x, LENGTHS).output,
                                atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_a_cpu_batch_of_mixed_lengths_runs_one_call_per_length_and_equals_torchs_packed_call(
+        bidirectional, monkeypatch):
+    """24 rows of 3 lengths (8 a length: grouped), from a random initial state: outputs (zeros at
+    padding), final states and every gradient as torch's packed call gives them."""
+    torch.manual_seed(0)
+    rows, lengths = 24, torch.tensor([7, 3, 5] * 8)
+    reference = nn.LSTM(I, H, num_layers=2, batch_first=True, bidirectional=bidirectional)
+    ours = LSTM(I, H, num_layers=2, bidirectional=bidirectional)
+    copy_into(ours, reference)
+    calls = []
+    monkeypatch.setattr(LSTM, "_kernel", lambda self, x, state: calls.append(x.shape[:2])
+                        or Recurrent._kernel(self, x, state))
+    directions = 2 if bidirectional else 1
+    h0, c0 = torch.randn(2 * directions, rows, H), torch.randn(2 * directions, rows, H)
+    x1 = torch.randn(rows, T, I, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    packed = nn.utils.rnn.pack_padded_sequence(x1, lengths, batch_first=True, enforce_sorted=False)
+    ref_out, (ref_h, ref_c) = reference(packed, (h0, c0))
+    ref_out, _ = nn.utils.rnn.pad_packed_sequence(ref_out, batch_first=True, total_length=T)
+    out = ours(x2, lengths, State(h0, c0))
+    assert sorted(calls) == [(8, 3), (8, 5), (8, 7)]
+    torch.testing.assert_close(out.output, ref_out, atol=1e-5, rtol=1e-5)
+    assert torch.all(out.output[lengths == 3][:, 3:] == 0)
+    torch.testing.assert_close(out.state.h, ref_h, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.state.c, ref_c, atol=1e-5, rtol=1e-5)
+    (ref_out.square().sum() + ref_h.sum() + ref_c.square().sum()).backward()
+    (out.output.square().sum() + out.state.h.sum() + out.state.c.square().sum()).backward()
+    torch.testing.assert_close(x2.grad, x1.grad, atol=1e-5, rtol=1e-5)
+    for name, param in reference.named_parameters():
+        torch.testing.assert_close(getattr(ours, name).grad, param.grad, atol=1e-5, rtol=1e-5,
+                                   msg=name)
+
+
+def test_lengths_are_grouped_only_for_a_projection_free_lstm_with_enough_rows_a_length():
+    x = torch.zeros(16, T, I)
+    two_lengths, three_lengths = torch.tensor([7, 3] * 8), torch.tensor([7, 3, 5, 5] * 4)
+    assert LSTM(I, H)._groups_lengths(x, two_lengths)  # 8 rows a length
+    assert not LSTM(I, H)._groups_lengths(x, three_lengths)  # 4-8 rows: fewer than 8 on average
+    assert not LSTM(I, H, proj_size=3)._groups_lengths(x, two_lengths)  # no oneDNN kernel
+    assert not GRU(I, H)._groups_lengths(x, two_lengths)  # no oneDNN kernel: packing is faster
 
 
 def test_lstm_cell_step_matches_lstmcell_with_initial_state():
