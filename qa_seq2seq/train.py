@@ -36,7 +36,15 @@ from qa_seq2seq.data import QADataModule
 from qa_seq2seq.errors import ConfigError, compose_errors_exit_2, entry_point, user_error
 from qa_seq2seq.module import Seq2SeqModule
 from qa_seq2seq.ranges import check_ranges
-from qa_seq2seq.resume import Finished, Stopped, check_not_finished, check_unchanged, find_run, hydra_run_dir
+from qa_seq2seq.resume import (
+    Finished,
+    GracefulStop,
+    Stopped,
+    check_not_finished,
+    check_unchanged,
+    find_run,
+    hydra_run_dir,
+)
 from qa_seq2seq.tokenizer import UNK_ID, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -147,7 +155,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if not loggers and (needs := [n for n, c in callbacks.items() if isinstance(c, LearningRateMonitor)]):
         raise ConfigError(f"callbacks.{needs[0]} logs to a logger, and there is none (~logger "
                           f"or logger: null): keep one, or drop it with ~callbacks.{needs[0]}")
-    trainer = make_trainer(cfg.trainer, callbacks=list(callbacks.values()),
+    # A signal's checkpoint must hold what every other callback did at that step (the weight
+    # average among them), as Lightning runs its ModelCheckpoints last for the same reason.
+    ordered = sorted(callbacks.values(), key=lambda c: isinstance(c, GracefulStop))
+    trainer = make_trainer(cfg.trainer, callbacks=ordered,
                            logger=loggers or False, default_root_dir=str(output_dir))
     hparams = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:  # TensorBoard's HPARAMS tab: the config beside the metric to compare

@@ -95,3 +95,29 @@ class RecordLR(L.Callback):
         import json
 
         self.path.write_text(json.dumps(self.rates))
+
+
+class RecordWeights(L.Callback):
+    """Save to ``path`` (torch.save) the network's weights after every optimizer step
+    (``steps``), those the first validation batch of each validation ran with (``validated``),
+    and those the module holds when the fit ends (``final``)."""
+
+    def __init__(self, path: str):
+        self.path, self.steps, self.validated = Path(path), [], []
+
+    @staticmethod
+    def _copy(pl_module):
+        return {k: v.detach().clone() for k, v in pl_module.net.state_dict().items()}
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        self.steps.append(self._copy(pl_module))
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, *args):
+        if batch_idx == 0 and not trainer.sanity_checking:
+            self.validated.append((trainer.global_step, self._copy(pl_module)))
+
+    def on_train_end(self, trainer, pl_module):
+        import torch
+
+        torch.save({"steps": self.steps, "validated": self.validated,
+                    "final": self._copy(pl_module)}, self.path)

@@ -33,7 +33,11 @@ def runs(cwd: Path) -> list[Path]:
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
-    return read_checkpoint(run / "checkpoints" / "last.ckpt").state_dict
+    """The averaged weights (callbacks.ema, on by default) and training's own, by name."""
+    checkpoint = read_checkpoint(run / "checkpoints" / "last.ckpt")
+    raw = {f"raw.{k}": v for k, v in checkpoint.raw["current_model_state"].items()}
+    assert raw and checkpoint.state_dict
+    return {**checkpoint.state_dict, **raw}
 
 
 @pytest.fixture(scope="module")
