@@ -36,11 +36,14 @@ install: $(VENV)/.installed ## create .venv with the pinned CPU torch and the pa
 train: install ## train EXPERIMENT (default toy_lstm) on the embedded toy data; extra overrides in ARGS
 	$(PY) -m qa_seq2seq.train +experiment=$(EXPERIMENT) $(ARGS)
 
-test: install ## run the test suite (what CI runs)
-	$(PY) -m pytest -q
+# A test per core (pytest-xdist); a module with a module-scoped fixture stays on one worker.
+PYTEST_PARALLEL ?= -n auto --dist loadgroup
+
+test: install ## run the test suite (what CI runs), a test per core
+	$(PY) -m pytest -q $(PYTEST_PARALLEL)
 
 test-all: install ## run the test suite including slow tests
-	$(PY) -m pytest -q -m ""
+	$(PY) -m pytest -q -m "" $(PYTEST_PARALLEL)
 
 eval: install ## evaluate CKPT (default: newest run's best checkpoint) on SPLIT with DECODE=greedy|beam|sample (default: the run's validation search)
 	$(PY) -m qa_seq2seq.evaluate split=$(SPLIT) $(if $(DECODE),decode=$(DECODE)) $(if $(CKPT),ckpt_path=$(CKPT)) $(ARGS)

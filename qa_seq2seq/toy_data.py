@@ -14,6 +14,7 @@ question appears in train. The same seed always writes the same files.
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -114,9 +115,10 @@ def write_splits(out_dir: str | Path, seed: int = 0, sizes: dict[str, int] | Non
 
 
 def write_jsonl(path: Path, rows: list[Example]) -> None:
-    """One JSON object per line, written atomically: a killed run never leaves half a split."""
+    """One JSON object per line, written atomically: a killed run never leaves half a split, and
+    runs that generate the same split at once (a sweep's first jobs) each rename a whole file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")

@@ -1,12 +1,18 @@
 """Shared fixtures: tiny models and a tiny tokenizer, built in milliseconds."""
 
-from functools import partial
+import os
 
-import pytest
-import torch
+# Before torch starts its thread pool, here and in every subprocess a test starts: the models are
+# tiny, so threads only add overhead, and `make test` runs a test per core (pytest-xdist).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from qa_seq2seq.model import Seq2Seq
-from qa_seq2seq.rnn import GRU, LSTM, RNN, LayerNormLSTM, PeepholeLSTM
+from functools import partial  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from qa_seq2seq.model import Seq2Seq  # noqa: E402
+from qa_seq2seq.rnn import GRU, LSTM, RNN, LayerNormLSTM, PeepholeLSTM  # noqa: E402
 
 CELLS = {"lstm": LSTM, "peephole_lstm": PeepholeLSTM, "layernorm_lstm": LayerNormLSTM,
          "gru": GRU, "rnn": RNN}

@@ -13,6 +13,9 @@ from qa_seq2seq.evaluate import evaluate
 from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
 
 
+pytestmark = pytest.mark.xdist_group(__name__)  # one xdist worker: module fixtures built once
+
+
 @pytest.fixture(scope="module")
 def attention_run(tmp_path_factory):
     from qa_seq2seq.train import train

@@ -33,6 +33,9 @@ def squad_rows(n, seed):
     return rows
 
 
+pytestmark = pytest.mark.xdist_group(__name__)  # one xdist worker: module fixtures built once
+
+
 @pytest.fixture(scope="module")
 def squad_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("squad")

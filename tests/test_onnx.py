@@ -73,6 +73,9 @@ def assert_same(expected, got):
             assert a.token_log_probs == pytest.approx(b.token_log_probs, abs=1e-4)
 
 
+pytestmark = pytest.mark.xdist_group(__name__)  # one xdist worker: module fixtures built once
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """Each variant's graphs, exported once: (model, folder)."""

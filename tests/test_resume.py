@@ -40,6 +40,9 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
     return {**checkpoint.state_dict, **raw}
 
 
+pytestmark = pytest.mark.xdist_group(__name__)  # one xdist worker: module fixtures built once
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> dict[str, torch.Tensor]:
     """The final weights of the run that the interrupted ones must reproduce."""

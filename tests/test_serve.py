@@ -19,6 +19,9 @@ QUESTIONS = ["What is 3 plus 4?", "Where is Mary?", "Which is larger, 31 or 13?"
              "What is 12 minus 5?"]
 
 
+pytestmark = pytest.mark.xdist_group(__name__)  # one xdist worker: module fixtures built once
+
+
 @pytest.fixture(scope="module")
 def answerer(smoke_run):
     return Answerer.from_checkpoint(smoke_run[0])
