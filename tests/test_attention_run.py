@@ -12,7 +12,6 @@ from qa_seq2seq.checkpoint import read_checkpoint
 from qa_seq2seq.evaluate import evaluate
 from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
 
-
 pytestmark = pytest.mark.xdist_group(__name__)  # one xdist worker: module fixtures built once
 
 
