@@ -197,20 +197,19 @@ class Recurrent:
 
     def _by_length(self, x: Tensor, lengths: Tensor, state: State | None) -> RNNOutput:
         """One kernel call per distinct length, on that length's rows cut to it: x (B, T, I)
-        -> outputs (B, T, D*H_out), zeros at padding, as a packed call gives."""
+        -> outputs (B, T, D*H_out), zeros at padding, as a packed call gives. An LSTM's only
+        (``group_lengths_on_cpu``): the state is always ``(h, c)``."""
         total, groups = x.size(1), []
         lengths = lengths.to(x.device)
         for length in lengths.unique().tolist():
             rows = (lengths == length).nonzero().squeeze(1)
-            sub = None if state is None else State(*(None if s is None else s.index_select(1, rows)
-                                                     for s in state))
+            sub = None if state is None else State(*(s.index_select(1, rows) for s in state))
             out = self._kernel(x.index_select(0, rows)[:, :length], sub)
             groups.append((rows, F.pad(out.output, (0, 0, 0, total - length)), out.state))
         inverse = torch.cat([rows for rows, _, _ in groups]).argsort()  # back to input order
         output = torch.cat([out for _, out, _ in groups]).index_select(0, inverse)
         h = torch.cat([s.h for _, _, s in groups], 1).index_select(1, inverse)
-        c = (torch.cat([s.c for _, _, s in groups], 1).index_select(1, inverse)
-             if self.has_cell_state else None)
+        c = torch.cat([s.c for _, _, s in groups], 1).index_select(1, inverse)
         return RNNOutput(output, State(h, c))
 
     def loop(self, x: Tensor, lengths: Tensor | None = None, state: State | None = None) -> RNNOutput:
