@@ -7,7 +7,9 @@ covers ``max_epochs``, ``max_steps`` and gradient accumulation); each returns Li
 ``lr_scheduler`` dict:
 
 - ``warmup_decay``: linear warmup over ``warmup_steps``, then ``cosine``, ``linear`` or
-  ``constant`` until the last step, ending at ``min_lr_ratio`` x the base rate;
+  ``constant`` until the last step, ending at ``min_lr_ratio`` x the base rate; with
+  ``decay_fraction`` < 1 the rate stays at its peak until the last fraction of the steps and
+  decays over those only (warmup-stable-decay: Hu et al. 2024, Hägele et al. 2024);
 - ``plateau``: ``ReduceLROnPlateau`` on ``val/exact_match`` (fits wall-clock budgets, where the
   number of steps is not known in advance).
 """
@@ -26,16 +28,21 @@ DECAYS = ("cosine", "linear", "constant")
 
 
 def warmup_decay(optimizer: Optimizer, total_steps: float, decay: str = "cosine",
-                 warmup_steps: int = 0, min_lr_ratio: float = 0.0) -> dict[str, Any]:
+                 warmup_steps: int = 0, min_lr_ratio: float = 0.0,
+                 decay_fraction: float = 1.0) -> dict[str, Any]:
     """lr(step) = base x factor(step), stepped after every optimizer step."""
     if decay not in DECAYS:
         raise ConfigError(f"scheduler.decay={decay!r}: use one of {DECAYS}")
     if decay == "constant" and min_lr_ratio:
         raise ConfigError(f"scheduler.min_lr_ratio={min_lr_ratio} does nothing with decay=constant:"
                           " remove it, or choose decay=cosine|linear")
-    if warmup_steps < 0 or not 0.0 <= min_lr_ratio <= 1.0:
-        raise ConfigError(f"scheduler: warmup_steps must be >= 0 (got {warmup_steps}) and "
-                          f"min_lr_ratio in [0, 1] (got {min_lr_ratio})")
+    if decay == "constant" and decay_fraction != 1.0:
+        raise ConfigError(f"scheduler.decay_fraction={decay_fraction} does nothing with "
+                          "decay=constant: remove it, or choose decay=cosine|linear")
+    if warmup_steps < 0 or not 0.0 <= min_lr_ratio <= 1.0 or not 0.0 < decay_fraction <= 1.0:
+        raise ConfigError(f"scheduler: warmup_steps must be >= 0 (got {warmup_steps}), "
+                          f"min_lr_ratio in [0, 1] (got {min_lr_ratio}) and decay_fraction in "
+                          f"(0, 1] (got {decay_fraction})")
     if decay != "constant" and not math.isfinite(total_steps):
         raise ConfigError(f"scheduler decay={decay} needs a known number of training steps: set "
                           "trainer.max_epochs or trainer.max_steps (a trainer.max_time budget "
@@ -44,13 +51,15 @@ def warmup_decay(optimizer: Optimizer, total_steps: float, decay: str = "cosine"
         raise ConfigError(f"scheduler.warmup_steps={warmup_steps} is not below the "
                           f"{total_steps:.0f} training steps: the rate would never decay")
     total = int(total_steps) if math.isfinite(total_steps) else 0
+    # the decay's first step: right after warmup, or later with a stable phase in between
+    start = max(warmup_steps, total - round(decay_fraction * (total - warmup_steps)))
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
         if decay == "constant":
             return 1.0
-        progress = min(1.0, (step - warmup_steps) / max(1, total - warmup_steps))
+        progress = min(1.0, max(0, step - start) / max(1, total - start))
         shape = 0.5 * (1 + math.cos(math.pi * progress)) if decay == "cosine" else 1 - progress
         return min_lr_ratio + (1 - min_lr_ratio) * shape
 

@@ -32,6 +32,16 @@ def test_warmup_then_cosine_and_linear():
     assert min(linear) >= 0.1
 
 
+def test_warmup_stable_decay():
+    """decay_fraction=0.25: warmup, the peak rate until the last quarter, then linear to 0."""
+    wsd = rates(lambda o: warmup_decay(o, 110, "linear", warmup_steps=10, decay_fraction=0.25), 110)
+    assert wsd[:10] == pytest.approx([(i + 1) / 10 for i in range(10)])
+    assert wsd[10:85] == pytest.approx([1.0] * 75)  # 110 - 0.25 x 100 = step 85 starts the decay
+    assert wsd[85:] == pytest.approx([1 - i / 25 for i in range(25)])
+    whole = rates(lambda o: warmup_decay(o, 110, "cosine", warmup_steps=10, decay_fraction=1.0), 110)
+    assert whole == rates(lambda o: warmup_decay(o, 110, "cosine", warmup_steps=10), 110)
+
+
 def test_schedules_that_cannot_work_are_refused():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     with pytest.raises(ConfigError, match="trainer.max_epochs or trainer.max_steps"):
@@ -42,6 +52,10 @@ def test_schedules_that_cannot_work_are_refused():
         warmup_decay(optimizer, 100, decay="step")
     with pytest.raises(ConfigError, match="min_lr_ratio=0.1 does nothing"):
         warmup_decay(optimizer, 100, decay="constant", min_lr_ratio=0.1)
+    with pytest.raises(ConfigError, match="decay_fraction=0.5 does nothing"):
+        warmup_decay(optimizer, 100, decay="constant", decay_fraction=0.5)
+    with pytest.raises(ConfigError, match=r"decay_fraction in \(0, 1\] \(got 0\)"):
+        warmup_decay(optimizer, 100, decay_fraction=0)
     with pytest.raises(ConfigError, match="factor"):
         plateau(optimizer, math.inf, factor=2.0)
 
