@@ -28,8 +28,14 @@ def ema_decay(decay: float, updates: int) -> float:
 
 
 def _ema_(averaged: list[Tensor], current: list[Tensor], updates: Tensor, decay: float) -> None:
-    """In place, all tensors at once: ``averaged <- d * averaged + (1 - d) * current``."""
-    torch._foreach_lerp_(averaged, current, 1.0 - ema_decay(decay, int(updates)))
+    """In place, all tensors at once: ``averaged <- d * averaged + (1 - d) * current``; buffers
+    that are not floating point (which pieces are digits, a count) are copied, not averaged."""
+    floats = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
+    for a, c in zip(averaged, current):
+        if not a.is_floating_point():
+            a.copy_(c)
+    if floats:
+        torch._foreach_lerp_(*map(list, zip(*floats)), 1.0 - ema_decay(decay, int(updates)))
 
 
 class EMA(WeightAveraging):

@@ -3,6 +3,7 @@
 Parameter scopes (stable names, used by config globs, ``inspect`` and checkpoints)::
 
     encoder.embedding.weight          (V, E)
+    encoder.places.embedding.weight   (2 x max_place + 1, E): only with model.net.number_places
     encoder.rnn.weight_ih_l0 ...      the encoder RNN, torch's names
     bridge.h.weight ...               only with model.net.bridge=linear
     decoder.embedding.weight          (V, E)
@@ -31,6 +32,7 @@ from torch import Tensor, nn
 from qa_seq2seq.attention import Attention, Memory
 from qa_seq2seq.bridge import Bridge, EncoderState, Side
 from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.places import NumberPlaces
 from qa_seq2seq.rnn import Recurrent, State
 
 if TYPE_CHECKING:
@@ -61,15 +63,21 @@ class DecoderOutput(NamedTuple):
 
 
 class Encoder(nn.Module):
-    """Embeds a right-padded question and runs the RNN over it; many-to-one."""
+    """Embeds a right-padded question and runs the RNN over it; many-to-one. ``places`` adds
+    each digit's place-value embedding to its token embedding (``qa_seq2seq.places``)."""
 
-    def __init__(self, embedding: nn.Embedding, rnn: Recurrent, dropout: float = 0.0):
+    def __init__(self, embedding: nn.Embedding, rnn: Recurrent, dropout: float = 0.0,
+                 places: NumberPlaces | None = None):
         super().__init__()
         self.embedding, self.rnn, self.dropout = embedding, rnn, nn.Dropout(dropout)
+        self.places = places
 
     def forward(self, src: Tensor, lengths: Tensor) -> EncoderOutput:
         """src (B, S) token ids, lengths (B,) -> final state at each true length."""
-        out = self.rnn(self.dropout(self.embedding(src)), lengths)
+        x = self.embedding(src)  # (B, S, E)
+        if self.places is not None:
+            x = x + self.places(src, lengths)
+        out = self.rnn(self.dropout(x), lengths)
         return EncoderOutput(out.output, merge_directions(out.state, self.rnn.num_directions))
 
 
@@ -149,6 +157,8 @@ class Seq2Seq(nn.Module):
         input_feeding: feed the previous attentional vector into each decoder step (needs
             attention); the decoder then runs step by step in training too.
         thinking_steps: decoder steps run on a learned input before ``<bos>``, without output.
+        number_places: add a place-value embedding to each digit of the question (units,
+            tens, tenths...; ``qa_seq2seq.places``); training tells it the digit pieces.
         dropout: on embeddings and on the decoder output before the vocabulary projection.
         sharing: ties scopes after construction (``qa_seq2seq.sharing``).
         scopes: ``{"encoder"|"bridge"|"decoder": name}``, the names the parts' parameters live
@@ -170,6 +180,7 @@ class Seq2Seq(nn.Module):
         attention: Callable[..., Attention] | None = None,
         input_feeding: bool = False,
         thinking_steps: int = 0,
+        number_places: bool = False,
         dropout: float = 0.0,
         sharing: Sharing | None = None,
         scopes: Mapping[str, str] | None = None,
@@ -198,7 +209,8 @@ class Seq2Seq(nn.Module):
                         dec_rnn.hidden_size if dec_rnn.has_cell_state else None)
 
         parts = {
-            "encoder": Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout),
+            "encoder": Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout,
+                               NumberPlaces(vocab_size, embedding_size) if number_places else None),
             "bridge": Bridge(bridge, enc_side, dec_side),
             "decoder": Decoder(
                 nn.Embedding(vocab_size, embedding_size), dec_rnn,

@@ -146,6 +146,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         nonfinite=cfg.nonfinite,
         payload=payload,
     )
+    if (places := module.net.encoder.places) is not None:  # which pieces are digits
+        places.set_pieces(tokenizer.id_to_piece(list(range(tokenizer.vocab_size))),
+                          cfg.data.get("reverse_source", False))
     check_search(search, module.net)
     trainable = sum(p.numel() for p in module.net.parameters() if p.requires_grad)
     log.info("model: %d trainable / %d parameters", trainable,

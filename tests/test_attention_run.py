@@ -1,6 +1,6 @@
-"""End to end with attention, input feeding, thinking steps, a reversed source and a reversed
-target: TensorBoard maps, and evaluation and the CLI reading questions and writing answers
-exactly as training did."""
+"""End to end with attention, input feeding, thinking steps, place-value embeddings, a reversed
+source and a reversed target: TensorBoard maps, and evaluation and the CLI reading questions and
+writing answers exactly as training did."""
 
 import json
 import subprocess
@@ -10,6 +10,8 @@ import pytest
 
 from qa_seq2seq.checkpoint import read_checkpoint
 from qa_seq2seq.evaluate import evaluate
+from qa_seq2seq.places import DIGIT
+from qa_seq2seq.tokenizer import Tokenizer
 from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
 
 pytestmark = pytest.mark.xdist_group(__name__)  # one xdist worker: module fixtures built once
@@ -21,7 +23,8 @@ def attention_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("attention")
     cfg = compose_train(["+experiment=smoke", "model/net/attention=general", "model.net.input_feeding=true",
-                         "model.net.thinking_steps=2", "data.reverse_source=true",
+                         "model.net.thinking_steps=2", "model.net.number_places=true",
+                         "data.reverse_source=true",
                          "data.reverse_target=true", "trainer.max_epochs=2",
                          *toy_data_overrides(root / "data")], root / "run")
     train(cfg)
@@ -46,6 +49,12 @@ def test_the_checkpoint_keeps_the_reading_order_and_the_cli_agrees_with_evaluate
     ckpt = read_checkpoint(attention_run)
     assert ckpt.payload["data"]["reverse_source"] is True
     assert ckpt.payload["net"]["thinking_steps"] == 2
+    # Which pieces are digits travels in the checkpoint, with the reading order.
+    tokenizer = Tokenizer.load(attention_run / "tokenizer.model")
+    digits = [tokenizer.id_to_piece([int(i)])[0] for i in
+              ckpt.state_dict["encoder.places.kinds"].eq(DIGIT).nonzero()]
+    assert sorted(digits) == list("0123456789")
+    assert bool(ckpt.state_dict["encoder.places.reversed"])
     evaluate(compose_evaluate(attention_run, "split=validation"))
     rows = [json.loads(line) for line in (attention_run / "checkpoints" / "eval-validation-greedy"
                                           / "predictions.jsonl").read_text().splitlines()][:20]

@@ -40,6 +40,7 @@ VARIANTS = {  # every cell x bridge, and each option that changes what the graph
                                         "bridge": "linear",
                                         "attention": partial(Attention, "bahdanau")},
     "thinking": {"thinking_steps": 2, "cell": "layernorm_lstm"},
+    "number_places": {"number_places": True, "attention": partial(Attention, "dot")},
     "sharing": {"sharing": Sharing(embeddings=True, tied_output=True, encoder_decoder=True),
                 "embedding_size": 12},
 }
@@ -49,6 +50,9 @@ def peaked(seed=0, cell="lstm", **options):
     """A tiny random model whose output distributions are far from uniform, so the searches
     take different paths and ties do not decide them."""
     model = tiny_model(cell, seed=seed, **options).eval()
+    if model.encoder.places is not None:  # random batches then hold numbers, read backwards
+        model.encoder.places.set_pieces(["<pad>", "<unk>", "<s>", "</s>", "1", "2", ".", "3", "a",
+                                         "4", "b"], reversed_source=True)
     with torch.no_grad():
         model.decoder.output.weight.mul_(6)
     return model

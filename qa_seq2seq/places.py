@@ -1,0 +1,106 @@
+"""Place-value embeddings for the digits of the question's numbers (``model.net.number_places``).
+
+Each digit piece of the question gets, added to its token embedding, an embedding of its place
+in its number: units 0, tens 1, tenths -1, ... (clipped to ``±max_place``), found from the
+pieces alone: a number is a run of digit pieces with at most one ``.`` between digits. In
+``-631.907871`` the ``6`` is at place 2 and the last ``1`` at place -6; in ``-29484`` the ``2``
+at place 4. The encoder then knows each digit's place value from the first step, instead of
+learning to count digits from a number's end (or its decimal point) before attention can align
+an answer's digits with the question's: the plateau every arithmetic run starts with (Abacus
+embeddings, McLeish et al. 2024, do the same for transformers).
+
+Which ids are digits and which is the point comes from the tokenizer (:meth:`set_pieces`, called
+once by training) and is kept in buffers, so a checkpoint carries it. Questions the encoder reads
+last token first (``data.reverse_source``) are turned back per row to find the places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from qa_seq2seq.errors import ConfigError
+
+OTHER, DIGIT, POINT = 0, 1, 2
+DIGITS = frozenset("0123456789")
+
+
+class NumberPlaces(nn.Module):
+    """Args:
+        vocab_size: the tokenizer's number of pieces.
+        embedding_size: the token embeddings' size (place embeddings are added to them).
+        max_place: places beyond ``±max_place`` share the outermost embedding.
+    """
+
+    def __init__(self, vocab_size: int, embedding_size: int, max_place: int = 16):
+        super().__init__()
+        self.max_place = max_place
+        self.embedding = nn.Embedding(2 * max_place + 1, embedding_size)  # places -max..max
+        self.register_buffer("kinds", torch.zeros(vocab_size, dtype=torch.long))  # OTHER|DIGIT|POINT
+        self.register_buffer("reversed", torch.zeros((), dtype=torch.bool))
+
+    def extra_repr(self) -> str:
+        return f"max_place={self.max_place}"
+
+    def set_pieces(self, pieces: Sequence[str], reversed_source: bool) -> None:
+        """Mark the digit pieces (``7``, or ``▁7`` at a word's start) and the point (``.``).
+
+        Refuses pieces holding two digits or more (``94``): places need a piece per digit."""
+        texts = [piece.lstrip("▁") for piece in pieces]
+        if several := [p for p, t in zip(pieces, texts) if sum(c in DIGITS for c in t) > 1]:
+            raise ConfigError(
+                f"model.net.number_places=true needs one piece per digit, and the tokenizer has "
+                f"{len(several)} pieces with several digits (e.g. {several[0]!r}): set "
+                "data.tokenizer.split_digits=true or data.tokenizer.model_type=char")
+        kinds = [DIGIT if t in DIGITS and len(t) == 1 else POINT if p == "." else OTHER
+                 for p, t in zip(pieces, texts)]
+        self.kinds.copy_(torch.tensor(kinds))
+        self.reversed.fill_(reversed_source)
+
+    def forward(self, src: Tensor, lengths: Tensor) -> Tensor:
+        """src (B, S) ids, lengths (B,) -> place embeddings (B, S, E), zeros off digits."""
+        kinds = self.kinds[src]
+        if self.reversed:
+            kinds = flip_rows(kinds, lengths)
+        place, digit = number_places(kinds)
+        if self.reversed:
+            place, digit = flip_rows(place, lengths), flip_rows(digit, lengths)
+        embedded = self.embedding(place.clamp(-self.max_place, self.max_place) + self.max_place)
+        return embedded * digit[..., None]  # nothing added off digits
+
+
+def number_places(kinds: Tensor) -> tuple[Tensor, Tensor]:
+    """kinds (B, S) of OTHER|DIGIT|POINT in reading order -> places (B, S) and digit mask (B, S).
+
+    A number is a run of digits with at most one point between digits (a sentence's final ``.``
+    is not one); a digit's place counts from its number's point (or its end): units 0, tenths -1.
+    """
+    batch, length = kinds.shape
+    digit = kinds == DIGIT
+    before = F.pad(digit, (1, 0))[:, :-1]  # the previous position is a digit
+    after = F.pad(digit, (0, 1))[:, 1:]
+    point = (kinds == POINT) & before & after
+    inside = digit | point
+    starts = inside & ~F.pad(inside, (1, 0))[:, :-1]
+    # one slot per (row, number); slot row * (S + 1) holds everything outside numbers
+    slot = (torch.cumsum(starts.long(), 1) * inside
+            + torch.arange(batch, device=kinds.device)[:, None] * (length + 1))
+    position = torch.arange(length, device=kinds.device).expand(batch, length)
+    end = torch.zeros(batch * (length + 1), dtype=torch.long, device=kinds.device)
+    end = end.scatter_reduce(0, slot[inside], position[inside] + 1, "amax")  # one past the last
+    first_point = torch.full_like(end, length + 1).scatter_reduce(
+        0, slot[point], position[point], "amin")
+    anchor = torch.minimum(end, first_point)[slot]  # (B, S): the point, else one past the end
+    place = torch.where(position < anchor, anchor - position - 1, anchor - position)
+    return place, digit
+
+
+def flip_rows(x: Tensor, lengths: Tensor) -> Tensor:
+    """x (B, S) -> each row's first ``length`` entries reversed (an involution); padding kept."""
+    position = torch.arange(x.size(1), device=x.device)
+    lengths = lengths.to(x.device)[:, None]
+    index = torch.where(position < lengths, lengths - 1 - position, position)
+    return x.gather(1, index)
