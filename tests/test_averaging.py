@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from qa_seq2seq.averaging import EMA, ema_decay
+from qa_seq2seq.averaging import EMA, _ema_, ema_decay
 from qa_seq2seq.checkpoint import read_checkpoint
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.train import train
@@ -16,6 +16,14 @@ def test_the_decay_warms_up_as_tensorflows_num_updates_does():
     assert ema_decay(0.998, 4490) == pytest.approx(4491 / 4500)
     assert ema_decay(0.998, 4491) == 0.998  # capped from here on
     assert ema_decay(0.5, 20) == 0.5  # 21 / 30 is above it
+
+
+def test_floats_are_averaged_and_other_buffers_copied():
+    averaged = [torch.tensor([0.0, 10.0]), torch.tensor([0, 1, 2]), torch.tensor(False)]
+    current = [torch.tensor([1.0, 20.0]), torch.tensor([2, 2, 1]), torch.tensor(True)]
+    _ema_(averaged, current, torch.tensor(100), decay=0.9)
+    assert averaged[0].tolist() == pytest.approx([0.1, 11.0])  # 0.9 x avg + 0.1 x current
+    assert averaged[1].tolist() == [2, 2, 1] and bool(averaged[2])
 
 
 @pytest.mark.parametrize("decay", [0.0, 1.0, 1.5, -0.1])
