@@ -80,9 +80,9 @@ def number_places(kinds: Tensor) -> tuple[Tensor, Tensor]:
     """
     batch, length = kinds.shape
     digit = kinds == DIGIT
-    before = F.pad(digit, (1, 0))[:, :-1]  # the previous position is a digit
-    after = F.pad(digit, (0, 1))[:, 1:]
-    point = (kinds == POINT) & before & after
+    # A point after a digit joins the number; one that ends it ("Add 7.") anchors its places
+    # where the number's end would, so it needs no check of the next position.
+    point = (kinds == POINT) & F.pad(digit, (1, 0))[:, :-1]
     inside = digit | point
     starts = inside & ~F.pad(inside, (1, 0))[:, :-1]
     # one slot per (row, number); slot row * (S + 1) holds everything outside numbers
