@@ -2,7 +2,7 @@
 
 Each digit piece of the question gets, added to its token embedding, an embedding of its place
 in its number: units 0, tens 1, tenths -1, ... (clipped to ``±max_place``), found from the
-pieces alone: a number is a run of digit pieces with at most one ``.`` between digits. In
+pieces alone: a number is a run of digit pieces, its first ``.`` the decimal point. In
 ``-631.907871`` the ``6`` is at place 2 and the last ``1`` at place -6; in ``-29484`` the ``2``
 at place 4. The encoder then knows each digit's place value from the first step, instead of
 learning to count digits from a number's end (or its decimal point) before attention can align
@@ -75,8 +75,9 @@ class NumberPlaces(nn.Module):
 def number_places(kinds: Tensor) -> tuple[Tensor, Tensor]:
     """kinds (B, S) of OTHER|DIGIT|POINT in reading order -> places (B, S) and digit mask (B, S).
 
-    A number is a run of digits with at most one point between digits (a sentence's final ``.``
-    is not one); a digit's place counts from its number's point (or its end): units 0, tenths -1.
+    A number is a run of digits and the points after them; a digit's place counts from the
+    number's first point (or its end): units 0, tenths -1. A sentence's final ``.`` after a
+    number changes no place, and neither does a second point (``1.2.3``: 0, -1, -3).
     """
     batch, length = kinds.shape
     digit = kinds == DIGIT
