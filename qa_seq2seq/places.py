@@ -55,7 +55,7 @@ class NumberPlaces(nn.Module):
                 f"model.net.number_places=true needs one piece per digit, and the tokenizer has "
                 f"{len(several)} pieces with several digits (e.g. {several[0]!r}): set "
                 "data.tokenizer.split_digits=true or data.tokenizer.model_type=char")
-        kinds = [DIGIT if t in DIGITS and len(t) == 1 else POINT if p == "." else OTHER
+        kinds = [DIGIT if t in DIGITS else POINT if p == "." else OTHER
                  for p, t in zip(pieces, texts)]
         self.kinds.copy_(torch.tensor(kinds))
         self.reversed.fill_(reversed_source)
