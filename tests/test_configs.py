@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -83,3 +84,15 @@ def test_unknown_key_is_refused(tmp_path):
 
     with pytest.raises(ConfigCompositionException, match="hiden_size"):
         compose_train(["model.hiden_size=3"], tmp_path)
+
+
+@pytest.mark.parametrize("experiment,decay", [("toy_lstm", 0.0), ("arith", 0.1), ("arith_best", 0.1)])
+def test_the_arithmetic_experiments_train_with_weight_decay(experiment, decay, tmp_path):
+    """What the README says each experiment trains with: with no gradient, one AdamW step shrinks
+    every weight by lr x weight_decay (Adam's step leaves it where it was)."""
+    cfg = compose_train([f"+experiment={experiment}"], tmp_path)
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = instantiate(cfg.optimizer)([weight])
+    weight.grad = torch.zeros(3)
+    optimizer.step()
+    torch.testing.assert_close(weight.detach(), torch.full((3,), 1 - cfg.optimizer.lr * decay))
