@@ -96,3 +96,15 @@ def test_the_arithmetic_experiments_train_with_weight_decay(experiment, decay, t
     weight.grad = torch.zeros(3)
     optimizer.step()
     torch.testing.assert_close(weight.detach(), torch.full((3,), 1 - cfg.optimizer.lr * decay))
+
+
+def test_arith_best_on_a_users_files_keeps_its_model_optimizer_and_reading_order(tmp_path):
+    """The README's command for questions about numbers: `data=jsonl` after the experiment swaps
+    the files and keeps what the experiment chose."""
+    cfg = compose_train(["+experiment=arith_best", "data=jsonl", "data.train_file=my/train.jsonl",
+                         "data.validation_file=my/dev.jsonl", "data.test_file=my/test.jsonl"],
+                        tmp_path)
+    assert cfg.data.train_file == "my/train.jsonl" and cfg.data.generate is None  # nothing generated
+    assert cfg.data.reverse_source and cfg.model.net.number_places
+    assert cfg.model.net.attention.score == "dot" and cfg.model.net.dropout == 0.0
+    assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.optimizer.weight_decay == 0.1
