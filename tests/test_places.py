@@ -63,7 +63,10 @@ def test_places_match_a_reference_computed_from_the_text():
 
 @pytest.mark.parametrize("reversed_source", [False, True])
 def test_a_question_read_backwards_gets_the_same_place_embeddings(reversed_source):
-    texts = ["What is -29484 + -631.907871?", "Subtract 366874.4196 from 14145843086.", "1 - 2"]
+    # The last: the longest row ends with a digit (no padding after it), and places beyond ±16
+    # share the outermost embedding.
+    texts = ["What is -29484 + -631.907871?", "Subtract 366874.4196 from 14145843086.", "1 - 2",
+             "What is 0.0000000000000000001 + 12345678901234567890123 - 47"]
     places, src, lengths = char_places(texts, reversed_source)
     torch.manual_seed(0)
     torch.nn.init.normal_(places.embedding.weight)
@@ -74,7 +77,8 @@ def test_a_question_read_backwards_gets_the_same_place_embeddings(reversed_sourc
     for row, text in enumerate(texts):
         for i, place in enumerate(reference_places(text)):
             expected = (torch.zeros(4) if place is None  # off digits: nothing added
-                        else places.embedding.weight[place + places.max_place])
+                        else places.embedding.weight[
+                            max(-places.max_place, min(place, places.max_place)) + places.max_place])
             assert torch.equal(embedded[row, i], expected)
         assert not embedded[row, len(text):].any()  # padding: zeros
 
@@ -85,7 +89,7 @@ def test_pieces_are_sorted_into_digits_points_and_the_rest():
     assert places.kinds.tolist() == [OTHER, DIGIT, DIGIT, POINT, OTHER, OTHER]
     assert bool(places.reversed)
     with pytest.raises(ConfigError, match=r"2 pieces with several digits \(e.g. '▁94'\).*"
-                                          r"split_digits=true"):
+                                          r"split_digits=true or data.tokenizer.model_type=char"):
         places.set_pieces(["<pad>", "7", "▁94", ".", "1.5", "a"], reversed_source=False)
 
 
