@@ -36,6 +36,7 @@ from qa_seq2seq.errors import ConfigError, NonFiniteError
 from qa_seq2seq.initializers import Initializer
 from qa_seq2seq.metrics import exact_match
 from qa_seq2seq.model import Seq2Seq
+from qa_seq2seq.rnn import Recurrent
 from qa_seq2seq.scopes import freeze_
 from qa_seq2seq.tokenizer import BOS_ID, PAD_ID, Tokenizer
 from qa_seq2seq.warm_start import WarmStart
@@ -71,6 +72,8 @@ class Seq2SeqModule(L.LightningModule):
             format); the tokenizer bytes are added here.
         text_samples: validation questions shown in TensorBoard each validation.
         attention_maps: validation answers whose attention is drawn in TensorBoard.
+        compile: run the recurrent step of the loop path (custom cells, recurrent dropout,
+            one-step decoding on CPU) through ``torch.compile``; the first batches pay for it.
     """
 
     def __init__(self, net: Seq2Seq, tokenizer: Tokenizer, optimizer: Callable,
@@ -79,7 +82,7 @@ class Seq2SeqModule(L.LightningModule):
                  scheduler: Callable | None = None,
                  label_smoothing: float = 0.0, payload: dict[str, Any] | None = None,
                  text_samples: int = 8, attention_maps: int = 4, nonfinite: str = "error",
-                 teacher_forcing: Callable[[int], float] | None = None):
+                 teacher_forcing: Callable[[int], float] | None = None, compile: bool = False):
         super().__init__()
         if nonfinite not in ("error", "skip"):
             raise ConfigError(f"nonfinite={nonfinite!r}: use 'error' or 'skip'")
@@ -87,6 +90,9 @@ class Seq2SeqModule(L.LightningModule):
         # The batch being trained: index, training rows, loss.
         self._batch: tuple[int, Tensor, Tensor] = (-1, torch.empty(0), torch.zeros(()))
         self.net, self.tokenizer = set_up(net, init, init_from, freeze), tokenizer
+        for module in net.modules():
+            if isinstance(module, Recurrent):
+                module.compiled = compile
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.search, self.label_smoothing = search, label_smoothing
         self.teacher_forcing = teacher_forcing

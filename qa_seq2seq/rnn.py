@@ -20,6 +20,7 @@ Batch first everywhere: inputs ``(B, T, I)``, outputs ``(B, T, D*H_out)``; state
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -60,6 +61,7 @@ class LayerNormStepParams(NamedTuple):
     gain_hh: Tensor  # (4H,): per-gate-block layer-norm gains of W_hh h
     gain_c: Tensor  # (H,): layer norm of the cell state
     bias_c: Tensor  # (H,)
+    eps: float
 
 
 class GRUStepParams(NamedTuple):
@@ -85,6 +87,9 @@ class Recurrent:
     # loses (the LSTM without projection).
     group_lengths_on_cpu: ClassVar[bool] = False
     MIN_ROWS_PER_LENGTH: ClassVar[int] = 8
+    # The loop path's step through torch.compile (``model.compile``): its gate math fused into
+    # one kernel. Not in the state dict: an execution choice, not part of the model.
+    compiled: bool = False
 
     def _setup(self, name: str, recurrent_dropout: float, forget_bias: float) -> None:
         if not 0.0 <= recurrent_dropout < 1.0:
@@ -260,8 +265,9 @@ class Recurrent:
             drop = torch.bernoulli(h.new_full(h.shape, keep)) / keep
         steps = range(len(projected) - 1, -1, -1) if reverse else range(len(projected))
         outputs: list[Tensor] = [h] * len(projected)
+        step = compiled_step(type(self)._step) if self.compiled else self._step
         for t in steps:
-            h_new, c_new = self._step(projected[t], h if drop is None else h * drop, h, c,
+            h_new, c_new = step(projected[t], h if drop is None else h * drop, h, c,
                                       *step_params)
             if mask is None:
                 h, c = h_new, c_new
@@ -406,14 +412,15 @@ class LayerNormLSTM(LSTM):
 
     def _step_params(self, suffix: str) -> LayerNormStepParams:
         return LayerNormStepParams(*(getattr(self, n + suffix) for n in (
-            "weight_hh", "weight_ln_hh", "weight_ln_c", "bias_ln_c")))
+            "weight_hh", "weight_ln_hh", "weight_ln_c", "bias_ln_c")), eps=self.eps)
 
-    def _step(self, projected: Tensor, h_in: Tensor, h: Tensor, c: Tensor, w_hh: Tensor,
-              gain_hh: Tensor, gain_c: Tensor, bias_c: Tensor) -> tuple[Tensor, Tensor]:
-        gates = projected + _gate_norm(h_in @ w_hh.t(), gain_hh, 4, self.eps)
+    @staticmethod
+    def _step(projected: Tensor, h_in: Tensor, h: Tensor, c: Tensor, w_hh: Tensor,
+              gain_hh: Tensor, gain_c: Tensor, bias_c: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+        gates = projected + _gate_norm(h_in @ w_hh.t(), gain_hh, 4, eps)
         i, f, g, o = gates.chunk(4, 1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        normed_c = F.layer_norm(c, gain_c.shape, gain_c, bias_c, self.eps)
+        normed_c = F.layer_norm(c, gain_c.shape, gain_c, bias_c, eps)
         return torch.sigmoid(o) * torch.tanh(normed_c), c
 
 
@@ -473,6 +480,14 @@ class RNN(Recurrent, nn.RNN):
     def _step(projected: Tensor, h_in: Tensor, h: Tensor, c: None,
               w_hh: Tensor) -> tuple[Tensor, None]:
         return torch.tanh(torch.addmm(projected, h_in, w_hh.t())), None
+
+
+@functools.cache
+def compiled_step(step):
+    """``torch.compile`` of a loop-path step function, made once per function and shared by
+    every layer using it (rows vary between batches and as decoding drops finished questions:
+    dynamic shapes, so one compiled kernel serves them all)."""
+    return torch.compile(step, dynamic=True)
 
 
 def _suffixes(num_layers: int, bidirectional: bool) -> list[str]:

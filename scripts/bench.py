@@ -16,12 +16,14 @@ Rows (each in its own process, so that peak memory is its own):
 - ``lstm``, ``peephole_lstm``, ``layernorm_lstm``, ``gru``, ``rnn``, ``lstm+rdrop``: the
   dataset's experiment with ``model/net/cell=ROW``, trained through the real entry point
   (``qa_seq2seq.train.train(cfg)`` with the shipped configs: datamodule, logger and callbacks on,
-  as a user runs it); a callback only reads the clock.
+  as a user runs it); a callback only reads the clock. ``+rdrop``: ``recurrent_dropout=0.25``;
+  ``+compile``: ``model.compile=true`` (the first step, reported, includes the compilation).
 
 Reported per row: real (non-padding) src+tgt tokens/s over the timed steps (warm-up excluded)
 and the ratio to the dataset's reference, the padding of the question (encoder) and answer
 (decoder) positions, achieved GFLOP/s against float32 matmul GFLOP/s at the model's own GEMM
-shapes, and peak resident memory. Decoding rows come from bench_decode.py.
+shapes, peak resident memory, and the first training step's seconds (with ``+compile``, the
+compilation). Decoding rows come from bench_decode.py.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from qa_seq2seq.errors import entry_point
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {"toy": ["+experiment=toy_lstm"], "arith": ["+experiment=arith"],
             "arith-char": ["+experiment=arith", "data.tokenizer.model_type=char"]}
-ROWS = ["reference", "lstm", "peephole_lstm", "layernorm_lstm", "gru", "rnn", "lstm+rdrop"]
+ROWS = ["reference", "lstm", "peephole_lstm", "layernorm_lstm", "gru", "rnn", "lstm+rdrop",
+        "peephole_lstm+compile", "layernorm_lstm+compile", "lstm+rdrop+compile"]
 
 
 def compose(args, overrides: list[str] = ()):
@@ -107,11 +110,17 @@ class StepTimer(L.Callback):
 
     def __init__(self, warmup: int):
         self.warmup, self.times, self.counts, self.started = warmup, [], [], None
+        self.first_step_s = 0.0
         StepTimer.last = self
+
+    def on_train_start(self, trainer, pl_module):
+        self.started = clock()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         now = clock()
-        if self.started is not None and trainer.global_step > self.warmup:
+        if trainer.global_step == 1:
+            self.first_step_s = now - self.started
+        elif trainer.global_step > self.warmup:
             self.times.append(now - self.started)
             self.counts.append(positions(batch.src, batch.src_lengths, batch.tgt_out > 0))
         self.started = now
@@ -187,13 +196,13 @@ def run_reference(args, tmp: str) -> dict:
 def run_framework(args, tmp: str) -> dict:
     from qa_seq2seq.train import train
 
-    cell, _, extra = args.row.partition("+")
-    overrides = [f"model/net/cell={cell}", f"output_dir={tmp}",
+    cell, *extras = args.row.split("+")
+    overrides = [f"model/net/cell={cell}", f"output_dir={tmp}", f"model.compile={'compile' in extras}",
                  f"trainer.max_steps={args.warmup + args.steps + 1}",
                  "trainer.enable_progress_bar=false", f"trainer.precision={args.precision}",
                  "+callbacks.bench_timer._target_=__main__.StepTimer",
                  f"+callbacks.bench_timer.warmup={args.warmup}"]
-    if extra == "rdrop":
+    if "rdrop" in extras:
         overrides.append("model.net.cell.recurrent_dropout=0.25")
     cfg = compose(args, overrides + args.overrides.split())
     train(cfg)
@@ -202,7 +211,8 @@ def run_framework(args, tmp: str) -> dict:
     shape = model_shape(cfg, Tokenizer.load(Path(tmp) / "tokenizer.model").vocab_size)
     gates = {"gru": 3, "rnn": 1}.get(cell, 4)
     timer = StepTimer.last
-    return summarize(timer.times, timer.counts, shape, cfg.data.batch_size, gates, args.precision)
+    return {**summarize(timer.times, timer.counts, shape, cfg.data.batch_size, gates,
+                        args.precision), "first_step_s": timer.first_step_s}
 
 
 def summarize(times, counts, shape: dict, batch_size: int, gates: int, precision: str) -> dict:
@@ -294,7 +304,7 @@ def main() -> None:
           f"{'GPU ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}"
           + (f", overrides: {args.overrides}" if args.overrides else ""))
     header = (f"{'dataset/row':<22}{'tokens/s':>10}{'vs ref':>8}{'enc pad':>9}{'dec pad':>9}"
-              f"{'GFLOP/s':>9}{'of peak':>9}{'peak RSS':>10}")
+              f"{'GFLOP/s':>9}{'of peak':>9}{'peak RSS':>10}{'1st step':>10}")
     print(header + "\n" + "-" * len(header))
     for name, r in results.items():
         ref = results.get(f"{name.split('/')[0]}/reference", {}).get("tokens_per_s")
@@ -302,6 +312,7 @@ def main() -> None:
         print(f"{name:<22}{r['tokens_per_s']:>10,.0f}{ratio:>8}{r['encoder_padding']:>8.1%}"
               f"{r['decoder_padding']:>8.1%}{r['gflops']:>9.1f}"
               f"{r['gflops'] / r['matmul_gflops']:>9.0%}{r['peak_rss_mb']:>8.0f}MB"
+              + (f"{r['first_step_s']:>9.1f}s" if "first_step_s" in r else f"{'-':>10}")
               + (f"{r['peak_gpu_mb']:>8.0f}MB on the GPU" if r["peak_gpu_mb"] else ""))
     print(f"(matmul peak at the recurrent GEMM shape: "
           f"{statistics.median(r['matmul_gflops'] for r in results.values()):.1f} GFLOP/s)")

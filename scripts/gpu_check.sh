@@ -5,14 +5,14 @@
 #   bash scripts/gpu_check.sh            # tables on stdout, JSON in bench-results/gpu-*.json
 #   ROWS=reference,lstm MIXED_ROWS=reference,lstm bash scripts/gpu_check.sh   # fewer rows
 # Every row is a process of its own (~20 s each on an H200, mostly start-up): all rows at the three
-# precisions take ~14 minutes; MIXED_ROWS=reference,lstm about 8.
+# precisions take ~14 minutes (more with the +compile rows, which compile first); MIXED_ROWS=reference,lstm about 8.
 # Each training row (and the hand-written reference) trains on the GPU that Lightning's
 # accelerator=auto picks; decoding times an untrained 2x256 LSTM whose answers all run to 10 and
 # to 20 tokens, at batch 1, 64 and 1024, beside the hand-written greedy loop on the same GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-ROWS=${ROWS:-reference,lstm,peephole_lstm,layernorm_lstm,gru,rnn,lstm+rdrop}
+ROWS=${ROWS:-reference,lstm,peephole_lstm,layernorm_lstm,gru,rnn,lstm+rdrop,peephole_lstm+compile,layernorm_lstm+compile,lstm+rdrop+compile}
 MIXED_ROWS=${MIXED_ROWS:-$ROWS}
 if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
   echo "error: no CUDA device for $("$PY" -c 'import torch; print("torch", torch.__version__)');" \

@@ -49,9 +49,9 @@ EQUIVALENT = {
     ('if self.training and self.recurrent_dropout > 0:  # one mask per sequence (variational)',
      'if self.training and self.recurrent_dropout >= 0:  # one mask per sequence (variational)'):
         'with recurrent_dropout 0 the mask keeps every unit and divides by 1',
-    ('normed_c = F.layer_norm(c, gain_c.shape, gain_c, bias_c, self.eps)',
+    ('normed_c = F.layer_norm(c, gain_c.shape, gain_c, bias_c, eps)',
      'normed_c = F.layer_norm(c, gain_c.shape, gain_c, bias_c, )'):
-        "self.eps is 1e-5, F.layer_norm's default eps",
+        "eps is 1e-5, F.layer_norm's default eps",
     ('return (F.layer_norm(x, (size,), eps=eps).view(shape)) * gain',
      'return (F.layer_norm(x, (size,), ).view(shape)) * gain'):
         "self.eps is 1e-5, F.layer_norm's default eps",

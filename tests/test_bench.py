@@ -24,6 +24,7 @@ def test_bench_trains_a_row_through_the_entry_point_beside_the_reference(tmp_pat
     for row in rows.values():
         assert row["tokens_per_s"] > 0 and 0 <= row["decoder_padding"] < 1
     assert "toy/lstm" in result.stdout and "1.00x" in result.stdout  # the reference's own ratio
+    assert rows["toy/lstm"]["first_step_s"] > 0 and "first_step_s" not in rows["toy/reference"]
 
 
 def test_bench_decode_times_each_batch_size_beside_the_reference_loop(tmp_path):

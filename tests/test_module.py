@@ -82,3 +82,11 @@ def test_checkpoints_carry_the_payload_tokenizer_and_random_states():
     random.seed(99)
     m.on_load_checkpoint(checkpoint)  # dropout and sampling continue as if never stopped
     assert torch.equal(torch.rand(3), after_save[0]) and random.random() == after_save[1]
+
+
+def test_compile_marks_every_recurrent_layer_and_is_off_by_default():
+    from qa_seq2seq.rnn import Recurrent
+
+    for flag in (False, True):
+        layers = [m for m in module(compile=flag).net.modules() if isinstance(m, Recurrent)]
+        assert len(layers) == 2 and all(layer.compiled is flag for layer in layers)
