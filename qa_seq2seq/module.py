@@ -45,20 +45,25 @@ log = logging.getLogger(__name__)
 
 
 def set_up(net: Seq2Seq, init: Initializer | None = None, init_from: WarmStart | None = None,
-           freeze: Sequence[str] = ()) -> Seq2Seq:
-    """Prepare ``net`` for training, in place: ``init``, then ``init_from``, then ``freeze``."""
+           freeze: Sequence[str] = (), compile: bool = False) -> Seq2Seq:
+    """Prepare ``net`` for training, in place: ``init``, then ``init_from``, then ``freeze``;
+    ``compile`` runs the step of every recurrent layer's loop path (custom cells, recurrent
+    dropout, one-step decoding on CPU) through ``torch.compile``; the first batches pay for it."""
     if init is not None:
         init(net)
     if init_from is not None:
         init_from(net)
     freeze_(net, freeze)
+    for module in net.modules():
+        if isinstance(module, Recurrent):
+            module.compiled = compile
     return net
 
 
 class Seq2SeqModule(L.LightningModule):
     """Args:
         net: the network (architecture only).
-        init, init_from, freeze: its training set-up, applied by :func:`set_up`.
+        init, init_from, freeze, compile: its training set-up, applied by :func:`set_up`.
         tokenizer: to turn decoded ids into text for exact match and samples.
         optimizer: ``_partial_`` optimizer, called with the trainable parameters only.
         scheduler: optional ``_partial_`` of a ``qa_seq2seq.schedules`` function, called with the
@@ -72,8 +77,6 @@ class Seq2SeqModule(L.LightningModule):
             format); the tokenizer bytes are added here.
         text_samples: validation questions shown in TensorBoard each validation.
         attention_maps: validation answers whose attention is drawn in TensorBoard.
-        compile: run the recurrent step of the loop path (custom cells, recurrent dropout,
-            one-step decoding on CPU) through ``torch.compile``; the first batches pay for it.
     """
 
     def __init__(self, net: Seq2Seq, tokenizer: Tokenizer, optimizer: Callable,
@@ -89,10 +92,7 @@ class Seq2SeqModule(L.LightningModule):
         self.nonfinite, self.skipped_updates, self.amp_overflow_steps = nonfinite, 0, 0
         # The batch being trained: index, training rows, loss.
         self._batch: tuple[int, Tensor, Tensor] = (-1, torch.empty(0), torch.zeros(()))
-        self.net, self.tokenizer = set_up(net, init, init_from, freeze), tokenizer
-        for module in net.modules():
-            if isinstance(module, Recurrent):
-                module.compiled = compile
+        self.net, self.tokenizer = set_up(net, init, init_from, freeze, compile), tokenizer
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.search, self.label_smoothing = search, label_smoothing
         self.teacher_forcing = teacher_forcing
