@@ -7,6 +7,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EarlyStopping
 
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.module import set_up
@@ -96,6 +97,17 @@ def test_the_arithmetic_experiments_train_with_weight_decay(experiment, decay, t
     weight.grad = torch.zeros(3)
     optimizer.step()
     torch.testing.assert_close(weight.detach(), torch.full((3,), 1 - cfg.optimizer.lr * decay))
+
+
+def test_toy_best_trains_16000_steps_with_place_embeddings(tmp_path):
+    """What the README says toy_best is: toy_lstm's model with place embeddings, stopped by the
+    16,000 steps instead of early stopping."""
+    cfg = compose_train(["+experiment=toy_best"], tmp_path)
+    _, net = instantiate_everything(cfg)
+    assert "encoder.places.embedding.weight" in dict(net.named_parameters())
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    assert callbacks and not any(isinstance(c, EarlyStopping) for c in callbacks)
+    assert cfg.trainer.max_epochs == -1 and cfg.trainer.max_steps == 16000
 
 
 def test_arith_best_on_a_users_files_keeps_its_model_optimizer_and_reading_order(tmp_path):
