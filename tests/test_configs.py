@@ -100,8 +100,8 @@ def test_the_arithmetic_experiments_train_with_weight_decay(experiment, decay, t
 
 
 def test_toy_best_trains_16000_steps_with_place_embeddings(tmp_path):
-    """What the README says toy_best is: toy_lstm's model with place embeddings, stopped by the
-    16,000 steps instead of early stopping."""
+    """What the README says toy_best is: toy_lstm's model with place embeddings, trained for
+    16,000 steps with no early stopping."""
     cfg = compose_train(["+experiment=toy_best"], tmp_path)
     _, net = instantiate_everything(cfg)
     assert "encoder.places.embedding.weight" in dict(net.named_parameters())
