@@ -37,7 +37,7 @@ from qa_seq2seq.initializers import Initializer
 from qa_seq2seq.metrics import exact_match
 from qa_seq2seq.model import Seq2Seq
 from qa_seq2seq.rnn import Recurrent
-from qa_seq2seq.scopes import freeze_
+from qa_seq2seq.scopes import aliases, freeze_, match
 from qa_seq2seq.tokenizer import BOS_ID, PAD_ID, Tokenizer
 from qa_seq2seq.warm_start import WarmStart
 
@@ -66,6 +66,8 @@ class Seq2SeqModule(L.LightningModule):
         init, init_from, freeze, compile: its training set-up, applied by :func:`set_up`.
         tokenizer: to turn decoded ids into text for exact match and samples.
         optimizer: ``_partial_`` optimizer, called with the trainable parameters only.
+        no_decay: globs of parameters the optimizer's weight decay spares (their own param group
+            with ``weight_decay=0``), e.g. ``["*embedding*"]``; ``optimizer.no_decay`` in config.
         scheduler: optional ``_partial_`` of a ``qa_seq2seq.schedules`` function, called with the
             optimizer and the number of optimizer steps; returns Lightning's scheduler dict.
         teacher_forcing: probability of feeding gold tokens at a training step (scheduled
@@ -80,7 +82,8 @@ class Seq2SeqModule(L.LightningModule):
     """
 
     def __init__(self, net: Seq2Seq, tokenizer: Tokenizer, optimizer: Callable,
-                 search: Callable, init: Initializer | None = None,
+                 search: Callable, no_decay: Sequence[str] = (),
+                 init: Initializer | None = None,
                  init_from: WarmStart | None = None, freeze: Sequence[str] = (),
                  scheduler: Callable | None = None,
                  label_smoothing: float = 0.0, payload: dict[str, Any] | None = None,
@@ -94,6 +97,8 @@ class Seq2SeqModule(L.LightningModule):
         self._batch: tuple[int, Tensor, Tensor] = (-1, torch.empty(0), torch.zeros(()))
         self.net, self.tokenizer = set_up(net, init, init_from, freeze, compile), tokenizer
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.no_decay = tuple(no_decay)
+        self._param_groups()  # a pattern that matches nothing is refused now, before training
         self.search, self.label_smoothing = search, label_smoothing
         self.teacher_forcing = teacher_forcing
         # Questions and answers are shown and scored as written, not in the model's order.
@@ -225,11 +230,28 @@ class Seq2SeqModule(L.LightningModule):
                     None)
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory([p for p in self.net.parameters() if p.requires_grad])
+        optimizer = self.optimizer_factory(self._param_groups())
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(
             optimizer, total_steps=self.trainer.estimated_stepping_batches)}
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """The trainable parameters: those matching ``no_decay`` in a group without weight decay.
+
+        Decoupled weight decay shrinks every weight at every step, while an embedding row learns
+        only on the steps whose batch holds its token: the rows of rare words fade.
+        """
+        trainable = [p for p in self.net.parameters() if p.requires_grad]
+        if not self.no_decay:
+            return [{"params": trainable}]
+        names = aliases(self.net)  # every name of a shared parameter can be matched
+        found = match([n for ns in names.values() for n in ns], self.no_decay, "optimizer.no_decay")
+        exempt = {n for ns in found.values() for n in ns}
+        spared = [p for p in trainable if exempt.intersection(names[id(p)])]
+        decayed = [p for p in trainable if not exempt.intersection(names[id(p)])]
+        return [g for g in ({"params": decayed}, {"params": spared, "weight_decay": 0.0})
+                if g["params"]]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[PAYLOAD_KEY] = self.payload

@@ -18,6 +18,7 @@ import logging
 import shutil
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,12 +104,27 @@ def make_trainer(trainer_cfg: DictConfig, **kwargs: Any) -> L.Trainer:
     return instantiate(trainer_cfg, **kwargs)
 
 
+def optimizer_factory(cfg: DictConfig) -> tuple[Callable, list[str]]:
+    """The ``optimizer`` group: torch's optimizer (a partial), and its ``no_decay`` globs, which
+    are ours, not the optimizer's (``Seq2SeqModule`` puts their parameters in a group without
+    weight decay)."""
+    options = OmegaConf.to_container(cfg, resolve=True)
+    no_decay = options.pop("no_decay", None) or []
+    if no_decay and not options.get("weight_decay"):
+        raise ConfigError(f"optimizer.no_decay={no_decay} spares parameters from weight decay, and "
+                          f"{options['_target_']} has none (optimizer.weight_decay="
+                          f"{options.get('weight_decay')}): set optimizer.no_decay=[], or use "
+                          f"optimizer=adamw")
+    return instantiate(options), no_decay
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train ``cfg``; returns the final logged metrics (and ``best_checkpoint``)."""
     if missing := sorted(OmegaConf.missing_keys(cfg) - {"model.net.vocab_size"}):  # the tokenizer's
         raise ConfigError(f"{', '.join(missing)}: required, with no default (???); set "
                           f"{missing[0]}=...")
     check_ranges(cfg)
+    optimizer, no_decay = optimizer_factory(cfg.optimizer)
     resume_from = None
     if cfg.get("resume"):
         run_dir = find_run(cfg.resume, cfg.run_name)
@@ -138,7 +154,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                "decode": OmegaConf.to_container(cfg.decode, resolve=True)}  # the CLI's default
     module: Seq2SeqModule = instantiate(cfg.model, _convert_="all")(
         tokenizer=tokenizer,
-        optimizer=instantiate(cfg.optimizer),
+        optimizer=optimizer,
+        no_decay=no_decay,
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         search=search,
         label_smoothing=cfg.label_smoothing,

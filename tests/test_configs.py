@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.module import set_up
-from qa_seq2seq.train import make_loggers, make_trainer
+from qa_seq2seq.train import make_loggers, make_trainer, optimizer_factory
 from tests.conftest import compose_train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -25,7 +25,7 @@ def instantiate_everything(cfg):
     datamodule = instantiate(cfg.data)
     cfg.model.net.vocab_size = 32
     net = set_up(**instantiate(cfg.model).keywords)  # the network and its training set-up
-    optimizer = instantiate(cfg.optimizer)(net.parameters())
+    optimizer = optimizer_factory(cfg.optimizer)[0](net.parameters())
     if cfg.get("scheduler"):
         instantiate(cfg.scheduler)(optimizer, total_steps=100)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
@@ -93,7 +93,7 @@ def test_the_arithmetic_experiments_train_with_weight_decay(experiment, decay, t
     every weight by lr x weight_decay (Adam's step leaves it where it was)."""
     cfg = compose_train([f"+experiment={experiment}"], tmp_path)
     weight = torch.nn.Parameter(torch.ones(3))
-    optimizer = instantiate(cfg.optimizer)([weight])
+    optimizer = optimizer_factory(cfg.optimizer)[0]([weight])
     weight.grad = torch.zeros(3)
     optimizer.step()
     torch.testing.assert_close(weight.detach(), torch.full((3,), 1 - cfg.optimizer.lr * decay))
@@ -123,3 +123,12 @@ def test_arith_best_on_a_users_files_keeps_its_model_optimizer_and_reading_order
     _, net = instantiate_everything(cfg)  # 128 units in both RNNs
     shapes = {name: w.shape for name, w in net.named_parameters() if "weight_hh" in name}
     assert shapes and all(shape[1] == 128 for shape in shapes.values()), shapes
+
+
+def test_optimizer_no_decay_without_weight_decay_is_refused(tmp_path):
+    """A key that would do nothing is refused, saying what would work."""
+    cfg = compose_train(["+optimizer.no_decay=[*embedding*]"], tmp_path)  # Adam, no decay
+    with pytest.raises(ConfigError, match=r"set optimizer.no_decay=\[\], or use optimizer=adamw"):
+        optimizer_factory(cfg.optimizer)
+    adamw = compose_train(["optimizer=adamw", "optimizer.no_decay=[*embedding*]"], tmp_path)
+    assert optimizer_factory(adamw.optimizer)[1] == ["*embedding*"]

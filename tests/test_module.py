@@ -13,6 +13,7 @@ from qa_seq2seq.checkpoint import PAYLOAD_KEY
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.module import Seq2SeqModule
 from qa_seq2seq.search import greedy_search
+from qa_seq2seq.sharing import Sharing
 from qa_seq2seq.tokenizer import PAD_ID, Tokenizer
 from tests.conftest import tiny_model
 
@@ -47,6 +48,42 @@ def test_the_optimizer_gets_the_trainable_parameters_only():
     trainable = {id(p) for n, p in m.net.named_parameters() if not n.startswith("encoder.")}
     assert {id(p) for p in group["params"]} == trainable
     assert all(not p.requires_grad for p in m.net.encoder.parameters())
+
+
+def one_adamw_step_without_gradient(no_decay, **net_options) -> dict[str, bool]:
+    """Which parameters one AdamW step (lr 0.1, decay 0.5) changed. With no gradient Adam's
+    update is zero, so only the decay moves a weight: by the factor 1 - 0.05."""
+    m = Seq2SeqModule(tiny_model(vocab_size=TOKENIZER.vocab_size, **net_options), TOKENIZER,
+                      partial(torch.optim.AdamW, lr=0.1, weight_decay=0.5),
+                      partial(greedy_search, max_length=4), no_decay=no_decay)
+    before = {n: p.detach().clone() for n, p in m.net.named_parameters(remove_duplicate=False)}
+    optimizer = m.configure_optimizers()
+    for p in m.net.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    for n, p in m.net.named_parameters(remove_duplicate=False):
+        assert torch.equal(p, before[n]) or torch.allclose(p, before[n] * 0.95)
+    return {n: not torch.equal(p, before[n])
+            for n, p in m.net.named_parameters(remove_duplicate=False)}
+
+
+def test_no_decay_spares_the_parameters_it_names_from_weight_decay():
+    decayed = one_adamw_step_without_gradient(["*embedding*", "decoder.output.bias"])
+    spared = {"encoder.embedding.weight", "decoder.embedding.weight", "decoder.output.bias"}
+    assert {n for n, moved in decayed.items() if not moved} == spared
+    assert all(one_adamw_step_without_gradient([]).values())  # without it, every weight decays
+
+
+def test_no_decay_spares_a_shared_parameter_by_any_of_its_names():
+    decayed = one_adamw_step_without_gradient(["decoder.embedding.weight"],
+                                              sharing=Sharing(embeddings=True))
+    assert {n for n, moved in decayed.items() if not moved} == {"encoder.embedding.weight",
+                                                                "decoder.embedding.weight"}
+
+
+def test_a_no_decay_pattern_that_matches_nothing_is_refused_at_construction():
+    with pytest.raises(ConfigError, match=r"optimizer.no_decay: pattern\(s\) \['embeding\*'\]"):
+        module(no_decay=["embeding*"])
 
 
 def test_set_up_runs_init_then_warm_start_then_freeze():
