@@ -37,7 +37,7 @@ from qa_seq2seq.initializers import Initializer
 from qa_seq2seq.metrics import exact_match
 from qa_seq2seq.model import Seq2Seq
 from qa_seq2seq.rnn import Recurrent
-from qa_seq2seq.scopes import aliases, freeze_, match
+from qa_seq2seq.scopes import freeze_, match
 from qa_seq2seq.tokenizer import BOS_ID, PAD_ID, Tokenizer
 from qa_seq2seq.warm_start import WarmStart
 
@@ -245,13 +245,12 @@ class Seq2SeqModule(L.LightningModule):
         trainable = [p for p in self.net.parameters() if p.requires_grad]
         if not self.no_decay:
             return [{"params": trainable}]
-        names = aliases(self.net)  # every name of a shared parameter can be matched
-        found = match([n for ns in names.values() for n in ns], self.no_decay, "optimizer.no_decay")
-        exempt = {n for ns in found.values() for n in ns}
-        spared = [p for p in trainable if exempt.intersection(names[id(p)])]
-        decayed = [p for p in trainable if not exempt.intersection(names[id(p)])]
-        return [g for g in ({"params": decayed}, {"params": spared, "weight_decay": 0.0})
-                if g["params"]]
+        params = dict(self.net.named_parameters(remove_duplicate=False))  # a shared one: each name
+        found = match(params, self.no_decay, "optimizer.no_decay")
+        spared = {id(params[name]) for names in found.values() for name in names}
+        groups = ({"params": [p for p in trainable if id(p) not in spared]},
+                  {"params": [p for p in trainable if id(p) in spared], "weight_decay": 0.0})
+        return [group for group in groups if group["params"]]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[PAYLOAD_KEY] = self.payload
