@@ -37,7 +37,7 @@ from qa_seq2seq.initializers import Initializer
 from qa_seq2seq.metrics import exact_match
 from qa_seq2seq.model import Seq2Seq
 from qa_seq2seq.rnn import Recurrent
-from qa_seq2seq.scopes import freeze_, match
+from qa_seq2seq.scopes import freeze_, select
 from qa_seq2seq.tokenizer import BOS_ID, PAD_ID, Tokenizer
 from qa_seq2seq.warm_start import WarmStart
 
@@ -97,8 +97,8 @@ class Seq2SeqModule(L.LightningModule):
         self._batch: tuple[int, Tensor, Tensor] = (-1, torch.empty(0), torch.zeros(()))
         self.net, self.tokenizer = set_up(net, init, init_from, freeze, compile), tokenizer
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.no_decay = tuple(no_decay)
-        self._param_groups()  # a pattern that matches nothing is refused now, before training
+        # Resolved once, here: a pattern that matches nothing is refused before the Trainer starts.
+        self._no_decay = {id(p) for p in select(self.net, no_decay, "optimizer.no_decay").values()}
         self.search, self.label_smoothing = search, label_smoothing
         self.teacher_forcing = teacher_forcing
         # Questions and answers are shown and scored as written, not in the model's order.
@@ -237,19 +237,14 @@ class Seq2SeqModule(L.LightningModule):
             optimizer, total_steps=self.trainer.estimated_stepping_batches)}
 
     def _param_groups(self) -> list[dict[str, Any]]:
-        """The trainable parameters: those matching ``no_decay`` in a group without weight decay.
+        """The trainable parameters: those ``no_decay`` names in a group without weight decay.
 
         Decoupled weight decay shrinks every weight at every step, while an embedding row learns
         only on the steps whose batch holds its token: the rows of rare words fade.
         """
         trainable = [p for p in self.net.parameters() if p.requires_grad]
-        if not self.no_decay:
-            return [{"params": trainable}]
-        params = dict(self.net.named_parameters(remove_duplicate=False))  # a shared one: each name
-        found = match(params, self.no_decay, "optimizer.no_decay")
-        spared = {id(params[name]) for names in found.values() for name in names}
-        groups = ({"params": [p for p in trainable if id(p) not in spared]},
-                  {"params": [p for p in trainable if id(p) in spared], "weight_decay": 0.0})
+        groups = ({"params": [p for p in trainable if id(p) not in self._no_decay]},
+                  {"params": [p for p in trainable if id(p) in self._no_decay], "weight_decay": 0.0})
         return [group for group in groups if group["params"]]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

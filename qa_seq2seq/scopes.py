@@ -46,10 +46,17 @@ def match(names: Iterable[str], patterns: Sequence[str], key: str) -> dict[str, 
     return matches
 
 
+def select(model: nn.Module, patterns: Sequence[str], key: str) -> dict[str, nn.Parameter]:
+    """``{name: parameter}`` for every name (a shared parameter's aliases too) matching one of
+    ``patterns``, sorted by name; raises, naming ``key``, if a pattern matches nothing."""
+    params = dict(model.named_parameters(remove_duplicate=False))
+    found = {n for names in match(params, patterns, key).values() for n in names}
+    return {name: params[name] for name in sorted(found)}
+
+
 def freeze_(model: nn.Module, patterns: Sequence[str]) -> list[str]:
     """Set ``requires_grad=False`` on every parameter matching one of ``patterns``."""
-    params = dict(model.named_parameters(remove_duplicate=False))
-    frozen = sorted({n for found in match(params, patterns, "model.freeze").values() for n in found})
-    for name in frozen:
-        params[name].requires_grad_(False)
-    return frozen
+    frozen = select(model, patterns, "model.freeze")
+    for param in frozen.values():
+        param.requires_grad_(False)
+    return list(frozen)

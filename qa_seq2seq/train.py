@@ -113,7 +113,7 @@ def optimizer_factory(cfg: DictConfig) -> tuple[Callable, list[str]]:
     if no_decay and not options.get("weight_decay"):
         raise ConfigError(f"optimizer.no_decay={no_decay} spares parameters from weight decay, and "
                           f"{options['_target_']} has none (optimizer.weight_decay="
-                          f"{options.get('weight_decay')}): set optimizer.no_decay=[], or use "
+                          f"{options.get('weight_decay', 0)}): set optimizer.no_decay=[], or use "
                           f"optimizer=adamw")
     return instantiate(options), no_decay
 
