@@ -68,6 +68,8 @@ class Seq2SeqModule(L.LightningModule):
         optimizer: ``_partial_`` optimizer, called with the trainable parameters only.
         no_decay: globs of parameters the optimizer's weight decay spares (their own param group
             with ``weight_decay=0``), e.g. ``["*embedding*"]``; ``optimizer.no_decay`` in config.
+        decay_from_step: the optimizer step from which the weight decay applies (before it, AdamW
+            is Adam); ``optimizer.decay_from_step`` in config.
         scheduler: optional ``_partial_`` of a ``qa_seq2seq.schedules`` function, called with the
             optimizer and the number of optimizer steps; returns Lightning's scheduler dict.
         teacher_forcing: probability of feeding gold tokens at a training step (scheduled
@@ -82,7 +84,7 @@ class Seq2SeqModule(L.LightningModule):
     """
 
     def __init__(self, net: Seq2Seq, tokenizer: Tokenizer, optimizer: Callable,
-                 search: Callable, no_decay: Sequence[str] = (),
+                 search: Callable, no_decay: Sequence[str] = (), decay_from_step: int = 0,
                  init: Initializer | None = None,
                  init_from: WarmStart | None = None, freeze: Sequence[str] = (),
                  scheduler: Callable | None = None,
@@ -99,6 +101,7 @@ class Seq2SeqModule(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         # Resolved once, here: a pattern that matches nothing is refused before the Trainer starts.
         self._no_decay = {id(p) for p in select(self.net, no_decay, "optimizer.no_decay").values()}
+        self.decay_from_step = decay_from_step
         self.search, self.label_smoothing = search, label_smoothing
         self.teacher_forcing = teacher_forcing
         # Questions and answers are shown and scored as written, not in the model's order.
@@ -131,6 +134,14 @@ class Seq2SeqModule(L.LightningModule):
         # check (configure_gradient_clipping) reports it with these rows.
         self._batch = (batch_idx, batch.index, loss.detach())
         return loss
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        """Weight decay off before ``decay_from_step``: a function of the step, so a resumed run
+        decays exactly as an uninterrupted one."""
+        if self.decay_from_step:
+            for group in self.optimizers().param_groups:
+                group["weight_decay"] = (group["scheduled_weight_decay"]
+                                         if self.global_step >= self.decay_from_step else 0.0)
 
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer,
                                     gradient_clip_val: float | None = None,
@@ -231,6 +242,8 @@ class Seq2SeqModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self._param_groups())
+        for group in optimizer.param_groups:  # what on_train_batch_start switches on
+            group["scheduled_weight_decay"] = group.get("weight_decay", 0.0)
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(

@@ -35,7 +35,7 @@ RULES: dict[str, Rule] = {
     **{f"model.net.{cell}.{key}": rule for cell in ("cell", "encoder_cell", "decoder_cell")
        for key, rule in CELL.items()},
     "optimizer.lr": POSITIVE, "optimizer.weight_decay": NON_NEGATIVE,
-    "optimizer.momentum": NON_NEGATIVE,
+    "optimizer.momentum": NON_NEGATIVE, "optimizer.decay_from_step": NON_NEGATIVE_COUNT,
     "scheduler.warmup_steps": NON_NEGATIVE_COUNT, "scheduler.min_lr_ratio": RATIO,
     "label_smoothing": PROBABILITY,
     "data.batch_size": COUNT, "data.eval_batch_size": COUNT, "data.max_tokens": COUNT,

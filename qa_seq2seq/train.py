@@ -104,18 +104,20 @@ def make_trainer(trainer_cfg: DictConfig, **kwargs: Any) -> L.Trainer:
     return instantiate(trainer_cfg, **kwargs)
 
 
-def optimizer_factory(cfg: DictConfig) -> tuple[Callable, list[str]]:
-    """The ``optimizer`` group: torch's optimizer (a partial), and its ``no_decay`` globs, which
-    are ours, not the optimizer's (``Seq2SeqModule`` puts their parameters in a group without
-    weight decay)."""
+def optimizer_factory(cfg: DictConfig) -> tuple[Callable, dict[str, Any]]:
+    """The ``optimizer`` group: torch's optimizer (a partial), and the ``Seq2SeqModule`` options
+    that are ours, not the optimizer's: ``no_decay`` globs (their parameters go in a group
+    without weight decay) and ``decay_from_step``."""
     options = OmegaConf.to_container(cfg, resolve=True)
-    no_decay = options.pop("no_decay", None) or []
-    if no_decay and not options.get("weight_decay"):
-        raise ConfigError(f"optimizer.no_decay={no_decay} spares parameters from weight decay, and "
-                          f"{options['_target_']} has none (optimizer.weight_decay="
-                          f"{options.get('weight_decay', 0)}): set optimizer.no_decay=[], or use "
-                          f"optimizer=adamw")
-    return instantiate(options), no_decay
+    ours = {"no_decay": options.pop("no_decay", None) or [],
+            "decay_from_step": options.pop("decay_from_step", None) or 0}
+    for key, off in (("no_decay", "[]"), ("decay_from_step", "0")):
+        if ours[key] and not options.get("weight_decay"):
+            raise ConfigError(f"optimizer.{key}={ours[key]} acts on the weight decay, and "
+                              f"{options['_target_']} has none (optimizer.weight_decay="
+                              f"{options.get('weight_decay', 0)}): set optimizer.{key}={off}, or "
+                              f"use optimizer=adamw")
+    return instantiate(options), ours
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -124,7 +126,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"{', '.join(missing)}: required, with no default (???); set "
                           f"{missing[0]}=...")
     check_ranges(cfg)
-    optimizer, no_decay = optimizer_factory(cfg.optimizer)
+    optimizer, optimizer_options = optimizer_factory(cfg.optimizer)
+    if 0 < (max_steps := cfg.trainer.get("max_steps", -1)) <= optimizer_options["decay_from_step"]:
+        raise ConfigError(f"optimizer.decay_from_step={optimizer_options['decay_from_step']}: the "
+                          f"run ends at trainer.max_steps={max_steps}, before any decay; set it "
+                          f"below {max_steps}")
     resume_from = None
     if cfg.get("resume"):
         run_dir = find_run(cfg.resume, cfg.run_name)
@@ -155,7 +161,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     module: Seq2SeqModule = instantiate(cfg.model, _convert_="all")(
         tokenizer=tokenizer,
         optimizer=optimizer,
-        no_decay=no_decay,
+        **optimizer_options,
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         search=search,
         label_smoothing=cfg.label_smoothing,

@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.module import set_up
-from qa_seq2seq.train import make_loggers, make_trainer, optimizer_factory
+from qa_seq2seq.train import make_loggers, make_trainer, optimizer_factory, train
 from tests.conftest import compose_train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -125,10 +125,20 @@ def test_arith_best_on_a_users_files_keeps_its_model_optimizer_and_reading_order
     assert shapes and all(shape[1] == 128 for shape in shapes.values()), shapes
 
 
-def test_optimizer_no_decay_without_weight_decay_is_refused(tmp_path):
+@pytest.mark.parametrize("key, value, parsed, off", [
+    ("no_decay", "[*embedding*]", ["*embedding*"], r"\[\]"), ("decay_from_step", "100", 100, "0")])
+def test_weight_decay_options_without_weight_decay_are_refused(tmp_path, key, value, parsed, off):
     """A key that would do nothing is refused, saying what would work."""
-    cfg = compose_train(["+optimizer.no_decay=[*embedding*]"], tmp_path)  # Adam, no decay
-    with pytest.raises(ConfigError, match=r"set optimizer.no_decay=\[\], or use optimizer=adamw"):
+    cfg = compose_train([f"+optimizer.{key}={value}"], tmp_path)  # Adam, no decay
+    with pytest.raises(ConfigError, match=rf"set optimizer.{key}={off}, or use optimizer=adamw"):
         optimizer_factory(cfg.optimizer)
-    adamw = compose_train(["optimizer=adamw", "optimizer.no_decay=[*embedding*]"], tmp_path)
-    assert optimizer_factory(adamw.optimizer)[1] == ["*embedding*"]
+    adamw = compose_train(["optimizer=adamw", f"optimizer.{key}={value}"], tmp_path)
+    assert optimizer_factory(adamw.optimizer)[1][key] == parsed
+
+
+def test_decay_from_step_at_or_after_the_last_step_is_refused(tmp_path):
+    cfg = compose_train(["optimizer=adamw", "optimizer.decay_from_step=100", "trainer.max_steps=100"],
+                        tmp_path)
+    with pytest.raises(ConfigError, match=r"decay_from_step=100: the run ends at trainer.max_steps"
+                                          r"=100, before any decay; set it below 100"):
+        train(cfg)

@@ -32,7 +32,7 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     pytest.param("-m qa_seq2seq.train model.net.hidden_size=0",
                  "model.net.hidden_size=0 must be an integer >= 1", marks=pytest.mark.slow),
     pytest.param("-m qa_seq2seq.train +optimizer.no_decay=[*embedding*]",
-                 "optimizer.no_decay=['*embedding*'] spares parameters from weight decay, and "
+                 "optimizer.no_decay=['*embedding*'] acts on the weight decay, and "
                  "torch.optim.Adam has none", marks=pytest.mark.slow),
     ("scripts/bench_decode.py --checkpoint /no/such", "/no/such: no such checkpoint"),
     ("scripts/bench_decode.py --questions /no/such.jsonl", "--questions /no/such.jsonl: no such file"),

@@ -4,6 +4,7 @@ exercise it through the Trainer)."""
 import random
 from functools import partial
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -84,6 +85,24 @@ def test_no_decay_spares_a_shared_parameter_by_any_of_its_names():
 def test_a_no_decay_pattern_that_matches_nothing_is_refused_at_construction():
     with pytest.raises(ConfigError, match=r"optimizer.no_decay: pattern\(s\) \['embeding\*'\]"):
         module(no_decay=["embeding*"])
+
+
+def test_decay_from_step_turns_weight_decay_on_at_that_step_and_spares_no_decay():
+    m = Seq2SeqModule(tiny_model(vocab_size=TOKENIZER.vocab_size), TOKENIZER,
+                      partial(torch.optim.AdamW, lr=0.01, weight_decay=0.5),
+                      partial(greedy_search, max_length=4), no_decay=["*embedding*"],
+                      decay_from_step=2)
+    seen = []
+
+    class Record(L.Callback):
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            seen.append([group["weight_decay"] for group in optimizer.param_groups])
+
+    trainer = L.Trainer(max_steps=4, callbacks=[Record()], logger=False, limit_val_batches=0,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(m, torch.utils.data.DataLoader([BATCH] * 4, batch_size=None))
+    assert seen == [[0.0, 0.0], [0.0, 0.0], [0.5, 0.0], [0.5, 0.0]]
 
 
 def test_set_up_runs_init_then_warm_start_then_freeze():
