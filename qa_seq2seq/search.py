@@ -173,17 +173,18 @@ def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size:
     check_beam_options(beam_size, n_best, length_penalty)
     batch, k, device = src.size(0), beam_size, src.device
     limits = _limits(src_lengths, max_length, max_length_ratio).to(device)
-    state = _encode(model, src, src_lengths, initial_state)
-    state = model.reorder_state(state, torch.arange(batch, device=device).repeat_interleave(k))
+    state = _encode(model, src, src_lengths, initial_state)  # one row per question until t = 1
     alive = torch.arange(batch, device=device)  # question of each block of k rows
     scores = torch.full((batch, k), -math.inf, device=device)
     scores[:, 0] = 0.0  # the first step expands one beam only
     history = src.new_zeros(batch * k, 0)
     history_log_probs = torch.zeros(batch * k, 0, device=device)
-    tokens = src.new_full((batch * k,), BOS_ID)
+    tokens = src.new_full((batch,), BOS_ID)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     for t in range(int(limits.max())):
         log_probs, state = _log_probs(model, tokens, state, t, min_length)
+        if t == 0:  # the k beams of a question are one: run the decoder once, copy the result
+            log_probs = log_probs.repeat_interleave(k, 0)
         vocab, questions = log_probs.size(1), alive.numel()
         if no_repeat_ngram_size > 0:
             block_repeated_ngrams(log_probs, history, no_repeat_ngram_size)
@@ -228,5 +229,5 @@ def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size:
         history = torch.cat([history[order], tokens[:, None]], 1)
         history_log_probs = torch.cat(
             [history_log_probs[order], top_log_probs.gather(1, keep)[active].reshape(-1, 1)], 1)
-        state = model.reorder_state(state, order)
+        state = model.reorder_state(state, order if t else order // k)
     return [sorted(hyps, key=lambda h: -h.normalized_score)[:n_best] for hyps in finished]
