@@ -99,15 +99,22 @@ def test_the_arithmetic_experiments_train_with_weight_decay(experiment, decay, t
     torch.testing.assert_close(weight.detach(), torch.full((3,), 1 - cfg.optimizer.lr * decay))
 
 
-def test_toy_best_trains_16000_steps_with_place_embeddings(tmp_path):
-    """What the README says toy_best is: toy_lstm's model with place embeddings, trained for
-    16,000 steps with no early stopping."""
+def test_toy_best_is_the_readme_recipe(tmp_path):
+    """What the README says toy_best is: place embeddings, dot attention over the reversed
+    question, 128 units without dropout, AdamW sparing the embeddings with its decay from step
+    6,000, 32,000 steps with no early stopping."""
     cfg = compose_train(["+experiment=toy_best"], tmp_path)
     _, net = instantiate_everything(cfg)
-    assert "encoder.places.embedding.weight" in dict(net.named_parameters())
+    names = dict(net.named_parameters())
+    assert "encoder.places.embedding.weight" in names
+    assert net.decoder.attention is not None and net.encoder.rnn.hidden_size == 128
+    assert cfg.data.reverse_source and cfg.model.net.dropout == 0
+    optimizer, options = optimizer_factory(cfg.optimizer)
+    assert optimizer.func is torch.optim.AdamW and optimizer.keywords["weight_decay"] == 0.1
+    assert options == {"no_decay": ["*embedding*"], "decay_from_step": 6000}
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
     assert callbacks and not any(isinstance(c, EarlyStopping) for c in callbacks)
-    assert cfg.trainer.max_epochs == -1 and cfg.trainer.max_steps == 16000
+    assert cfg.trainer.max_epochs == -1 and cfg.trainer.max_steps == 32000
 
 
 def test_arith_best_on_a_users_files_keeps_its_model_optimizer_and_reading_order(tmp_path):
