@@ -167,3 +167,25 @@ def test_a_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path):
         proc.wait()
         ckpt = torch.load(path, weights_only=True)
         assert torch.all(ckpt["w"] == float(ckpt["i"]))
+
+
+def test_decay_from_step_resumed_before_the_switch_decays_as_an_uninterrupted_run(tmp_path):
+    """Killed at step 13 (last.ckpt at 10), decay from step 20: the resumed run must switch the
+    decay on at step 20 as the uninterrupted one does, and differ from a run decayed throughout."""
+    decay = ["optimizer=adamw", "optimizer.weight_decay=0.5", "trainer.max_epochs=2"]
+    finals = {}
+    for name, start in (("clean", 20), ("killed", 20), ("always", 0)):
+        cwd = tmp_path / name
+        cwd.mkdir()
+        overrides = [*decay, f"optimizer.decay_from_step={start}"]
+        if name == "killed":
+            kill = interrupt(cwd, "SIGKILL", "train_batch", 13)
+            assert train(cwd, *overrides, *kill).returncode == -signal.SIGKILL
+            overrides += [*kill, "resume=auto"]
+        result = train(cwd, *overrides)
+        assert result.returncode == 0, result.stderr[-3000:]
+        finals[name] = weights(runs(cwd)[0])
+    for name in finals["clean"]:
+        torch.testing.assert_close(finals["killed"][name], finals["clean"][name], atol=1e-6,
+                                   rtol=1e-5, msg=name)
+    assert any(not torch.allclose(finals["always"][n], finals["clean"][n]) for n in finals["clean"])
