@@ -36,8 +36,11 @@ class Memory(NamedTuple):
     mask: Tensor  # (B, S) True at real source tokens
 
     def index_select(self, dim: int, order: Tensor) -> Memory:
-        """Rows ``order`` of the batch (``dim`` 0), as ``Tensor.index_select`` does."""
-        return Memory(*(x.index_select(dim, order) for x in self))
+        """Rows ``order`` of the batch (``dim`` 0), as ``Tensor.index_select`` does. Dot
+        attention's keys are its values: copied once (beam search reorders every step)."""
+        values = self.values.index_select(dim, order)
+        keys = values if self.keys is self.values else self.keys.index_select(dim, order)
+        return Memory(values, keys, self.mask.index_select(dim, order))
 
 
 class Attended(NamedTuple):

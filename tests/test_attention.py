@@ -64,6 +64,17 @@ def test_padding_gets_no_weight_and_cannot_change_the_result(score):
                                out.hidden[0])
 
 
+@pytest.mark.parametrize("score", SCORES)
+def test_reordered_memory_is_each_field_reordered_and_dot_keys_stay_its_values(score):
+    attention = Attention(score, query_size=6, memory_size=6)
+    memory = attention.memory(torch.randn(3, 5, 6), torch.tensor([5, 2, 4]))
+    order = torch.tensor([2, 2, 0, 1])
+    reordered = memory.index_select(0, order)
+    for field, before in zip(reordered, memory):
+        assert torch.equal(field, before[order])
+    assert (reordered.keys is reordered.values) == (score == "dot")  # one copy, not two
+
+
 def test_dot_needs_equal_sizes_and_input_feeding_needs_attention():
     with pytest.raises(ConfigError, match="model/net/attention=general or bahdanau"):
         tiny_model(attention=partial(Attention, "dot"), bidirectional_encoder=True, bridge="linear")
