@@ -82,7 +82,16 @@ class Attention(nn.Module):
         return Memory(values, keys, mask)
 
     def forward(self, query: Tensor, memory: Memory) -> Attended:
-        """query (B, T, Q): decoder RNN outputs -> attentional vectors and weights."""
+        """query (B, T, Q): decoder RNN outputs -> attentional vectors and weights.
+
+        A memory of fewer rows (B / g, as beam search keeps it) serves g consecutive query rows
+        each: the k hypotheses of a question read one copy of its encoder outputs.
+        """
+        rows, questions = query.size(0), memory.mask.size(0)
+        if rows != questions:
+            hidden, weights = self(query.reshape(questions, -1, query.size(-1)), memory)
+            return Attended(hidden.reshape(rows, query.size(1), -1),
+                            weights.reshape(rows, query.size(1), -1))
         if self.score == "bahdanau":
             features = torch.tanh(self.query(query)[:, :, None] + memory.keys[:, None])  # (B,T,S,Q)
             scores = self.v(features).squeeze(-1)  # (B, T, S)

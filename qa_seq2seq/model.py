@@ -301,8 +301,28 @@ class Seq2Seq(nn.Module):
     def reorder_state(state: DecoderState, order: Tensor) -> DecoderState:
         """Select/repeat batch rows: ``order`` (B',) indexes the batch dimension."""
         rnn = State(*(None if s is None else s.index_select(1, order) for s in state.rnn))
-        return DecoderState(rnn, *(None if x is None else x.index_select(0, order)
-                                   for x in state[1:]))
+        context, feed = (None if x is None else x.index_select(0, order)
+                         for x in (state.context, state.feed))
+        memory = None if state.memory is None else reorder_memory(state.memory, order,
+                                                                  state.rnn.h.size(1))
+        return DecoderState(rnn, context, memory, feed)
+
+
+def reorder_memory(memory: Memory, order: Tensor, rows: int) -> Memory:
+    """The attention memory for the rows ``order`` (B',) of a state of ``rows`` rows.
+
+    The memory holds one row per question, each serving ``rows / questions`` consecutive state
+    rows (see ``Attention.forward``). While the new rows still come in equal runs of one
+    question (beam search keeps k rows a question), the memory keeps one row per run: copied
+    only when questions leave, instead of k rows at every step. Otherwise, one row per row.
+    """
+    questions = order // (rows // memory.mask.size(0))  # the question of each new row
+    runs, lengths = torch.unique_consecutive(questions, return_counts=True)
+    if not bool((lengths == lengths[0]).all()):
+        return memory.index_select(0, questions)
+    if len(runs) == memory.mask.size(0) and bool((runs == torch.arange(len(runs))).all()):
+        return memory  # the same questions in the same order
+    return memory.index_select(0, runs)
 
 
 def merge_directions(state: State, directions: int) -> EncoderState:

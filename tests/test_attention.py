@@ -7,6 +7,7 @@ import torch
 
 from qa_seq2seq.attention import Attention
 from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.model import reorder_memory
 from tests.conftest import random_batch, tiny_model
 
 SCORES = ["dot", "general", "bahdanau"]
@@ -73,6 +74,29 @@ def test_reordered_memory_is_each_field_reordered_and_dot_keys_stay_its_values(s
     for field, before in zip(reordered, memory):
         assert torch.equal(field, before[order])
     assert (reordered.keys is reordered.values) == (score == "dot")  # one copy, not two
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_a_memory_row_serves_its_questions_consecutive_query_rows_as_a_repeated_one(score):
+    torch.manual_seed(2)
+    attention = Attention(score, query_size=6, memory_size=6)
+    memory = attention.memory(torch.randn(2, 5, 6), torch.tensor([5, 3]))
+    query = torch.randn(6, 1, 6)  # 3 rows (beams) a question
+    shared = attention(query, memory)
+    repeated = attention(query, memory.index_select(0, torch.tensor([0, 0, 0, 1, 1, 1])))
+    torch.testing.assert_close(shared.hidden, repeated.hidden)
+    torch.testing.assert_close(shared.weights, repeated.weights)
+
+
+def test_reorder_memory_keeps_a_row_per_question_while_rows_come_in_equal_runs():
+    memory = Attention("dot", 6, 6).memory(torch.randn(3, 4, 6), torch.tensor([4, 2, 3]))
+    # 6 state rows, 2 a question (beam search, k=2): question 2 (rows 4-5) leaves, the others
+    # keep 2 rows each, reordered within the question.
+    kept = reorder_memory(memory, torch.tensor([1, 0, 3, 3]), rows=6)
+    assert torch.equal(kept.values, memory.values[[0, 1]]) and kept.keys is kept.values
+    assert reorder_memory(memory, torch.tensor([0, 1, 2, 3, 4, 5]), rows=6) is memory
+    uneven = reorder_memory(memory, torch.tensor([0, 1, 2, 2, 5]), rows=6)  # 3 rows of question 1
+    assert torch.equal(uneven.values, memory.values[[0, 0, 1, 1, 2]])  # then a row each
 
 
 def test_dot_needs_equal_sizes_and_input_feeding_needs_attention():
