@@ -320,7 +320,8 @@ def reorder_memory(memory: Memory, order: Tensor, rows: int) -> Memory:
     runs, lengths = torch.unique_consecutive(questions, return_counts=True)
     if not bool((lengths == lengths[0]).all()):
         return memory.index_select(0, questions)
-    if len(runs) == memory.mask.size(0) and bool((runs == torch.arange(len(runs))).all()):
+    same = torch.arange(memory.mask.size(0), device=runs.device)
+    if len(runs) == len(same) and bool((runs == same).all()):
         return memory  # the same questions in the same order
     return memory.index_select(0, runs)
 
