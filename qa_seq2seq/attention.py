@@ -37,7 +37,7 @@ class Memory(NamedTuple):
 
     def index_select(self, dim: int, order: Tensor) -> Memory:
         """Rows ``order`` of the batch (``dim`` 0), as ``Tensor.index_select`` does. Dot
-        attention's keys are its values: copied once (beam search reorders every step)."""
+        attention's keys are its values: copied once, and still one tensor after."""
         values = self.values.index_select(dim, order)
         keys = values if self.keys is self.values else self.keys.index_select(dim, order)
         return Memory(values, keys, self.mask.index_select(dim, order))
