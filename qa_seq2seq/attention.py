@@ -11,8 +11,9 @@ output layer. Scores:
   used after the RNN step as OpenNMT-py's ``mlp`` attention does.
 
 Everything that depends on the source alone (``W_a m_s``, ``W_k m_s``, the padding mask) is
-computed once per question in :meth:`Attention.memory` and reordered with the beam, so a decoding
-step costs one batched matmul over the source. Parameters live under the decoder's scope:
+computed once per question in :meth:`Attention.memory`, and beam search keeps it once per
+question (its k hypotheses read the same row), so a decoding step costs one batched matmul over
+the source and no copy of it. Parameters live under the decoder's scope:
 ``decoder.attention.key.weight``, ``.query.weight`` / ``.bias``, ``.v.weight``, ``.out.weight``.
 """
 

@@ -174,7 +174,7 @@ def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size:
     batch, k, device = src.size(0), beam_size, src.device
     limits = _limits(src_lengths, max_length, max_length_ratio).to(device)
     state = _encode(model, src, src_lengths, initial_state)  # one row per question until t = 1
-    alive = torch.arange(batch, device=device)  # question of each block of k rows
+    alive = torch.arange(batch, device=device)  # question of each block of rows (1, then k)
     scores = torch.full((batch, k), -math.inf, device=device)
     scores[:, 0] = 0.0  # the first step expands one beam only
     history = src.new_zeros(batch * k, 0)
