@@ -88,11 +88,10 @@ class Attention(nn.Module):
         A memory of fewer rows (B / g, as beam search keeps it) serves g consecutive query rows
         each: the k hypotheses of a question read one copy of its encoder outputs.
         """
-        rows, questions = query.size(0), memory.mask.size(0)
-        if rows != questions:
-            hidden, weights = self(query.reshape(questions, -1, query.size(-1)), memory)
-            return Attended(hidden.reshape(rows, query.size(1), -1),
-                            weights.reshape(rows, query.size(1), -1))
+        rows, steps = query.shape[:2]
+        # (B / g, g * T, Q): a view, so g = 1 costs nothing and an exported step graph serves
+        # any g (the ONNX runtime's beam search keeps one memory row per question too).
+        query = query.reshape(memory.mask.size(0), -1, query.size(-1))
         if self.score == "bahdanau":
             features = torch.tanh(self.query(query)[:, :, None] + memory.keys[:, None])  # (B,T,S,Q)
             scores = self.v(features).squeeze(-1)  # (B, T, S)
@@ -101,4 +100,5 @@ class Attention(nn.Module):
         scores = scores.masked_fill(~memory.mask[:, None], float("-inf"))
         weights = scores.softmax(-1)  # every question has >= 1 real token: no all -inf row
         context = weights @ memory.values  # (B, T, M)
-        return Attended(torch.tanh(self.out(torch.cat([context, query], -1))), weights)
+        hidden = torch.tanh(self.out(torch.cat([context, query], -1)))
+        return Attended(hidden.reshape(rows, steps, -1), weights.reshape(rows, steps, -1))

@@ -162,7 +162,11 @@ def beam_search(model: OnnxModel, src: np.ndarray, src_lengths: np.ndarray, beam
     check_beam_options(beam_size, n_best, length_penalty)
     batch, k = src.shape[0], beam_size
     limits = _limits(src_lengths, max_length, max_length_ratio)
-    state = model.reorder_state(model.encode(src, src_lengths), np.repeat(np.arange(batch), k))
+    state = model.encode(src, src_lengths)
+    # The attention memory stays one row per question (alive): the step graph serves each
+    # question's k rows from it, so it is copied only when questions finish.
+    memory = {name: state.pop(name) for name in list(state) if name.startswith("memory")}
+    state = model.reorder_state(state, np.repeat(np.arange(batch), k))
     alive = np.arange(batch)  # question of each block of k rows
     scores = np.full((batch, k), -np.inf, np.float32)
     scores[:, 0] = 0.0  # the first step expands one beam only
@@ -171,7 +175,8 @@ def beam_search(model: OnnxModel, src: np.ndarray, src_lengths: np.ndarray, beam
     tokens = np.full(batch * k, BOS_ID, np.int64)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     for t in range(int(limits.max())):
-        log_probs, state = _log_probs(model, tokens, state, t, min_length)
+        log_probs, state = _log_probs(model, tokens, {**state, **memory}, t, min_length)
+        state = {name: x for name, x in state.items() if name not in memory}
         vocab, questions = log_probs.shape[1], alive.size
         if no_repeat_ngram_size > 0:
             block_repeated_ngrams(log_probs, history, no_repeat_ngram_size)
@@ -214,6 +219,8 @@ def beam_search(model: OnnxModel, src: np.ndarray, src_lengths: np.ndarray, beam
             [history_log_probs[order], np.take_along_axis(top_log_probs, keep, 1)[active].reshape(-1, 1)],
             1)
         state = model.reorder_state(state, order)
+        if active.size < questions:
+            memory = model.reorder_state(memory, active)
     return [sorted(hyps, key=lambda h: -h.normalized_score)[:n_best] for hyps in finished]
 
 

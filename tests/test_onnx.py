@@ -111,6 +111,26 @@ def test_greedy_and_beam_match_the_torch_searches(exported, name):
                              n_best=3))
 
 
+def test_beam_search_keeps_one_memory_row_per_question(exported):
+    """The step graph serves a question's k rows from one memory row: the runtime never
+    repeats the encoder outputs per hypothesis."""
+    model, folder = exported("bahdanau+bidirectional-peephole")
+    onnx_model = runtime.OnnxModel(folder, json.loads((folder / "graphs.json").read_text()))
+    rows, step = [], onnx_model.step
+
+    def spy(tokens, state):
+        rows.append((tokens.shape[0], state["memory_keys"].shape[0], state["memory_mask"].shape[0]))
+        return step(tokens, state)
+
+    onnx_model.step = spy
+    src, lengths = random_batch(batch=6, max_len=7, seed=1)
+    got = runtime.beam_search(onnx_model, src.numpy(), lengths.numpy(), beam_size=5, n_best=3,
+                              max_length=6)
+    assert_same(beam_search(model, src, lengths, beam_size=5, n_best=3, max_length=6), got)
+    assert rows[0] == (30, 6, 6)
+    assert all(hypotheses == 5 * keys == 5 * masks for hypotheses, keys, masks in rows)
+
+
 @pytest.mark.parametrize("options", [
     {"length_penalty": "gnmt", "alpha": 0.8, "n_best": 2},
     {"length_penalty": "average", "min_length": 2},
