@@ -135,7 +135,8 @@ def export_graphs(net: Seq2Seq, out: Path, max_source_length: int, opset: int = 
                                         **{f"{n}_out": _axes(n) for n in step.carried}},
                           opset_version=opset, dynamo=False)
     return {"opset": opset, "encoders": encoders, "step": "step.onnx", "state": names,
-            "carried": step.carried, "batch_axes": {n: STATE[n] for n in names}}
+            "carried": step.carried, "batch_axes": {n: STATE[n] for n in names},
+            "grouped_memory": True}  # one memory row serves several state rows (beam search)
 
 
 def _axes(name: str) -> dict[int, str]:

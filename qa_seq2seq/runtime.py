@@ -74,6 +74,8 @@ class OnnxModel:
         self.step_session = session(graphs["step"])
         self.names, self.carried = graphs["state"], graphs["carried"]
         self.batch_axes = graphs["batch_axes"]
+        # Exports before 2026-12-05 traced attention with one memory row per state row.
+        self.grouped_memory = graphs.get("grouped_memory", False)
 
     def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> State:
         """src (B, S) int64, src_lengths (B,) -> the decoder's state before ``<bos>``."""
@@ -165,7 +167,8 @@ def beam_search(model: OnnxModel, src: np.ndarray, src_lengths: np.ndarray, beam
     state = model.encode(src, src_lengths)
     # The attention memory stays one row per question (alive): the step graph serves each
     # question's k rows from it, so it is copied only when questions finish.
-    memory = {name: state.pop(name) for name in list(state) if name.startswith("memory")}
+    memory = {name: state.pop(name) for name in list(state)
+              if name.startswith("memory") and model.grouped_memory}
     state = model.reorder_state(state, np.repeat(np.arange(batch), k))
     alive = np.arange(batch)  # question of each block of k rows
     scores = np.full((batch, k), -np.inf, np.float32)

@@ -130,6 +130,15 @@ def test_beam_search_keeps_one_memory_row_per_question(exported):
     assert rows[0] == (30, 6, 6)
     assert all(hypotheses == 5 * keys == 5 * masks for hypotheses, keys, masks in rows)
 
+    # An export from before this, whose step graph takes a memory row per state row (no
+    # "grouped_memory" in its description), is still searched right: the memory is repeated.
+    rows.clear()
+    onnx_model.grouped_memory = False
+    got = runtime.beam_search(onnx_model, src.numpy(), lengths.numpy(), beam_size=5, n_best=3,
+                              max_length=6)
+    assert_same(beam_search(model, src, lengths, beam_size=5, n_best=3, max_length=6), got)
+    assert rows and all(hypotheses == keys == masks for hypotheses, keys, masks in rows)
+
 
 @pytest.mark.parametrize("options", [
     {"length_penalty": "gnmt", "alpha": 0.8, "n_best": 2},
