@@ -102,3 +102,26 @@ class Attention(nn.Module):
         context = weights @ memory.values  # (B, T, M)
         hidden = torch.tanh(self.out(torch.cat([context, query], -1)))
         return Attended(hidden.reshape(rows, steps, -1), weights.reshape(rows, steps, -1))
+
+
+class Pooling(nn.Module):
+    """Self-attentive pooling (Lin et al. 2017, one head): one summary of the encoder outputs
+    per question, ``sum_s a_s m_s`` with ``a = softmax_s(v · tanh(W m_s))`` over the real
+    tokens. Its weights depend on the tokens alone, not on a decoder state, so it can learn to
+    pick the words that set what the whole answer is (which operation was asked).
+
+    Parameters (under the decoder's scope): ``decoder.pooling.key.weight`` (P, M),
+    ``decoder.pooling.v.weight`` (1, P), P = M.
+    """
+
+    def __init__(self, memory_size: int):
+        super().__init__()
+        self.key = nn.Linear(memory_size, memory_size, bias=False)
+        self.v = nn.Linear(memory_size, 1, bias=False)
+
+    def forward(self, values: Tensor, lengths: Tensor) -> Tensor:
+        """values (B, S, M) encoder outputs, lengths (B,) -> the summary (B, M)."""
+        mask = torch.arange(values.size(1), device=values.device) < lengths.to(values.device)[:, None]
+        scores = self.v(torch.tanh(self.key(values))).squeeze(-1)  # (B, S)
+        weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+        return (weights[:, :, None] * values).sum(1)

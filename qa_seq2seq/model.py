@@ -11,6 +11,7 @@ Parameter scopes (stable names, used by config globs, ``inspect`` and checkpoint
     decoder.output.weight, .bias      (V, H_dec)
     decoder.attention.out.weight ...  only with model/net/attention (see qa_seq2seq.attention)
     decoder.thinking                  (E,): only with model.net.thinking_steps > 0
+    decoder.pooling.key.weight ...    only with model.net.feed_encoder_state=pooled
 
 ``encoder``, ``bridge`` and ``decoder`` are the default names of the three scopes; ``scopes``
 renames them (``{"encoder": "question_encoder"}`` gives ``question_encoder.rnn.weight_ih_l0``).
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from qa_seq2seq.attention import Attention, Memory
+from qa_seq2seq.attention import Attention, Memory, Pooling
 from qa_seq2seq.bridge import Bridge, EncoderState, Side
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.places import NumberPlaces
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 RNNFactory = Callable[..., Recurrent]
 SCOPES = ("encoder", "bridge", "decoder")
+SUMMARIES = ("none", "final", "pooled")  # what feed_encoder_state feeds to every decoder step
 
 
 class EncoderOutput(NamedTuple):
@@ -92,9 +94,11 @@ class Decoder(nn.Module):
 
     def __init__(self, embedding: nn.Embedding, rnn: Recurrent, output: nn.Linear,
                  dropout: float = 0.0, attention: Attention | None = None,
-                 input_feeding: bool = False, thinking_steps: int = 0):
+                 input_feeding: bool = False, thinking_steps: int = 0,
+                 pooling: Pooling | None = None):
         super().__init__()
         self.embedding, self.rnn, self.output = embedding, rnn, output
+        self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.attention, self.input_feeding = attention, input_feeding
         self.thinking_steps = thinking_steps
@@ -150,8 +154,10 @@ class Seq2Seq(nn.Module):
             ``hidden_size`` / ``num_layers`` win over these.
         bidirectional_encoder: run the encoder both ways (its state size doubles).
         bridge: ``state`` | ``hidden_only`` | ``linear`` | ``none`` (see ``qa_seq2seq.bridge``).
-        feed_encoder_state: also concatenate the encoder's final top-layer ``h`` to every
-            decoder input.
+        feed_encoder_state: also concatenate a summary of the question to every decoder input:
+            ``final`` (or True) the encoder's final top-layer ``h`` (Cho et al. 2014), ``pooled``
+            the self-attentive pooling of the encoder outputs (``attention.Pooling``), ``none``
+            (or False) nothing.
         attention: factory for the decoder's attention over the encoder outputs (a ``_partial_``
             of ``qa_seq2seq.attention.Attention``), or None (``model/net/attention=none``).
         input_feeding: feed the previous attentional vector into each decoder step (needs
@@ -176,7 +182,7 @@ class Seq2Seq(nn.Module):
         decoder_cell: RNNFactory | None = None,
         bidirectional_encoder: bool = False,
         bridge: str = "state",
-        feed_encoder_state: bool = False,
+        feed_encoder_state: bool | str = False,
         attention: Callable[..., Attention] | None = None,
         input_feeding: bool = False,
         thinking_steps: int = 0,
@@ -198,7 +204,8 @@ class Seq2Seq(nn.Module):
                               "decoder: choose an attention (model/net/attention=dot|general|bahdanau)")
         if thinking_steps < 0:
             raise ConfigError(f"model.net.thinking_steps must be >= 0, got {thinking_steps}")
-        self.context_size = enc_side.h_size if feed_encoder_state else 0
+        summary = _summary(feed_encoder_state)
+        self.context_size = 0 if summary == "none" else enc_side.h_size
         feed_size = _output_size(decoder_cell or cell, sizes) if input_feeding else 0
         dec_rnn = _make_rnn(decoder_cell or cell, self.scopes["decoder"],
                             embedding_size + self.context_size + feed_size, sizes)
@@ -216,7 +223,8 @@ class Seq2Seq(nn.Module):
                 nn.Embedding(vocab_size, embedding_size), dec_rnn,
                 nn.Linear(dec_side.h_size, vocab_size), dropout,
                 attention(query_size=dec_side.h_size, memory_size=enc_side.h_size) if attention
-                else None, input_feeding, thinking_steps),
+                else None, input_feeding, thinking_steps,
+                Pooling(enc_side.h_size) if summary == "pooled" else None),
         }
         for part, module in parts.items():  # add_module would trip over the part properties
             self._modules[self.scopes[part]] = module
@@ -284,7 +292,11 @@ class Seq2Seq(nn.Module):
 
     def _start(self, src: Tensor, src_lengths: Tensor) -> DecoderState:
         encoded = self.encoder(src, src_lengths)
-        context = encoded.state.h[-1] if self.context_size else None  # (B, C)
+        context = None  # (B, C)
+        if self.decoder.pooling is not None:
+            context = self.decoder.pooling(encoded.output, src_lengths)
+        elif self.context_size:
+            context = encoded.state.h[-1]
         attention, memory, feed = self.decoder.attention, None, None
         if attention is not None:
             memory = attention.memory(encoded.output, src_lengths)
@@ -357,6 +369,16 @@ def _scope_names(given: Mapping[str, str], taken: Callable[[str], bool]) -> dict
     if len(set(names.values())) < len(names):
         raise ConfigError(f"model.net.scopes: two parts share a name ({names}); give each its own")
     return names
+
+
+def _summary(feed_encoder_state: bool | str) -> str:
+    """model.net.feed_encoder_state -> one of SUMMARIES (true/false are final/none)."""
+    if isinstance(feed_encoder_state, bool):
+        return "final" if feed_encoder_state else "none"
+    if feed_encoder_state not in SUMMARIES:
+        raise ConfigError(f"model.net.feed_encoder_state={feed_encoder_state!r}: use one of "
+                          f"{', '.join(SUMMARIES)} (true = final, false = none)")
+    return feed_encoder_state
 
 
 def _output_size(factory: RNNFactory, sizes: dict[str, int]) -> int:

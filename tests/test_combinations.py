@@ -97,7 +97,7 @@ FACTORS = {
     "bridge": BRIDGES, "bidirectional_encoder": [False, True], "embedding_size": [8, 12],
     "hidden_size": [8, 12], "num_layers": [1, 2], "encoder_hidden_size": [None, None, 7],
     "attention": [None, "dot", "general", "bahdanau"], "input_feeding": [False, False, True],
-    "feed_encoder_state": [False, True], "thinking_steps": [0, 2],
+    "feed_encoder_state": [False, True, "pooled"], "thinking_steps": [0, 2],
 }  # a value listed twice is drawn twice as often: more of the cases are valid models
 
 

@@ -41,6 +41,34 @@ def test_feed_encoder_state_concatenates_the_thought_vector_to_every_step():
     assert not torch.allclose(other[:, -1], logits[:, -1])
 
 
+def test_pooled_encoder_state_is_the_self_attentive_sum_of_the_real_tokens():
+    model = tiny_model(feed_encoder_state="pooled").eval()
+    assert model.decoder.rnn.input_size == 8 + 12
+    pooling = model.decoder.pooling
+    src, lengths = random_batch()
+    context = model.encode(src, lengths).context  # (B, 12)
+    for b in range(src.size(0)):  # by hand, one question alone with no padding at all
+        m = model.encoder(src[b : b + 1, : lengths[b]], lengths[b : b + 1]).output[0]  # (S_b, 12)
+        scores = torch.tanh(m @ pooling.key.weight.T) @ pooling.v.weight[0]  # (S_b,)
+        expected = (torch.exp(scores) / torch.exp(scores).sum()) @ m
+        torch.testing.assert_close(context[b], expected, atol=1e-5, rtol=1e-5)
+    # The summary reaches every step's output; its parameters live under the decoder's scope.
+    tgt = torch.randint(4, 11, (5, 3))
+    logits = model(src, lengths, tgt)
+    other = model.decoder(tgt, model.encode(src, lengths)._replace(
+        context=torch.zeros_like(context))).logits
+    assert not torch.allclose(other[:, -1], logits[:, -1])
+    assert {"decoder.pooling.key.weight", "decoder.pooling.v.weight"} <= dict(
+        model.named_parameters()).keys()
+
+
+@pytest.mark.parametrize("value", ["mean", "yes", 1])
+def test_feed_encoder_state_names_its_choices(value):
+    from qa_seq2seq.errors import ConfigError
+    with pytest.raises(ConfigError, match="none, final, pooled"):
+        tiny_model(feed_encoder_state=value)
+
+
 def test_explicit_initial_state_replaces_the_bridge():
     model = tiny_model().eval()
     src, lengths = random_batch()

@@ -34,6 +34,7 @@ VARIANTS = {  # every cell x bridge, and each option that changes what the graph
     "bidirectional": {"bidirectional_encoder": True, "bridge": "linear"},
     "gru-encoder-lstm-decoder": {"encoder_cell": partial(GRU), "bridge": "linear"},
     "feed_encoder_state": {"feed_encoder_state": True},
+    "pooled+dot": {"feed_encoder_state": "pooled", "attention": partial(Attention, "dot")},
     "dot": {"attention": partial(Attention, "dot")},
     "general+input-feeding": {"attention": partial(Attention, "general"), "input_feeding": True},
     "bahdanau+bidirectional-peephole": {"cell": "peephole_lstm", "bidirectional_encoder": True,
