@@ -78,9 +78,8 @@ class Attention(nn.Module):
 
     def memory(self, values: Tensor, lengths: Tensor) -> Memory:
         """values (B, S, M) encoder outputs, lengths (B,) -> the prepared memory."""
-        mask = torch.arange(values.size(1), device=values.device) < lengths.to(values.device)[:, None]
         keys = values if self.score == "dot" else self.key(values)
-        return Memory(values, keys, mask)
+        return Memory(values, keys, real_tokens(values, lengths))
 
     def forward(self, query: Tensor, memory: Memory) -> Attended:
         """query (B, T, Q): decoder RNN outputs -> attentional vectors and weights.
@@ -121,7 +120,11 @@ class Pooling(nn.Module):
 
     def forward(self, values: Tensor, lengths: Tensor) -> Tensor:
         """values (B, S, M) encoder outputs, lengths (B,) -> the summary (B, M)."""
-        mask = torch.arange(values.size(1), device=values.device) < lengths.to(values.device)[:, None]
         scores = self.v(torch.tanh(self.key(values))).squeeze(-1)  # (B, S)
-        weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+        weights = scores.masked_fill(~real_tokens(values, lengths), float("-inf")).softmax(-1)
         return (weights[:, :, None] * values).sum(1)
+
+
+def real_tokens(values: Tensor, lengths: Tensor) -> Tensor:
+    """values (B, S, ...) right-padded, lengths (B,) -> (B, S) True at the real tokens."""
+    return torch.arange(values.size(1), device=values.device) < lengths.to(values.device)[:, None]

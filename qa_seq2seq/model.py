@@ -89,7 +89,8 @@ class Decoder(nn.Module):
     Optional parts: ``attention`` over the encoder outputs after each RNN step; ``input_feeding``
     (the previous attentional vector joins each step's input, so the RNN runs step by step);
     ``thinking_steps`` (a learned input, ``decoder.thinking``, fed that many times before
-    ``<bos>`` with no output; Saxton et al. 2019).
+    ``<bos>`` with no output; Saxton et al. 2019); ``pooling`` (the question summary of
+    ``feed_encoder_state=pooled``, computed once per question by ``Seq2Seq.encode``).
     """
 
     def __init__(self, embedding: nn.Embedding, rnn: Recurrent, output: nn.Linear,

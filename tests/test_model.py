@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.rnn import State
 from tests.conftest import random_batch, tiny_model
 
@@ -64,7 +65,6 @@ def test_pooled_encoder_state_is_the_self_attentive_sum_of_the_real_tokens():
 
 @pytest.mark.parametrize("value", ["mean", "yes", 1])
 def test_feed_encoder_state_names_its_choices(value):
-    from qa_seq2seq.errors import ConfigError
     with pytest.raises(ConfigError, match="none, final, pooled"):
         tiny_model(feed_encoder_state=value)
 
