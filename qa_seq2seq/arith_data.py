@@ -8,7 +8,7 @@ Splits, all of unique questions, none shared:
 
 - ``train``, ``validation``, ``test``: operands of 1 to ``MAX_DIGITS`` digits (interpolation);
 - ``extrapolation``: operands of ``MAX_DIGITS + 1`` to ``MAX_DIGITS + 3`` digits, longer than any
-  seen in training (evaluate on it with ``data.test_file=data/arith/extrapolation.jsonl``).
+  seen in training (evaluate on it with ``+data.test_file=data/arith/extrapolation.jsonl``).
 
 The project tunes on this set, never on third-party benchmark data. Same seed, same files.
 """

@@ -8,7 +8,9 @@ another; it runs through ``qa_seq2seq.answerer.Answerer``, as the CLI and the Py
 
 Writes ``predictions.jsonl`` (question, gold, prediction, score, correct, family) and
 ``metrics.json`` into ``eval-<split>-<decode>/`` beside the checkpoint, prints a table, and logs
-the metrics to the run's TensorBoard under ``eval/<split>/<decode>/``.
+the metrics to the run's TensorBoard under ``eval/<split>/<decode>/``. With another file for the
+split (``+data.test_file=data/arith/extrapolation.jsonl``) ``<split>`` becomes
+``<split>-<file stem>`` (``test-extrapolation``), so one file's results never replace another's.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     predictions = [h.text for h in best]
     metrics = corpus_metrics(predictions, golds, families)
 
-    out_dir = ckpt.path.parent / f"eval-{cfg.split}-{decode_name}"
+    name = evaluated_name(cfg.split, ckpt.payload["data"], data_cfg)
+    out_dir = ckpt.path.parent / f"eval-{name}-{decode_name}"
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "predictions.jsonl").open("w", encoding="utf-8") as f:
         for i, (question, gold, prediction, hyp) in enumerate(zip(questions, golds, predictions,
@@ -73,14 +76,23 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             if families is not None:
                 row["family"] = families[i]
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    summary = {"checkpoint": str(ckpt.path), "split": cfg.split, "decode": decode_name,
+    summary = {"checkpoint": str(ckpt.path), "split": cfg.split,
+               "file": data_cfg.get(f"{cfg.split}_file"), "decode": decode_name,
                "metrics": metrics}
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     _log_to_tensorboard(ckpt.path, ckpt.raw.get("global_step", 0),
-                        f"eval/{cfg.split}/{decode_name}", metrics)
-    print(format_table(metrics, title=f"{cfg.split} ({decode_name}) — {ckpt.path}"))
+                        f"eval/{name}/{decode_name}", metrics)
+    print(format_table(metrics, title=f"{name} ({decode_name}) — {ckpt.path}"))
     print(f"wrote {out_dir}/predictions.jsonl and metrics.json")
     return metrics
+
+
+def evaluated_name(split: str, stored: dict, data_cfg: DictConfig) -> str:
+    """``split``, or ``split-<file stem>`` when the data overrides name another file for it."""
+    file = data_cfg.get(f"{split}_file")
+    if file is None or file == stored.get(f"{split}_file"):
+        return split
+    return f"{split}-{Path(file).stem}"
 
 
 def format_table(metrics: dict[str, float], title: str) -> str:

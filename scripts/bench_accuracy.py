@@ -59,10 +59,13 @@ def run(cmd: list[str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def evaluate(run_dir: Path, decode: str, log: Path, extra: list[str] = ()) -> float:
+def evaluate(run_dir: Path, decode: str, log: Path, test_file: str | None = None) -> float:
+    """Exact match on the run's test split, or on ``test_file`` in its place."""
+    extra, name = ([f"+data.test_file={test_file}"], f"test-{Path(test_file).stem}") if test_file \
+        else ([], "test")
     run([sys.executable, "-m", "qa_seq2seq.evaluate", f"ckpt_path={run_dir}", f"decode={decode}",
          *extra], log)
-    metrics = json.loads((run_dir / "checkpoints" / f"eval-test-{decode}" / "metrics.json")
+    metrics = json.loads((run_dir / "checkpoints" / f"eval-{name}-{decode}" / "metrics.json")
                          .read_text())["metrics"]
     return metrics["exact_match"]
 
@@ -114,10 +117,9 @@ def run_config(label: str, overrides: str, seed: int, args, out: Path) -> dict:
               "greedy": evaluate(run_dir, "greedy", out / f"{label}-seed{seed}-eval.log"),
               "beam5": evaluate(run_dir, "beam", out / f"{label}-seed{seed}-eval.log")}
     if "arith" in overrides:
-        extrapolation = ["+data.test_file=data/arith/extrapolation.jsonl"]
         result["extrapolation_greedy"] = evaluate(run_dir, "greedy",
                                                   out / f"{label}-seed{seed}-eval.log",
-                                                  extrapolation)
+                                                  "data/arith/extrapolation.jsonl")
     return result
 
 

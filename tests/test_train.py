@@ -250,3 +250,32 @@ def test_several_loggers_each_get_the_metrics_and_the_config(smoke_run, tmp_path
     events = EventAccumulator(str(next((tmp_path / "run" / "tensorboard").glob("events.*"))))
     events.Reload()
     assert "val/samples/text_summary" in events.Tags()["tensors"]
+
+
+def test_make_eval_on_another_file_keeps_the_split_results(smoke_run, tmp_path):
+    """The README's `make eval CKPT=<run> ARGS=+data.test_file=...`: results go to
+    eval-test-<stem>-<decode>/, and the test split's own results stay as they were."""
+    import shutil
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run, ignore=shutil.ignore_patterns("eval-*"))
+    root = Path(__file__).resolve().parents[1]
+    stored = (smoke_run[0].parent / "data" / "test.jsonl").read_text().splitlines()
+    other = tmp_path / "longer.jsonl"
+    other.write_text("\n".join(stored[:7]) + "\n")
+
+    def make_eval(*args):
+        result = subprocess.run(["make", "--no-print-directory", "eval", f"CKPT={run}",
+                                 "DECODE=greedy", *args], cwd=root, capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    make_eval()
+    own = run / "checkpoints" / "eval-test-greedy" / "metrics.json"
+    before = own.read_text()
+    make_eval(f"ARGS=+data.test_file={other}")
+    saved = json.loads((run / "checkpoints" / "eval-test-longer-greedy" / "metrics.json")
+                       .read_text())
+    assert saved["file"] == str(other) and saved["metrics"]["count"] == 7
+    assert own.read_text() == before and json.loads(before)["metrics"]["count"] == len(stored)
