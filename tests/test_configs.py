@@ -125,6 +125,7 @@ def test_arith_best_on_a_users_files_keeps_its_model_optimizer_and_reading_order
                         tmp_path)
     assert cfg.data.train_file == "my/train.jsonl" and cfg.data.generate is None  # nothing generated
     assert cfg.data.reverse_source and cfg.model.net.number_places
+    assert cfg.data.tokenizer.model_type == "bpe" and cfg.data.tokenizer.split_digits
     assert cfg.model.net.attention.score == "dot" and cfg.model.net.dropout == 0.0
     assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.optimizer.weight_decay == 0.1
     assert cfg.optimizer.decay_from_step == 6000
