@@ -60,7 +60,8 @@ def run(cmd: list[str], log: Path) -> float:
 
 
 def evaluate(run_dir: Path, decode: str, log: Path, test_file: str | None = None) -> float:
-    """Exact match on the run's test split, or on ``test_file`` in its place."""
+    """Exact match on the run's test split, or on ``test_file`` in its place (whose results
+    evaluate writes to ``eval-test-<file stem>-<decode>/``: ``evaluate.evaluated_name``)."""
     extra, name = ([f"+data.test_file={test_file}"], f"test-{Path(test_file).stem}") if test_file \
         else ([], "test")
     run([sys.executable, "-m", "qa_seq2seq.evaluate", f"ckpt_path={run_dir}", f"decode={decode}",
