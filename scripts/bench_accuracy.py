@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-from qa_seq2seq.errors import entry_point
+from qa_seq2seq.errors import ConfigError, entry_point
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = [
@@ -45,6 +45,10 @@ DEFAULT_CONFIGS = [
 ]
 
 
+# What the benchmark sets on every run, and the option that sets it: the same key in a
+# configuration's overrides would be overridden silently.
+OWN_KEYS = {"seed": "--seeds / --first-seed", "trainer.max_time": "--budget",
+            "hydra.run.dir": "--out", "trainer.enable_progress_bar": "nothing (always off)"}
 THREADS: dict[str, str] = {}  # OMP_NUM_THREADS for every subprocess, when --threads is given
 
 
@@ -124,6 +128,17 @@ def run_config(label: str, overrides: str, seed: int, args, out: Path) -> dict:
     return result
 
 
+def check_overrides(specs: list[tuple[str, str]]) -> None:
+    """Refuse an override of a key the benchmark sets on every run (see ``OWN_KEYS``)."""
+    for label, overrides in specs:
+        for override in overrides.split():
+            key = override.lstrip("+~").partition("=")[0]
+            if key in OWN_KEYS:
+                raise ConfigError(f"--config {label}: {override!r} would be overridden by the "
+                                  f"benchmark, which sets {key} on every run; use "
+                                  f"{OWN_KEYS[key]} instead")
+
+
 def mean_std(values: list[float]) -> str:
     if not values:
         return "-"
@@ -153,9 +168,10 @@ def main() -> None:
         return reference(args)
     if args.threads:
         THREADS["OMP_NUM_THREADS"] = str(args.threads)
+    specs = [spec.partition(":")[::2] for spec in args.config or DEFAULT_CONFIGS]
+    check_overrides(specs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    specs = [spec.partition(":")[::2] for spec in args.config or DEFAULT_CONFIGS]
     results = {label: {"overrides": overrides, "runs": []} for label, overrides in specs}
     tasks = [(label, overrides, seed) for label, overrides in specs
              for seed in range(args.first_seed, args.first_seed + args.seeds)]

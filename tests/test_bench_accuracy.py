@@ -29,3 +29,14 @@ def test_bench_accuracy_trains_evaluates_and_summarises(tmp_path):
     assert all(0 <= run["beam5"] <= 1 for run in results["tiny"]["runs"])
     table = result.stdout.split("exact match, mean ± std over 1 seeds")[1]
     assert "tiny" in table and "hand" in table
+
+
+def test_bench_accuracy_refuses_an_override_it_would_replace(tmp_path):
+    """A seed in a configuration would be replaced by --seeds: refused, not ignored."""
+    result = subprocess.run(
+        [sys.executable, "scripts/bench_accuracy.py", "--out", str(tmp_path / "runs"),
+         "--json", str(tmp_path / "out.json"), "--config", "mine:+experiment=arith_best seed=3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--config mine: 'seed=3'" in result.stderr and "--first-seed" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
