@@ -45,10 +45,12 @@ DEFAULT_CONFIGS = [
 ]
 
 
-# What the benchmark sets on every run, and the option that sets it: the same key in a
+# What the benchmark sets on every run, and how a user sets it instead: the same key in a
 # configuration's overrides would be overridden silently.
-OWN_KEYS = {"seed": "--seeds / --first-seed", "trainer.max_time": "--budget",
-            "hydra.run.dir": "--out", "trainer.enable_progress_bar": "nothing (always off)"}
+OWN_KEYS = {"seed": "choose seeds with --seeds and --first-seed",
+            "trainer.max_time": "set the budget with --budget",
+            "hydra.run.dir": "choose where runs go with --out",
+            "trainer.enable_progress_bar": "it is always off (each run logs to a file)"}
 THREADS: dict[str, str] = {}  # OMP_NUM_THREADS for every subprocess, when --threads is given
 
 
@@ -135,8 +137,7 @@ def check_overrides(specs: list[tuple[str, str]]) -> None:
             key = override.lstrip("+~").partition("=")[0]
             if key in OWN_KEYS:
                 raise ConfigError(f"--config {label}: {override!r} would be overridden by the "
-                                  f"benchmark, which sets {key} on every run; use "
-                                  f"{OWN_KEYS[key]} instead")
+                                  f"benchmark, which sets {key} on every run: {OWN_KEYS[key]}")
 
 
 def mean_std(values: list[float]) -> str:
