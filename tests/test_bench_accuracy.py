@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,12 +33,16 @@ def test_bench_accuracy_trains_evaluates_and_summarises(tmp_path):
     assert "tiny" in table and "hand" in table
 
 
-def test_bench_accuracy_refuses_an_override_it_would_replace(tmp_path):
-    """A seed in a configuration would be replaced by --seeds: refused, not ignored."""
+@pytest.mark.parametrize("override, remedy", [
+    ("seed=3", "--first-seed"), ("trainer.max_time=00:00:01:00", "--budget"),
+    ("hydra.run.dir=elsewhere", "--out"), ("++trainer.enable_progress_bar=true", "always off")])
+def test_bench_accuracy_refuses_an_override_it_would_replace(tmp_path, override, remedy):
+    """A key the benchmark sets on every run (seed, budget, run directory, progress bar) would
+    be replaced without a word: refused, with the option that sets it instead."""
     result = subprocess.run(
         [sys.executable, "scripts/bench_accuracy.py", "--out", str(tmp_path / "runs"),
-         "--json", str(tmp_path / "out.json"), "--config", "mine:+experiment=arith_best seed=3"],
+         "--json", str(tmp_path / "out.json"), "--config", f"mine:+experiment=arith_best {override}"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "--config mine: 'seed=3'" in result.stderr and "--first-seed" in result.stderr
+    assert f"--config mine: {override!r}" in result.stderr and remedy in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
