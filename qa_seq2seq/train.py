@@ -28,6 +28,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
@@ -196,7 +197,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if resume_from is not None:
         start_step = read_checkpoint(resume_from).raw.get("global_step", 0)
         log.info("resuming %s from step %d", output_dir, start_step)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    except (MisconfigurationException, ValueError) as e:
+        # Lightning's refusals of trainer options it can judge only once the data's size is
+        # known (an integer val_check_interval longer than an epoch, a fractional one on streamed
+        # data); its messages name the options.
+        if user_error(e) or not isinstance(e, MisconfigurationException) and \
+                "val_check_interval" not in str(e):
+            raise
+        raise ConfigError(f"trainer: {' '.join(str(e).split())}") from None
     if resume_from is not None and trainer.global_step == start_step:
         raise Finished(f"the run had already finished at step {start_step} "
                        f"(trainer.max_epochs={trainer.max_epochs}, trainer.max_steps="

@@ -87,6 +87,15 @@ def test_out_of_range_values_are_refused_before_any_data_is_read(tmp_path, overr
     assert not (tmp_path / "data").exists()  # nothing generated, read or tokenised
 
 
+def test_a_validation_interval_longer_than_an_epoch_is_a_config_error(tmp_path):
+    # Lightning refuses it only once it knows the number of batches, with a plain ValueError.
+    cfg = compose_train(["+experiment=smoke", *toy_data_overrides(tmp_path / "data"),
+                         "trainer.val_check_interval=100000"], tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"trainer: `val_check_interval` \(100000\) must be "
+                                          r"less than or equal to the number of the training"):
+        train(cfg)
+
+
 def test_an_empty_training_file_is_named(tmp_path):
     (tmp_path / "train.jsonl").write_text("\n")
     (tmp_path / "val.jsonl").write_text('{"question": "a", "answer": "b"}\n')
