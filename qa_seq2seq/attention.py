@@ -82,7 +82,12 @@ class Attention(nn.Module):
         return Memory(values, keys, real_tokens(values, lengths))
 
     def forward(self, query: Tensor, memory: Memory) -> Attended:
-        """query (B, T, Q): decoder RNN outputs -> attentional vectors and weights.
+        """query (B, T, Q): decoder RNN outputs -> attentional vectors and weights."""
+        context, weights = self.read(query, memory)
+        return Attended(self.combine(context, query), weights)
+
+    def read(self, query: Tensor, memory: Memory) -> tuple[Tensor, Tensor]:
+        """query (B, T, Q) -> the context (B, T, M) and the weights (B, T, S).
 
         A memory of fewer rows (B / g, as beam search keeps it) serves g consecutive query rows
         each: the k hypotheses of a question read one copy of its encoder outputs.
@@ -99,8 +104,11 @@ class Attention(nn.Module):
         scores = scores.masked_fill(~memory.mask[:, None], float("-inf"))
         weights = scores.softmax(-1)  # every question has >= 1 real token: no all -inf row
         context = weights @ memory.values  # (B, T, M)
-        hidden = torch.tanh(self.out(torch.cat([context, query], -1)))
-        return Attended(hidden.reshape(rows, steps, -1), weights.reshape(rows, steps, -1))
+        return context.reshape(rows, steps, -1), weights.reshape(rows, steps, -1)
+
+    def combine(self, context: Tensor, query: Tensor) -> Tensor:
+        """The attentional vector h~_t = tanh(W [c_t; q_t]): (B, T, M), (B, T, Q) -> (B, T, Q)."""
+        return torch.tanh(self.out(torch.cat([context, query], -1)))
 
 
 class Pooling(nn.Module):

@@ -90,15 +90,18 @@ class Decoder(nn.Module):
     (the previous attentional vector joins each step's input, so the RNN runs step by step);
     ``thinking_steps`` (a learned input, ``decoder.thinking``, fed that many times before
     ``<bos>`` with no output; Saxton et al. 2019); ``pooling`` (the question summary of
-    ``feed_encoder_state=pooled``, computed once per question by ``Seq2Seq.encode``).
+    ``feed_encoder_state=pooled``, computed once per question by ``Seq2Seq.encode``); ``upper``
+    (``attend_from=bottom``: ``rnn`` is then the bottom layer alone, whose outputs query the
+    attention, and ``upper`` the layers above it, reading [h_t; context_t]).
     """
 
     def __init__(self, embedding: nn.Embedding, rnn: Recurrent, output: nn.Linear,
                  dropout: float = 0.0, attention: Attention | None = None,
                  input_feeding: bool = False, thinking_steps: int = 0,
-                 pooling: Pooling | None = None):
+                 pooling: Pooling | None = None, upper: Recurrent | None = None):
         super().__init__()
         self.embedding, self.rnn, self.output = embedding, rnn, output
+        self.upper = upper
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.attention, self.input_feeding = attention, input_feeding
@@ -125,11 +128,27 @@ class Decoder(nn.Module):
             x = torch.cat([x, state.context[:, None].expand(-1, x.size(1), -1)], -1)
         if self.input_feeding:
             return self._fed(x, state)
+        if self.upper is not None:
+            return self._from_bottom(x, state)
         out = self.rnn(x, None, state.rnn)  # the whole answer in one (fused) call
         if self.attention is None:
             return out.output, state._replace(rnn=out.state), None
         attended = self.attention(out.output, state.memory)  # one batched matmul for all steps
         return attended.hidden, state._replace(rnn=out.state), attended.weights
+
+    def _from_bottom(self, x: Tensor, state: DecoderState
+                     ) -> tuple[Tensor, DecoderState, Tensor]:
+        """``attend_from=bottom`` (Wu et al. 2016): the bottom layer's outputs query the
+        attention, and the layers above read [h_t; c_t], so every step of them sees the question
+        where it looked; one fused call per part, as without attention."""
+        h, c = state.rnn
+        below = self.rnn(x, None, State(h[:1], None if c is None else c[:1]))
+        context, weights = self.attention.read(below.output, state.memory)
+        above = self.upper(torch.cat([below.output, context], -1), None,
+                           State(h[1:], None if c is None else c[1:]))
+        rnn = State(torch.cat([below.state.h, above.state.h]),
+                    None if c is None else torch.cat([below.state.c, above.state.c]))
+        return self.attention.combine(context, above.output), state._replace(rnn=rnn), weights
 
     def _fed(self, x: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor]:
         """Input feeding (Luong et al. 2015): step t reads [x_t; h~_{t-1}], one step at a time."""
@@ -163,6 +182,11 @@ class Seq2Seq(nn.Module):
             of ``qa_seq2seq.attention.Attention``), or None (``model/net/attention=none``).
         input_feeding: feed the previous attentional vector into each decoder step (needs
             attention); the decoder then runs step by step in training too.
+        attend_from: which decoder layer's outputs query the attention: ``top`` (Luong et al.
+            2015: after the RNN) or ``bottom`` (Wu et al. 2016: the layers above read the
+            bottom layer's context at every step, so they see the question where it looked;
+            each part still one fused call). Parameters of the layers above the bottom one:
+            ``decoder.upper.*``.
         thinking_steps: decoder steps run on a learned input before ``<bos>``, without output.
         number_places: add a place-value embedding to each digit of the question (units,
             tens, tenths...; ``qa_seq2seq.places``); training tells it the digit pieces.
@@ -186,6 +210,7 @@ class Seq2Seq(nn.Module):
         feed_encoder_state: bool | str = False,
         attention: Callable[..., Attention] | None = None,
         input_feeding: bool = False,
+        attend_from: str = "top",
         thinking_steps: int = 0,
         number_places: bool = False,
         dropout: float = 0.0,
@@ -208,13 +233,32 @@ class Seq2Seq(nn.Module):
         summary = _summary(feed_encoder_state)
         self.context_size = 0 if summary == "none" else enc_side.h_size
         feed_size = _output_size(decoder_cell or cell, sizes) if input_feeding else 0
-        dec_rnn = _make_rnn(decoder_cell or cell, self.scopes["decoder"],
-                            embedding_size + self.context_size + feed_size, sizes)
+        dec_factory, upper = decoder_cell or cell, None
+        dec_input = embedding_size + self.context_size + feed_size
+        if attend_from not in ("top", "bottom"):
+            raise ConfigError(f"model.net.attend_from={attend_from!r}: use top or bottom")
+        if attend_from == "top":
+            dec_rnn = _make_rnn(dec_factory, self.scopes["decoder"], dec_input, sizes)
+        else:  # the bottom layer alone, then the layers above it
+            layers = getattr(dec_factory, "keywords", {}).get("num_layers") or num_layers
+            for wrong, message in (
+                    (not attention, "queries the attention with the decoder's bottom layer: "
+                                    "choose one (model/net/attention=dot|general|bahdanau)"),
+                    (input_feeding, "with model.net.input_feeding=true already feeds every "
+                                    "layer the attention: set one of them"),
+                    (layers < 2, f"needs a decoder of 2 or more layers (it has {layers}): the "
+                                 "layers above the bottom one read its attention")):
+                if wrong:
+                    raise ConfigError(f"model.net.attend_from=bottom {message}")
+            dec_rnn = _make_rnn(dec_factory, self.scopes["decoder"], dec_input, sizes,
+                                num_layers=1)
+            upper = _make_rnn(dec_factory, self.scopes["decoder"] + "_upper",
+                              dec_rnn.output_size + enc_side.h_size, sizes, num_layers=layers - 1)
         if dec_rnn.bidirectional:
             raise ConfigError("the decoder cannot be bidirectional: set the decoder cell's "
                              "bidirectional=false (use model.net.bidirectional_encoder for the encoder)")
-        dec_side = Side(dec_rnn.num_layers, dec_rnn.output_size,
-                        dec_rnn.hidden_size if dec_rnn.has_cell_state else None)
+        dec_side = Side(dec_rnn.num_layers + (upper.num_layers if upper else 0),
+                        dec_rnn.output_size, dec_rnn.hidden_size if dec_rnn.has_cell_state else None)
 
         parts = {
             "encoder": Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout,
@@ -225,7 +269,7 @@ class Seq2Seq(nn.Module):
                 nn.Linear(dec_side.h_size, vocab_size), dropout,
                 attention(query_size=dec_side.h_size, memory_size=enc_side.h_size) if attention
                 else None, input_feeding, thinking_steps,
-                Pooling(enc_side.h_size) if summary == "pooled" else None),
+                Pooling(enc_side.h_size) if summary == "pooled" else None, upper),
         }
         for part, module in parts.items():  # add_module would trip over the part properties
             self._modules[self.scopes[part]] = module
@@ -390,11 +434,12 @@ def _output_size(factory: RNNFactory, sizes: dict[str, int]) -> int:
 
 def _make_rnn(factory: RNNFactory, name: str, input_size: int, sizes: dict[str, int],
               **kwargs) -> Recurrent:
-    """Call a cell factory; its own non-null ``hidden_size``/``num_layers`` win over ``sizes``."""
+    """Call a cell factory; its own non-null ``hidden_size``/``num_layers`` win over ``sizes``,
+    and ``kwargs`` over both."""
     own = getattr(factory, "keywords", {})
     if "name" in own:  # the scope name is the model's to give: never accept and ignore it
         raise ConfigError(f"model cell name={own['name']!r}: an RNN is named after its scope "
                           f"({name!r} here); drop the cell's name key and set "
                           f"model.net.scopes.encoder=... or model.net.scopes.decoder=... instead")
     resolved = {key: own.get(key) or value for key, value in sizes.items()}
-    return factory(input_size=input_size, name=name, **resolved, **kwargs)
+    return factory(input_size=input_size, name=name, **{**resolved, **kwargs})

@@ -45,6 +45,11 @@ class Sharing:
                 )
             decoder.output.weight = decoder.embedding.weight
         if self.encoder_decoder:
+            if decoder.upper is not None:
+                raise ConfigError("model/net/sharing=encoder_decoder runs one RNN on both sides, "
+                                  "and model.net.attend_from=bottom splits the decoder's in two "
+                                  "(the layers above the bottom one read the attention): choose "
+                                  "one")
             enc, dec = encoder.rnn, decoder.rnn
             mismatches = [
                 f"{what}: encoder {a} vs decoder {b}"

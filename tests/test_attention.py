@@ -4,6 +4,7 @@ from functools import partial
 
 import pytest
 import torch
+from torch import nn
 
 from qa_seq2seq.attention import Attention
 from qa_seq2seq.errors import ConfigError
@@ -109,6 +110,43 @@ def test_dot_needs_equal_sizes_and_input_feeding_needs_attention():
         Attention("cosine", 4, 4)
 
 
+def test_attend_from_bottom_equals_a_decoder_built_by_hand():
+    """GNMT's wiring (Wu et al. 2016) from torch's LSTMs and the textbook attention: the bottom
+    layer's outputs query the attention, and each layer above reads [h; context]."""
+    model = tiny_model(attention=partial(Attention, "general"), attend_from="bottom",
+                       num_layers=3).eval()
+    src, lengths = random_batch()
+    tgt = torch.randint(4, 11, (5, 4))
+    decoder, (h, c) = model.decoder, model.encode(src, lengths).rnn
+    bottom, upper = nn.LSTM(8, 12, 1, batch_first=True), nn.LSTM(24, 12, 2, batch_first=True)
+    bottom.load_state_dict(decoder.rnn.state_dict())
+    upper.load_state_dict(decoder.upper.state_dict())
+    with torch.no_grad():
+        values = model.encoder(src, lengths).output
+        low, _ = bottom(decoder.embedding(tgt), (h[:1], c[:1]))
+        _, weights = by_hand(decoder.attention, low, values, lengths)
+        context = weights @ values
+        high, _ = upper(torch.cat([low, context], -1), (h[1:], c[1:]))
+        hidden = torch.tanh(torch.cat([context, high], -1) @ decoder.attention.out.weight.t())
+        torch.testing.assert_close(model(src, lengths, tgt), decoder.output(hidden))
+    assert {n for n, _ in model.named_parameters() if n.startswith("decoder.upper.")} == {
+        f"decoder.upper.{kind}_l{layer}" for kind in ("weight_ih", "weight_hh", "bias_ih",
+                                                      "bias_hh") for layer in (0, 1)}
+
+
+@pytest.mark.parametrize("options,message", [
+    ({}, "model.net.attend_from=bottom queries the attention"),
+    ({"attention": partial(Attention, "dot"), "input_feeding": True},
+     "with model.net.input_feeding=true already feeds"),
+    ({"attention": partial(Attention, "dot"), "num_layers": 1}, "needs a decoder of 2 or more"),
+])
+def test_attend_from_bottom_refuses_what_it_cannot_wire(options, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny_model(attend_from="bottom", **options)
+    with pytest.raises(ConfigError, match="model.net.attend_from='middle': use top or bottom"):
+        tiny_model(attention=partial(Attention, "dot"), attend_from="middle")
+
+
 VARIANTS = {
     "dot": {"attention": partial(Attention, "dot")},
     "general+feeding": {"attention": partial(Attention, "general"), "input_feeding": True},
@@ -116,6 +154,10 @@ VARIANTS = {
                                   "input_feeding": True, "thinking_steps": 2},
     "thinking": {"thinking_steps": 3},
     "gru+general": {"attention": partial(Attention, "general"), "cell": "gru"},
+    "dot+bottom": {"attention": partial(Attention, "dot"), "attend_from": "bottom"},
+    "gru+bahdanau+bottom+thinking": {"attention": partial(Attention, "bahdanau"), "cell": "gru",
+                                     "attend_from": "bottom", "num_layers": 3,
+                                     "thinking_steps": 2},
 }
 
 

@@ -59,6 +59,8 @@ DECODER_OPTIONS = {
     "dot": {"attention": partial(Attention, "dot")},
     "general+feeding": {"attention": partial(Attention, "general"), "input_feeding": True},
     "bahdanau+thinking": {"attention": partial(Attention, "bahdanau"), "thinking_steps": 2},
+    "general+bottom": {"attention": partial(Attention, "general"), "attend_from": "bottom",
+                       "num_layers": 2},
 }
 ATTENTION_COMBOS = list(itertools.product(CELLS, SHARINGS, DECODER_OPTIONS))
 
@@ -68,10 +70,15 @@ ATTENTION_COMBOS = list(itertools.product(CELLS, SHARINGS, DECODER_OPTIONS))
 def test_attention_composes_with_every_cell_and_sharing(cell, sharing, options):
     torch.manual_seed(0)
     build = partial(Seq2Seq, 9, partial(CELLS[cell]), embedding_size=8, hidden_size=8,
-                    num_layers=1, sharing=Sharing(**SHARINGS[sharing]), **DECODER_OPTIONS[options])
+                    sharing=Sharing(**SHARINGS[sharing]), **{"num_layers": 1,
+                                                             **DECODER_OPTIONS[options]})
     if sharing == "encoder_decoder" and options == "general+feeding":
         # The fed decoder reads [embedding; attentional vector]: not the encoder's input size.
         with pytest.raises(ValueError, match="model/net/sharing=encoder_decoder.*input_size"):
+            build()
+        return
+    if sharing == "encoder_decoder" and options == "general+bottom":  # two decoder RNNs
+        with pytest.raises(ValueError, match="model/net/sharing=encoder_decoder.*attend_from"):
             build()
         return
     model = build()

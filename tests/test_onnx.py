@@ -37,6 +37,8 @@ VARIANTS = {  # every cell x bridge, and each option that changes what the graph
     "pooled+dot": {"feed_encoder_state": "pooled", "attention": partial(Attention, "dot")},
     "dot": {"attention": partial(Attention, "dot")},
     "general+input-feeding": {"attention": partial(Attention, "general"), "input_feeding": True},
+    "general+attend-from-bottom": {"attention": partial(Attention, "general"),
+                                   "attend_from": "bottom"},
     "bahdanau+bidirectional-peephole": {"cell": "peephole_lstm", "bidirectional_encoder": True,
                                         "bridge": "linear",
                                         "attention": partial(Attention, "bahdanau")},

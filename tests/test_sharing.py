@@ -6,6 +6,7 @@ from functools import partial
 import pytest
 import torch
 
+from qa_seq2seq.attention import Attention
 from qa_seq2seq.rnn import GRU, LSTM
 from qa_seq2seq.sharing import Sharing
 from tests.conftest import tiny_model
@@ -62,6 +63,8 @@ def test_encoder_decoder_share_one_rnn():
     ({"sharing": Sharing(encoder_decoder=True), "feed_encoder_state": True}, "input_size"),
     ({"sharing": Sharing(encoder_decoder=True), "decoder_cell": partial(LSTM, hidden_size=6),
       "bridge": "linear"}, "hidden_size: encoder 12 vs decoder 6"),
+    ({"sharing": Sharing(encoder_decoder=True), "attention": partial(Attention, "dot"),
+      "attend_from": "bottom"}, "model.net.attend_from=bottom splits the decoder's in two"),
 ])
 def test_incompatible_sharing_names_keys_and_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
