@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from qa_seq2seq.attention import Attention, Memory, Pooling
@@ -92,16 +93,18 @@ class Decoder(nn.Module):
     ``<bos>`` with no output; Saxton et al. 2019); ``pooling`` (the question summary of
     ``feed_encoder_state=pooled``, computed once per question by ``Seq2Seq.encode``); ``upper``
     (``attend_from=bottom``: ``rnn`` is then the bottom layer alone, whose outputs query the
-    attention, and ``upper`` the layers above it, reading [h_t; context_t]).
+    attention, and ``upper`` the layers above it, reading [h_t; context_t]; ``upper_dropout``
+    is the cell's dropout between layers, there between the two).
     """
 
     def __init__(self, embedding: nn.Embedding, rnn: Recurrent, output: nn.Linear,
                  dropout: float = 0.0, attention: Attention | None = None,
                  input_feeding: bool = False, thinking_steps: int = 0,
-                 pooling: Pooling | None = None, upper: Recurrent | None = None):
+                 pooling: Pooling | None = None, upper: Recurrent | None = None,
+                 upper_dropout: float = 0.0):
         super().__init__()
         self.embedding, self.rnn, self.output = embedding, rnn, output
-        self.upper = upper
+        self.upper, self.upper_dropout = upper, upper_dropout
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.attention, self.input_feeding = attention, input_feeding
@@ -139,12 +142,13 @@ class Decoder(nn.Module):
     def _from_bottom(self, x: Tensor, state: DecoderState
                      ) -> tuple[Tensor, DecoderState, Tensor]:
         """``attend_from=bottom`` (Wu et al. 2016): the bottom layer's outputs query the
-        attention, and the layers above read [h_t; c_t], so every step of them sees the question
-        where it looked; one fused call per part, as without attention."""
+        attention, and the layers above read [h_t; context_t], so every step of them sees the
+        question where it looked; one fused call per part, as without attention."""
         h, c = state.rnn
         below = self.rnn(x, None, State(h[:1], None if c is None else c[:1]))
         context, weights = self.attention.read(below.output, state.memory)
-        above = self.upper(torch.cat([below.output, context], -1), None,
+        lower = F.dropout(below.output, self.upper_dropout, self.training)  # as between layers
+        above = self.upper(torch.cat([lower, context], -1), None,
                            State(h[1:], None if c is None else c[1:]))
         rnn = State(torch.cat([below.state.h, above.state.h]),
                     None if c is None else torch.cat([below.state.c, above.state.c]))
@@ -233,7 +237,7 @@ class Seq2Seq(nn.Module):
         summary = _summary(feed_encoder_state)
         self.context_size = 0 if summary == "none" else enc_side.h_size
         feed_size = _output_size(decoder_cell or cell, sizes) if input_feeding else 0
-        dec_factory, upper = decoder_cell or cell, None
+        dec_factory, upper, upper_dropout = decoder_cell or cell, None, 0.0
         dec_input = embedding_size + self.context_size + feed_size
         if attend_from not in ("top", "bottom"):
             raise ConfigError(f"model.net.attend_from={attend_from!r}: use top or bottom")
@@ -250,10 +254,13 @@ class Seq2Seq(nn.Module):
                                  "layers above the bottom one read its attention")):
                 if wrong:
                     raise ConfigError(f"model.net.attend_from=bottom {message}")
+            # The cell's dropout between layers goes between the two parts too (the Decoder's).
+            upper_dropout = getattr(dec_factory, "keywords", {}).get("dropout") or 0.0
             dec_rnn = _make_rnn(dec_factory, self.scopes["decoder"], dec_input, sizes,
-                                num_layers=1)
+                                num_layers=1, dropout=0.0)
             upper = _make_rnn(dec_factory, self.scopes["decoder"] + "_upper",
-                              dec_rnn.output_size + enc_side.h_size, sizes, num_layers=layers - 1)
+                              dec_rnn.output_size + enc_side.h_size, sizes, num_layers=layers - 1,
+                              dropout=upper_dropout if layers > 2 else 0.0)
         if dec_rnn.bidirectional:
             raise ConfigError("the decoder cannot be bidirectional: set the decoder cell's "
                              "bidirectional=false (use model.net.bidirectional_encoder for the encoder)")
@@ -269,7 +276,8 @@ class Seq2Seq(nn.Module):
                 nn.Linear(dec_side.h_size, vocab_size), dropout,
                 attention(query_size=dec_side.h_size, memory_size=enc_side.h_size) if attention
                 else None, input_feeding, thinking_steps,
-                Pooling(enc_side.h_size) if summary == "pooled" else None, upper),
+                Pooling(enc_side.h_size) if summary == "pooled" else None, upper,
+                upper_dropout),
         }
         for part, module in parts.items():  # add_module would trip over the part properties
             self._modules[self.scopes[part]] = module

@@ -8,7 +8,8 @@ from torch import nn
 
 from qa_seq2seq.attention import Attention
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.model import reorder_memory
+from qa_seq2seq.model import Seq2Seq, reorder_memory
+from qa_seq2seq.rnn import LSTM
 from tests.conftest import random_batch, tiny_model
 
 SCORES = ["dot", "general", "bahdanau"]
@@ -132,6 +133,28 @@ def test_attend_from_bottom_equals_a_decoder_built_by_hand():
     assert {n for n, _ in model.named_parameters() if n.startswith("decoder.upper.")} == {
         f"decoder.upper.{kind}_l{layer}" for kind in ("weight_ih", "weight_hh", "bias_ih",
                                                       "bias_hh") for layer in (0, 1)}
+
+
+def test_attend_from_bottom_keeps_the_cells_dropout_between_layers_in_training_only():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns of dropout on a one-layer RNN: none here
+        model = tiny_model(attention=partial(Attention, "dot"), attend_from="bottom",
+                           cell="lstm", dropout=0.0)
+        dropped = Seq2Seq(11, partial(LSTM), embedding_size=8, hidden_size=12, num_layers=2,
+                          decoder_cell=partial(LSTM, dropout=0.5),
+                          attention=partial(Attention, "dot"), attend_from="bottom")
+    # Two layers: the one place for the cell's dropout is between the bottom layer and the upper.
+    assert dropped.decoder.upper_dropout == 0.5 and model.decoder.upper_dropout == 0.0
+    assert dropped.decoder.rnn.dropout == dropped.decoder.upper.dropout == 0.0
+    src, lengths = random_batch()
+    tgt = torch.randint(4, 11, (5, 4))
+    model.train(), dropped.train()
+    assert torch.equal(model(src, lengths, tgt), model(src, lengths, tgt))
+    assert not torch.equal(dropped(src, lengths, tgt), dropped(src, lengths, tgt))
+    dropped.eval()
+    assert torch.equal(dropped(src, lengths, tgt), dropped(src, lengths, tgt))
 
 
 @pytest.mark.parametrize("options,message", [
