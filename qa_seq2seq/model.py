@@ -244,7 +244,7 @@ class Seq2Seq(nn.Module):
         if attend_from == "top":
             dec_rnn = _make_rnn(dec_factory, self.scopes["decoder"], dec_input, sizes)
         else:  # the bottom layer alone, then the layers above it
-            layers = getattr(dec_factory, "keywords", {}).get("num_layers") or num_layers
+            layers = _own(dec_factory).get("num_layers") or num_layers
             for wrong, message in (
                     (not attention, "queries the attention with the decoder's bottom layer: "
                                     "choose one (model/net/attention=dot|general|bahdanau)"),
@@ -255,7 +255,7 @@ class Seq2Seq(nn.Module):
                 if wrong:
                     raise ConfigError(f"model.net.attend_from=bottom {message}")
             # The cell's dropout between layers goes between the two parts too (the Decoder's).
-            upper_dropout = getattr(dec_factory, "keywords", {}).get("dropout") or 0.0
+            upper_dropout = _own(dec_factory).get("dropout") or 0.0
             dec_rnn = _make_rnn(dec_factory, self.scopes["decoder"], dec_input, sizes,
                                 num_layers=1, dropout=0.0)
             upper = _make_rnn(dec_factory, self.scopes["decoder"] + "_upper",
@@ -434,9 +434,15 @@ def _summary(feed_encoder_state: bool | str) -> str:
     return feed_encoder_state
 
 
+def _own(factory: RNNFactory) -> dict:
+    """The options a cell config sets itself (a Hydra ``_partial_``'s keywords), which win over
+    the network's sizes."""
+    return getattr(factory, "keywords", {})
+
+
 def _output_size(factory: RNNFactory, sizes: dict[str, int]) -> int:
     """The size of ``h`` an RNN from ``factory`` will have: its ``proj_size``, else hidden size."""
-    own = getattr(factory, "keywords", {})
+    own = _own(factory)
     return own.get("proj_size") or own.get("hidden_size") or sizes["hidden_size"]
 
 
@@ -444,7 +450,7 @@ def _make_rnn(factory: RNNFactory, name: str, input_size: int, sizes: dict[str, 
               **kwargs) -> Recurrent:
     """Call a cell factory; its own non-null ``hidden_size``/``num_layers`` win over ``sizes``,
     and ``kwargs`` over both."""
-    own = getattr(factory, "keywords", {})
+    own = _own(factory)
     if "name" in own:  # the scope name is the model's to give: never accept and ignore it
         raise ConfigError(f"model cell name={own['name']!r}: an RNN is named after its scope "
                           f"({name!r} here); drop the cell's name key and set "
