@@ -7,7 +7,8 @@ covers ``max_epochs``, ``max_steps`` and gradient accumulation); each returns Li
 ``lr_scheduler`` dict:
 
 - ``warmup_decay``: linear warmup over ``warmup_steps``, then ``cosine``, ``linear`` or
-  ``constant`` until the last step, ending at ``min_lr_ratio`` x the base rate; with
+  ``constant`` (``scheduler=warmup``: no step count needed) until the last step, ending at
+  ``min_lr_ratio`` x the base rate; with
   ``decay_fraction`` < 1 the rate stays at its peak until the last fraction of the steps and
   decays over those only (warmup-stable-decay: Hu et al. 2024, Hägele et al. 2024);
 - ``plateau``: ``ReduceLROnPlateau`` on ``val/exact_match`` (fits wall-clock budgets, where the

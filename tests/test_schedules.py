@@ -30,6 +30,9 @@ def test_warmup_then_cosine_and_linear():
     linear = rates(lambda o: warmup_decay(o, 100, "linear", min_lr_ratio=0.1), 100)
     assert linear[0] == 1.0 and linear[50] == pytest.approx(0.55)
     assert min(linear) >= 0.1
+    # decay=constant (scheduler=warmup) needs no step count: a max_time budget alone gives none.
+    constant = rates(lambda o: warmup_decay(o, math.inf, "constant", warmup_steps=10), 50)
+    assert constant == pytest.approx([(i + 1) / 10 for i in range(10)] + [1.0] * 40)
 
 
 def test_warmup_stable_decay():
@@ -75,7 +78,7 @@ def test_teacher_forcing_decays():
             TeacherForcing(**bad)
 
 
-@pytest.mark.parametrize("scheduler", ["cosine", "linear", "plateau"])
+@pytest.mark.parametrize("scheduler", ["cosine", "linear", "plateau", "warmup"])
 def test_a_run_sized_by_max_epochs_only_gets_a_working_schedule(scheduler, tmp_path):
     """The total step count comes from max_epochs (max_steps stays -1): the old cosine config
     used T_max=${trainer.max_steps} and trained at lr 0."""
@@ -95,6 +98,9 @@ def test_a_run_sized_by_max_epochs_only_gets_a_working_schedule(scheduler, tmp_p
         assert lr == [0.002] * 16  # two epochs are not enough patience to lower it
         return
     assert lr[0] == pytest.approx(0.002 / 3) and max(lr) == pytest.approx(0.002)
+    if scheduler == "warmup":  # up over 3 steps, then the base rate to the end
+        assert lr[2:] == pytest.approx([0.002] * 14)
+        return
     assert all(r > 0 for r in lr) and lr[-1] < 0.2 * 0.002  # decays over the whole run
 
 
