@@ -50,7 +50,8 @@ def warmup_decay(optimizer: Optimizer, total_steps: float, decay: str = "cosine"
                           "alone does not give one); or use scheduler=plateau")
     if warmup_steps >= total_steps:
         raise ConfigError(f"scheduler.warmup_steps={warmup_steps} is not below the "
-                          f"{total_steps:.0f} training steps: the rate would never decay")
+                          f"{total_steps:.0f} training steps: the warmup would not end before training "
+                          "does; lower scheduler.warmup_steps (or choose scheduler=none)")
     total = int(total_steps) if math.isfinite(total_steps) else 0
     # the decay's first step: right after warmup, or later with a stable phase in between
     start = max(warmup_steps, total - round(decay_fraction * (total - warmup_steps)))

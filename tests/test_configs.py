@@ -27,7 +27,7 @@ def instantiate_everything(cfg):
     net = set_up(**instantiate(cfg.model).keywords)  # the network and its training set-up
     optimizer = optimizer_factory(cfg.optimizer)[0](net.parameters())
     if cfg.get("scheduler"):
-        instantiate(cfg.scheduler)(optimizer, total_steps=100)
+        instantiate(cfg.scheduler)(optimizer, total_steps=20_000)  # a real run's count
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     make_trainer(cfg.trainer, callbacks=callbacks, logger=make_loggers(cfg.get("logger")) or False)
     assert callable(instantiate(cfg.decode))
@@ -129,6 +129,7 @@ def test_arith_best_on_a_users_files_keeps_its_model_optimizer_and_reading_order
     assert cfg.model.net.attention.score == "dot" and cfg.model.net.dropout == 0.0
     assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.optimizer.weight_decay == 0.1
     assert cfg.optimizer.decay_from_step == 6000
+    assert cfg.scheduler.decay == "constant" and cfg.scheduler.warmup_steps == 1000
     _, net = instantiate_everything(cfg)  # 128 units in both RNNs
     shapes = {name: w.shape for name, w in net.named_parameters() if "weight_hh" in name}
     assert shapes and all(shape[1] == 128 for shape in shapes.values()), shapes

@@ -112,3 +112,15 @@ def test_scheduled_sampling_trains_and_logs_its_probability(tmp_path):
                         tmp_path / "run")
     metrics = train(cfg)
     assert metrics["train/teacher_forcing"] == pytest.approx(1 - 7 / 16)  # logged at the last step
+
+
+def test_a_warmup_longer_than_the_run_is_refused(tmp_path):
+    """`+experiment=arith_best trainer.max_steps=...` below its 1,000 warmup steps would never
+    reach optimizer.lr: refused, naming both numbers and what to change."""
+    from qa_seq2seq.train import train
+
+    cfg = compose_train(["+experiment=smoke", "scheduler=warmup", "trainer.max_steps=5",
+                         *toy_data_overrides(tmp_path / "data")], tmp_path / "run")
+    with pytest.raises(ConfigError, match="warmup_steps=1000 is not below the 5 training steps"
+                                          ".*lower scheduler.warmup_steps"):
+        train(cfg)
