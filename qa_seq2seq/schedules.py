@@ -6,11 +6,11 @@ optimizer and the real number of optimizer steps (``trainer.estimated_stepping_b
 covers ``max_epochs``, ``max_steps`` and gradient accumulation); each returns Lightning's
 ``lr_scheduler`` dict:
 
-- ``warmup_decay``: linear warmup over ``warmup_steps``, then ``cosine``, ``linear`` or
-  ``constant`` (``scheduler=warmup``: no step count needed) until the last step, ending at
-  ``min_lr_ratio`` x the base rate; with
-  ``decay_fraction`` < 1 the rate stays at its peak until the last fraction of the steps and
-  decays over those only (warmup-stable-decay: Hu et al. 2024, Hägele et al. 2024);
+- ``warmup_decay``: linear warmup over ``warmup_steps``, then ``cosine`` or ``linear`` decay
+  until the last step, ending at ``min_lr_ratio`` x the base rate, or ``constant`` (the base
+  rate to the end: ``scheduler=warmup``, which needs no step count); with ``decay_fraction`` < 1
+  the rate stays at its peak until the last fraction of the steps and decays over those only
+  (warmup-stable-decay: Hu et al. 2024, Hägele et al. 2024);
 - ``plateau``: ``ReduceLROnPlateau`` on ``val/exact_match`` (fits wall-clock budgets, where the
   number of steps is not known in advance).
 """
