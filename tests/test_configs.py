@@ -130,6 +130,7 @@ def test_arith_best_on_a_users_files_keeps_its_model_optimizer_and_reading_order
     assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.optimizer.weight_decay == 0.1
     assert cfg.optimizer.decay_from_step == 6000
     assert cfg.scheduler.decay == "constant" and cfg.scheduler.warmup_steps == 1000
+    assert cfg.optimizer.lr == 3e-3
     _, net = instantiate_everything(cfg)  # 128 units in both RNNs
     shapes = {name: w.shape for name, w in net.named_parameters() if "weight_hh" in name}
     assert shapes and all(shape[1] == 128 for shape in shapes.values()), shapes
