@@ -244,7 +244,8 @@ class Seq2Seq(nn.Module):
         if attend_from == "top":
             dec_rnn = _make_rnn(dec_factory, self.scopes["decoder"], dec_input, sizes)
         else:  # the bottom layer alone, then the layers above it
-            layers = _own(dec_factory).get("num_layers") or num_layers
+            own = _own(dec_factory)
+            layers = own.get("num_layers") or num_layers
             for wrong, message in (
                     (not attention, "queries the attention with the decoder's bottom layer: "
                                     "choose one (model/net/attention=dot|general|bahdanau)"),
@@ -255,7 +256,7 @@ class Seq2Seq(nn.Module):
                 if wrong:
                     raise ConfigError(f"model.net.attend_from=bottom {message}")
             # The cell's dropout between layers goes between the two parts too (the Decoder's).
-            upper_dropout = _own(dec_factory).get("dropout") or 0.0
+            upper_dropout = own.get("dropout") or 0.0
             dec_rnn = _make_rnn(dec_factory, self.scopes["decoder"], dec_input, sizes,
                                 num_layers=1, dropout=0.0)
             upper = _make_rnn(dec_factory, self.scopes["decoder"] + "_upper",
