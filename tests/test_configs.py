@@ -128,7 +128,7 @@ def test_arith_best_on_a_users_files_keeps_its_model_optimizer_and_reading_order
     assert cfg.data.tokenizer.model_type == "bpe" and cfg.data.tokenizer.split_digits
     assert cfg.model.net.attention.score == "dot" and cfg.model.net.dropout == 0.0
     assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.optimizer.weight_decay == 0.1
-    assert cfg.optimizer.decay_from_step == 6000
+    assert cfg.optimizer.decay_from_step == 2000
     assert cfg.scheduler.decay == "constant" and cfg.scheduler.warmup_steps == 1000
     assert cfg.optimizer.lr == 3e-3
     _, net = instantiate_everything(cfg)  # 128 units in both RNNs
