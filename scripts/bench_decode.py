@@ -4,6 +4,7 @@
     python scripts/bench_decode.py --checkpoint outputs/arith/... --questions data/arith/test.jsonl
     python scripts/bench_decode.py --untrained --max-length 20      # every answer 20 tokens
     python scripts/bench_decode.py --untrained --device cuda --batch-sizes 1,64,1024
+    python scripts/bench_decode.py --untrained --max-length 10 --profile 25   # where time goes
 
 Uses the newest trained run under outputs/ (or --checkpoint) and the toy test questions (or the
 ``question`` field of the JSON Lines file --questions: use the data the model was trained on); without
@@ -132,7 +133,7 @@ def cold_start(checkpoint: Path, repeats: int) -> tuple[float, float]:
 
 def run(checkpoint: str | None = None, repeats: int = 3, batch_sizes=(1, 64),
         max_length: int = 16, single_questions: int = 128, untrained: bool = False,
-        questions_file: str | None = None, device: str = "cpu") -> dict:
+        questions_file: str | None = None, device: str = "cpu", profile_rows: int = 0) -> dict:
     questions = read_questions(questions_file)
     with tempfile.TemporaryDirectory() as tmp:
         loaded = None
@@ -147,11 +148,11 @@ def run(checkpoint: str | None = None, repeats: int = 3, batch_sizes=(1, 64),
         else:
             label = str(loaded.checkpoint.path)
         return _run(loaded, label, questions, repeats, batch_sizes, max_length, single_questions,
-                    device)
+                    device, profile_rows)
 
 
 def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_questions,
-         device) -> dict:
+         device, profile_rows=0) -> dict:
     model, tokenizer = loaded.model, loaded.tokenizer
     ids = tokenizer.encode(questions)
     results = {"model": label, "questions": len(ids), "device": device,
@@ -204,7 +205,25 @@ def _run(loaded, label, questions, repeats, batch_sizes, max_length, single_ques
               f"({results[f'{row}_beam5_b{big}'] / results[f'beam5_b{big}']:.2f}x torch); "
               f"same greedy answers as torch for {results[f'{row}_agreement']:.1%}; "
               f"files {results[f'{row}_mb']:.1f} MB; CLI cold start {results[f'{row}_cli_s']:.2f}s")
+    if profile_rows:
+        passes = {name: partial(answer, model, ids, search, big, device)
+                  for name, search in searches.items()}
+        passes["reference"] = partial(reference_greedy, model, ids, big, max_length, device)
+        _profile(passes, big, device, profile_rows)
     return results
+
+
+def _profile(passes: dict, batch: int, device: str, rows: int) -> None:
+    """torch.profiler's busiest operators in one pass of each search (after one unprofiled)."""
+    from torch.profiler import profile
+
+    sort_by = "self_cpu_time_total" if device == "cpu" else "self_device_time_total"
+    for name, decode in passes.items():
+        decode()
+        with profile() as prof:
+            decode()
+        print(f"\n{name}, batch {batch}: the {rows} operators with the most {sort_by}")
+        print(prof.key_averages().table(sort_by=sort_by, row_limit=rows))
 
 
 def _onnx(loaded, ids, torch_greedy, repeats, batch, max_length, results) -> list[str]:
@@ -253,6 +272,10 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="1,64", metavar="B,B,...",
                         help="batch sizes to time (default: 1,64); the reference loop runs at 64, "
                              "or at the largest size given without 64")
+    parser.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                        help="then profile one pass of greedy, beam 5 and the reference loop at "
+                             "the reference's batch size (torch.profiler); print their ROWS busiest "
+                             "operators (default: 0, no profile)")
     args = parser.parse_args()
     if args.questions and not Path(args.questions).is_file():
         parser.error(f"--questions {args.questions}: no such file")
@@ -262,12 +285,15 @@ def main() -> None:
         parser.error(f"--batch-sizes {args.batch_sizes}: give integers, e.g. 1,64")
     if batch_sizes[0] < 1:
         parser.error(f"--batch-sizes {args.batch_sizes}: sizes must be at least 1")
+    if args.profile < 0:
+        parser.error(f"--profile {args.profile}: give a number of rows, e.g. 25 (0: no profile)")
     if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
         parser.error(f"--device {args.device}: use cpu or cuda[:N]")
     if args.device != "cpu" and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
     run(args.checkpoint, args.repeats, tuple(batch_sizes), max_length=args.max_length,
-        untrained=args.untrained, questions_file=args.questions, device=args.device)
+        untrained=args.untrained, questions_file=args.questions, device=args.device,
+        profile_rows=args.profile)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ def test_bench_decode_times_each_batch_size_beside_the_reference_loop(tmp_path):
                                  for i in range(12)))
     result = subprocess.run(
         [sys.executable, "scripts/bench_decode.py", "--untrained", "--repeats", "1",
-         "--max-length", "3", "--batch-sizes", "8,2", "--questions", str(questions)],
+         "--max-length", "3", "--batch-sizes", "8,2", "--questions", str(questions),
+         "--profile", "4"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
@@ -47,3 +48,7 @@ def test_bench_decode_times_each_batch_size_beside_the_reference_loop(tmp_path):
     assert reference[22:len(header)].strip().replace(",", "").isdigit()  # questions/s at 8
     assert "same answers for 100.0%" in reference
     assert "greedy batch 8 vs batch 2:" in out
+    # --profile: torch.profiler's table of each pass, at the reference's batch size.
+    for name in ("greedy", "beam5", "reference"):
+        table = out.split(f"\n{name}, batch 8: the 4 operators with the most self_cpu_time_total\n")[1]
+        assert "Self CPU %" in table.splitlines()[1] and "aten::" in table

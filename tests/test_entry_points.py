@@ -39,6 +39,7 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     ("scripts/bench_decode.py --device tpu", "--device tpu: use cpu or cuda[:N]"),
     ("scripts/bench_decode.py --batch-sizes 1,x", "--batch-sizes 1,x: give integers, e.g. 1,64"),
     ("scripts/bench_decode.py --batch-sizes 0,64", "--batch-sizes 0,64: sizes must be at least 1"),
+    ("scripts/bench_decode.py --profile -1", "--profile -1: give a number of rows, e.g. 25"),
     pytest.param("scripts/bench_decode.py --device cuda", "--device cuda: torch",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
     ("scripts/bench.py --datasets toy,nope", "--datasets: unknown nope; choose from toy, arith"),
