@@ -17,7 +17,9 @@ Rows (each in its own process, so that peak memory is its own):
   dataset's experiment with ``model/net/cell=ROW``, trained through the real entry point
   (``qa_seq2seq.train.train(cfg)`` with the shipped configs: datamodule, logger and callbacks on,
   as a user runs it); a callback only reads the clock. ``+rdrop``: ``recurrent_dropout=0.25``;
-  ``+compile``: ``model.compile=true`` (the first step, reported, includes the compilation).
+  ``+compile``: ``model.compile=true`` (the first step, reported, includes the compilation);
+  ``+dot``: ``model/net/attention=dot`` (the decoder RNN still one fused call); ``+feed``:
+  ``model.net.input_feeding=true`` (the decoder runs step by step).
 
 Reported per row: real (non-padding) src+tgt tokens/s over the timed steps (warm-up excluded)
 and the ratio to the dataset's reference, the padding of the question (encoder) and answer
@@ -48,7 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {"toy": ["+experiment=toy_lstm"], "arith": ["+experiment=arith"],
             "arith-char": ["+experiment=arith", "data.tokenizer.model_type=char"]}
 ROWS = ["reference", "lstm", "peephole_lstm", "layernorm_lstm", "gru", "rnn", "lstm+rdrop",
-        "peephole_lstm+compile", "layernorm_lstm+compile", "lstm+rdrop+compile"]
+        "peephole_lstm+compile", "layernorm_lstm+compile", "lstm+rdrop+compile", "lstm+dot",
+        "lstm+dot+feed"]
 
 
 def compose(args, overrides: list[str] = ()):
@@ -204,6 +207,10 @@ def run_framework(args, tmp: str) -> dict:
                  f"+callbacks.bench_timer.warmup={args.warmup}"]
     if "rdrop" in extras:
         overrides.append("model.net.cell.recurrent_dropout=0.25")
+    if "dot" in extras:
+        overrides.append("model/net/attention=dot")
+    if "feed" in extras:
+        overrides.append("model.net.input_feeding=true")
     cfg = compose(args, overrides + args.overrides.split())
     train(cfg)
     from qa_seq2seq.tokenizer import Tokenizer
@@ -211,8 +218,11 @@ def run_framework(args, tmp: str) -> dict:
     shape = model_shape(cfg, Tokenizer.load(Path(tmp) / "tokenizer.model").vocab_size)
     gates = {"gru": 3, "rnn": 1}.get(cell, 4)
     timer = StepTimer.last
+    net = cfg.model.net
     return {**summarize(timer.times, timer.counts, shape, cfg.data.batch_size, gates,
-                        args.precision), "first_step_s": timer.first_step_s}
+                        args.precision), "first_step_s": timer.first_step_s,
+            "attention": (net.get("attention") or {}).get("score"),
+            "input_feeding": net.get("input_feeding", False)}
 
 
 def summarize(times, counts, shape: dict, batch_size: int, gates: int, precision: str) -> dict:
@@ -229,6 +239,10 @@ def summarize(times, counts, shape: dict, batch_size: int, gates: int, precision
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available()
             else 0.0}
+
+
+def _measured(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def run_row(args) -> None:
@@ -295,27 +309,32 @@ def main() -> None:
                 runs.setdefault(f"{dataset}/{row}", []).append(json.loads(line[len("RESULT "):]))
                 print(f"  {dataset}/{row} (run {repeat + 1}): "
                       f"{runs[f'{dataset}/{row}'][-1]['tokens_per_s']:,.0f} tokens/s", file=sys.stderr)
-    results = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-               for name, rs in runs.items()}
+    results = {name: {k: statistics.median(r[k] for r in rs) if _measured(rs[0][k]) else rs[0][k]
+                      for k in rs[0]} for name, rs in runs.items()}  # medians of the measures
     import torch
 
     print(f"\nTraining through python -m qa_seq2seq.train's train(cfg), {args.steps} steps after "
           f"{args.warmup} of warm-up, {args.threads} threads, precision {args.precision}, "
           f"{'GPU ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}"
           + (f", overrides: {args.overrides}" if args.overrides else ""))
-    header = (f"{'dataset/row':<22}{'tokens/s':>10}{'vs ref':>8}{'enc pad':>9}{'dec pad':>9}"
+    header = (f"{'dataset/row':<26}{'tokens/s':>10}{'vs ref':>8}{'enc pad':>9}{'dec pad':>9}"
               f"{'GFLOP/s':>9}{'of peak':>9}{'peak RSS':>10}{'1st step':>10}")
     print(header + "\n" + "-" * len(header))
     for name, r in results.items():
         ref = results.get(f"{name.split('/')[0]}/reference", {}).get("tokens_per_s")
         ratio = f"{r['tokens_per_s'] / ref:.2f}x" if ref else "-"
-        print(f"{name:<22}{r['tokens_per_s']:>10,.0f}{ratio:>8}{r['encoder_padding']:>8.1%}"
+        print(f"{name:<26}{r['tokens_per_s']:>10,.0f}{ratio:>8}{r['encoder_padding']:>8.1%}"
               f"{r['decoder_padding']:>8.1%}{r['gflops']:>9.1f}"
               f"{r['gflops'] / r['matmul_gflops']:>9.0%}{r['peak_rss_mb']:>8.0f}MB"
               + (f"{r['first_step_s']:>9.1f}s" if "first_step_s" in r else f"{'-':>10}")
               + (f"{r['peak_gpu_mb']:>8.0f}MB on the GPU" if r["peak_gpu_mb"] else ""))
     print(f"(matmul peak at the recurrent GEMM shape: "
-          f"{statistics.median(r['matmul_gflops'] for r in results.values()):.1f} GFLOP/s)")
+          f"{statistics.median(r['matmul_gflops'] for r in results.values()):.1f} GFLOP/s; "
+          f"FLOPs count the RNNs and the output layer, not attention)")
+    for name, r in results.items():  # attention's cost: against the same dataset's plain lstm
+        plain = results.get(f"{name.split('/')[0]}/lstm", {}).get("tokens_per_s")
+        if plain and "+dot" in name:
+            print(f"{name}: {r['tokens_per_s'] / plain:.2f}x the tokens/s of the plain lstm row")
     if not args.no_decode:
         import bench_decode
 

@@ -27,6 +27,21 @@ def test_bench_trains_a_row_through_the_entry_point_beside_the_reference(tmp_pat
     assert rows["toy/lstm"]["first_step_s"] > 0 and "first_step_s" not in rows["toy/reference"]
 
 
+def test_bench_attention_rows_train_with_attention_and_report_their_cost(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--datasets", "toy", "--rows", "lstm,lstm+dot+feed",
+         "--steps", "2", "--warmup", "1", "--no-decode", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert (rows["toy/lstm"]["attention"], rows["toy/lstm"]["input_feeding"]) == (None, False)
+    assert (rows["toy/lstm+dot+feed"]["attention"], rows["toy/lstm+dot+feed"]["input_feeding"]) == (
+        "dot", True)
+    ratio = rows["toy/lstm+dot+feed"]["tokens_per_s"] / rows["toy/lstm"]["tokens_per_s"]
+    assert f"toy/lstm+dot+feed: {ratio:.2f}x the tokens/s of the plain lstm row" in result.stdout
+
+
 def test_bench_decode_times_each_batch_size_beside_the_reference_loop(tmp_path):
     questions = tmp_path / "questions.jsonl"
     questions.write_text("".join(json.dumps({"question": f"What is {i} plus {i + 1}?"}) + "\n"
