@@ -1,6 +1,6 @@
 """Training and decoding speed, side by side with a plain-PyTorch reference, in one run.
 
-    python scripts/bench.py                       # the table: each row a process of ~16 s on 2 CPU cores, then decoding
+    python scripts/bench.py                       # every row, ~16 s each on 2 CPU cores; then decoding
     python scripts/bench.py --datasets arith --rows reference,lstm --steps 20 --json bench.json
 
 Datasets (``--datasets``): the shipped experiments a user starts from, on data with realistic
