@@ -9,32 +9,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bench_trains_a_row_through_the_entry_point_beside_the_reference(tmp_path):
-    """A row that fails (gru has no forget_bias) is reported after the others' table."""
+    """A row that fails (gru has no forget_bias) is reported after the others' table; an
+    attention row trains with attention and is set against the plain lstm row."""
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "scripts/bench.py", "--datasets", "toy", "--rows", "reference,lstm,gru",
-         "--steps", "2", "--warmup", "1", "--no-decode", "--json", str(out),
+        [sys.executable, "scripts/bench.py", "--datasets", "toy",
+         "--rows", "reference,lstm,gru,lstm+dot+feed", "--steps", "2", "--warmup", "1",
+         "--no-decode", "--json", str(out),
          "--overrides", "model.net.cell.forget_bias=1.0"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Could not override 'model.net.cell.forget_bias'" in result.stderr
     assert result.stderr.rstrip().endswith("rows that failed (their errors are above): toy/gru")
     rows = json.loads(out.read_text())
-    assert set(rows) == {"toy/reference", "toy/lstm"}
+    assert set(rows) == {"toy/reference", "toy/lstm", "toy/lstm+dot+feed"}
     for row in rows.values():
         assert row["tokens_per_s"] > 0 and 0 <= row["decoder_padding"] < 1
     assert "toy/lstm" in result.stdout and "1.00x" in result.stdout  # the reference's own ratio
     assert rows["toy/lstm"]["first_step_s"] > 0 and "first_step_s" not in rows["toy/reference"]
-
-
-def test_bench_attention_rows_train_with_attention_and_report_their_cost(tmp_path):
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, "scripts/bench.py", "--datasets", "toy", "--rows", "lstm,lstm+dot+feed",
-         "--steps", "2", "--warmup", "1", "--no-decode", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = json.loads(out.read_text())
     assert (rows["toy/lstm"]["attention"], rows["toy/lstm"]["input_feeding"]) == (None, False)
     assert (rows["toy/lstm+dot+feed"]["attention"], rows["toy/lstm+dot+feed"]["input_feeding"]) == (
         "dot", True)
