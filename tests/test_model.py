@@ -140,3 +140,24 @@ def test_scope_names_name_the_parameters_and_the_rnns():
 def test_bad_scope_names_are_refused_naming_the_key(scopes, message):
     with pytest.raises(ValueError, match=message):
         tiny_model(scopes=scopes)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_keeps_one_minus_p_of_the_units_scaled_as_nn_dropout_does(p):
+    from qa_seq2seq.model import Dropout
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 11, 256, requires_grad=True)
+    drop, reference = Dropout(p), torch.nn.Dropout(p)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - (1 - p)) < 0.01  # 180k units: 5 sigma < 0.006
+    torch.testing.assert_close(y[kept], x[kept] / (1 - p))
+    assert abs(kept.float().mean().item() - (reference(x) != 0).float().mean().item()) < 0.01
+    y.sum().backward()  # the gradient flows through the kept units only, scaled the same way
+    torch.testing.assert_close(x.grad, kept.float() / (1 - p))
+    assert not torch.equal(drop(x), y)  # a new mask every call
+    torch.testing.assert_close(drop.eval()(x), x)  # off in evaluation
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert Dropout(p).train()(x.bfloat16()).dtype == torch.bfloat16
+    assert not Dropout(1.0)(x).any() and torch.equal(Dropout(0.0)(x), x)
