@@ -97,6 +97,13 @@ def test_the_arithmetic_experiments_train_with_weight_decay(experiment, decay, t
     weight.grad = torch.zeros(3)
     optimizer.step()
     torch.testing.assert_close(weight.detach(), torch.full((3,), 1 - cfg.optimizer.lr * decay))
+    assert optimizer.param_groups[0]["fused"] is True  # the README: one kernel for all parameters
+
+
+def test_fused_null_gives_torchs_default_optimizer_step(tmp_path):
+    cfg = compose_train(["optimizer.fused=null"], tmp_path)
+    weight = torch.nn.Parameter(torch.ones(3))
+    assert optimizer_factory(cfg.optimizer)[0]([weight]).param_groups[0]["fused"] is None
 
 
 def test_toy_best_is_the_readme_recipe(tmp_path):
