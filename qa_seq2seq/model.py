@@ -69,7 +69,7 @@ class Dropout(nn.Dropout):
     """``nn.Dropout`` with a faster mask on CPU, where torch draws random numbers one at a time
     on one thread: ``bernoulli_`` spends a 64-bit draw and more per unit, this mask takes three
     16-bit units from each draw (p in steps of 1/65536). A (64, 17, 256) batch of decoder outputs:
-    2.1 ms with ``bernoulli_``, 0.3 ms for the draws here (2 threads). Elsewhere torch's kernel."""
+    3.0-3.8 ms through ``nn.Dropout``, 1.2 ms here (2 threads). Elsewhere torch's kernel."""
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p in (0.0, 1.0) or x.device.type != "cpu":
