@@ -28,11 +28,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from qa_seq2seq.attention import Attention, Memory, Pooling
 from qa_seq2seq.bridge import Bridge, EncoderState, Side
+from qa_seq2seq.dropout import Dropout, dropout
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.places import NumberPlaces
 from qa_seq2seq.rnn import Recurrent, State
@@ -63,23 +63,6 @@ class DecoderOutput(NamedTuple):
     logits: Tensor  # (B, T, V)
     state: DecoderState  # after the last step
     attention: Tensor | None  # (B, T, S) weights over the source, or None without attention
-
-
-class Dropout(nn.Dropout):
-    """``nn.Dropout`` with a faster mask on CPU, where torch draws random numbers one at a time
-    on one thread: ``bernoulli_`` spends a 64-bit draw and more per unit, this mask takes three
-    16-bit units from each draw (p in steps of 1/65536). A (64, 17, 256) batch of decoder outputs:
-    3.0-3.8 ms through ``nn.Dropout``, 1.2 ms here (2 threads). Elsewhere torch's kernel."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p in (0.0, 1.0) or x.device.type != "cpu":
-            return super().forward(x)
-        n = x.numel()
-        # random_ fills int64 with [0, 2^63): the three low 16-bit words are uniform.
-        words = torch.empty((n + 2) // 3, dtype=torch.int64).random_().view(torch.int16)
-        words = words.view(-1, 4)[:, :3].reshape(-1)[:n].view(x.shape)  # uniform in [-2^15, 2^15)
-        keep = words.ge(round(self.p * 65536) - 32768)
-        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
 
 class Encoder(nn.Module):
@@ -164,7 +147,7 @@ class Decoder(nn.Module):
         h, c = state.rnn
         below = self.rnn(x, None, State(h[:1], None if c is None else c[:1]))
         context, weights = self.attention.read(below.output, state.memory)
-        lower = F.dropout(below.output, self.upper_dropout, self.training)  # as between layers
+        lower = dropout(below.output, self.upper_dropout, self.training)  # as between layers
         above = self.upper(torch.cat([lower, context], -1), None,
                            State(h[1:], None if c is None else c[1:]))
         rnn = State(torch.cat([below.state.h, above.state.h]),

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from qa_seq2seq.dropout import dropout
 from qa_seq2seq.errors import ConfigError
 
 LSTM_GATES = ("input", "forget", "cell", "output")
@@ -246,7 +247,7 @@ class Recurrent:
                 cs.append(c)
             layer_input = outputs[0] if directions == 1 else torch.cat(outputs, -1)
             if self.dropout and self.training and layer < layers - 1:
-                layer_input = F.dropout(layer_input, self.dropout, training=True)
+                layer_input = dropout(layer_input, self.dropout, training=True)
         output = layer_input if mask is None else layer_input * mask.transpose(0, 1)
         h = torch.stack(hs)
         c = torch.stack(cs) if self.has_cell_state else None

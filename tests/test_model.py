@@ -144,7 +144,7 @@ def test_bad_scope_names_are_refused_naming_the_key(scopes, message):
 
 @pytest.mark.parametrize("p", [0.1, 0.5])
 def test_dropout_keeps_one_minus_p_of_the_units_scaled_as_nn_dropout_does(p):
-    from qa_seq2seq.model import Dropout
+    from qa_seq2seq.dropout import Dropout
 
     torch.manual_seed(0)
     x = torch.randn(64, 11, 256, requires_grad=True)
