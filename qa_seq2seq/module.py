@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
+from torch.utils import _foreach_utils
 from torchmetrics import MeanMetric
 
 from qa_seq2seq.batching import Batch
@@ -242,6 +243,7 @@ class Seq2SeqModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self._param_groups())
+        check_fused(optimizer)
         for group in optimizer.param_groups:  # what on_train_batch_start switches on
             group["scheduled_weight_decay"] = group.get("weight_decay", 0.0)
         if self.scheduler_factory is None:
@@ -269,3 +271,17 @@ class Seq2SeqModule(L.LightningModule):
         if states := checkpoint.get("rng_states"):
             torch.set_rng_state(states["torch"])
             random.setstate(states["python"])
+
+
+def check_fused(optimizer: torch.optim.Optimizer) -> None:
+    """Refuse ``optimizer.fused=true`` where torch has no fused kernel for the parameters (an
+    accelerator without one): torch finds out only at the first step, deep in the training loop."""
+    supported = _foreach_utils._get_fused_kernels_supported_devices()
+    for group in optimizer.param_groups:
+        for p in group["params"] if group.get("fused") else ():
+            if p.device.type not in supported or not p.is_floating_point():
+                raise ConfigError(
+                    f"optimizer.fused=true: torch has no fused {type(optimizer).__name__} for "
+                    f"{p.dtype} parameters on {p.device.type} (it has for {', '.join(supported)}); "
+                    "set optimizer.fused=null")
+

@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.module import set_up
 from qa_seq2seq.train import make_loggers, make_trainer, optimizer_factory, train
-from tests.conftest import compose_train
+from tests.conftest import compose_train, toy_data_overrides
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -104,6 +104,19 @@ def test_fused_null_gives_torchs_default_optimizer_step(tmp_path):
     cfg = compose_train(["optimizer.fused=null"], tmp_path)
     weight = torch.nn.Parameter(torch.ones(3))
     assert optimizer_factory(cfg.optimizer)[0]([weight]).param_groups[0]["fused"] is None
+
+
+def test_fused_without_a_fused_kernel_for_the_device_is_refused_before_the_first_step(
+        tmp_path, smoke_run, monkeypatch):
+    from torch.utils import _foreach_utils
+
+    monkeypatch.setattr(_foreach_utils, "_get_fused_kernels_supported_devices", lambda: ["cuda"])
+    cfg = compose_train(["+experiment=smoke", *toy_data_overrides(smoke_run[0].parent / "data")],
+                        tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"optimizer.fused=true: torch has no fused Adam for "
+                                          r"torch.float32 parameters on cpu .*optimizer.fused=null"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()  # refused before training
 
 
 def test_toy_best_is_the_readme_recipe(tmp_path):
