@@ -275,8 +275,12 @@ class Seq2SeqModule(L.LightningModule):
 
 def check_fused(optimizer: torch.optim.Optimizer) -> None:
     """Refuse ``optimizer.fused=true`` where torch has no fused kernel for the parameters (an
-    accelerator without one): torch finds out only at the first step, deep in the training loop."""
-    supported = _foreach_utils._get_fused_kernels_supported_devices()
+    accelerator without one): torch finds out only at the first step, deep in the training loop.
+    The list of devices is torch's private helper: without it, torch's own check is left."""
+    devices = getattr(_foreach_utils, "_get_fused_kernels_supported_devices", None)
+    if devices is None:
+        return
+    supported = devices()
     for group in optimizer.param_groups:
         for p in group["params"] if group.get("fused") else ():
             if p.device.type not in supported or not p.is_floating_point():
@@ -284,4 +288,3 @@ def check_fused(optimizer: torch.optim.Optimizer) -> None:
                     f"optimizer.fused=true: torch has no fused {type(optimizer).__name__} for "
                     f"{p.dtype} parameters on {p.device.type} (it has for {', '.join(supported)}); "
                     "set optimizer.fused=null")
-

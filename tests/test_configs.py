@@ -119,6 +119,20 @@ def test_fused_without_a_fused_kernel_for_the_device_is_refused_before_the_first
     assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()  # refused before training
 
 
+def test_fused_check_leaves_it_to_torch_without_torchs_private_device_list(monkeypatch):
+    from torch.utils import _foreach_utils
+
+    from qa_seq2seq.module import check_fused
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.Adam([weight], fused=True)
+    monkeypatch.setattr(_foreach_utils, "_get_fused_kernels_supported_devices", lambda: ["cuda"])
+    with pytest.raises(ConfigError, match="optimizer.fused=null"):
+        check_fused(optimizer)
+    monkeypatch.delattr(_foreach_utils, "_get_fused_kernels_supported_devices")
+    check_fused(optimizer)  # a torch without the helper: no traceback, torch checks at its step
+
+
 def test_toy_best_is_the_readme_recipe(tmp_path):
     """What the README says toy_best is: place embeddings, dot attention over the reversed
     question, 128 units without dropout, AdamW sparing the embeddings with its decay from step
