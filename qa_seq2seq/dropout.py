@@ -11,14 +11,19 @@ dropout between layers.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# The mask reads the three low 16-bit words of each int64 in memory order: little-endian only.
+_WORDS_IN_ORDER = sys.byteorder == "little"
+
 
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     """``F.dropout(x, p, training)``: zeros with probability p, the rest scaled by 1/(1-p)."""
-    if not training or p in (0.0, 1.0) or x.device.type != "cpu":
+    if not training or p in (0.0, 1.0) or x.device.type != "cpu" or not _WORDS_IN_ORDER:
         return F.dropout(x, p, training)
     n = x.numel()
     # random_ fills int64 with [0, 2^63): the three low 16-bit words are uniform.

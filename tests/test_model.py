@@ -161,3 +161,14 @@ def test_dropout_keeps_one_minus_p_of_the_units_scaled_as_nn_dropout_does(p):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert Dropout(p).train()(x.bfloat16()).dtype == torch.bfloat16
     assert not Dropout(1.0)(x).any() and torch.equal(Dropout(0.0)(x), x)
+
+
+def test_dropout_on_a_big_endian_host_is_torchs(monkeypatch):
+    from qa_seq2seq import dropout as module
+
+    x = torch.randn(8, 16)
+    monkeypatch.setattr(module, "_WORDS_IN_ORDER", False)
+    torch.manual_seed(0)
+    ours = module.dropout(x, 0.3, training=True)
+    torch.manual_seed(0)
+    torch.testing.assert_close(ours, torch.nn.functional.dropout(x, 0.3, training=True))
