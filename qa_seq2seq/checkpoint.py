@@ -4,8 +4,8 @@ A qa_seq2seq checkpoint is a Lightning checkpoint with one extra entry, ``qa_seq
 everything needed to answer questions without the run's config files: the resolved network
 config (``model.net`` as trained), the sentencepiece model (bytes), the data config and the
 decoding config validation used. Loading never runs code from the file:
-``torch.load(weights_only=True)`` refuses pickled objects, and every ``_target_`` in a stored
-config must come from an allow-list before anything is instantiated.
+``torch.load(weights_only=True)`` refuses pickled objects, and the stored network config is
+read as data: only the targets ``qa_seq2seq.registry`` lists for each of its places are built.
 
 This module is on the decoding CLI's path: it must not import Lightning, Hydra's composition or
 ``datasets``.
@@ -20,12 +20,12 @@ from typing import Any, NamedTuple
 
 import torch
 
-from qa_seq2seq.errors import CheckpointError
+from qa_seq2seq.errors import CheckpointError, UserError
+from qa_seq2seq.registry import NETWORK, build
 from qa_seq2seq.tokenizer import Tokenizer
 
 PAYLOAD_KEY = "qa_seq2seq"
 FORMAT_VERSION = 2  # 2: the network config under "net"; format 1 (under "model") is upgraded
-MODEL_TARGETS = ("qa_seq2seq.",)
 DEFAULT_OUTPUTS = Path("outputs")
 
 
@@ -100,8 +100,13 @@ def read_checkpoint(path: str | Path | None) -> Checkpoint:
         keys = sorted(raw)[:8] if isinstance(raw, Mapping) else type(raw).__name__
         raise CheckpointError(f"{path}: not a qa_seq2seq checkpoint (no '{PAYLOAD_KEY}' entry; "
                               f"found {keys}). Use a checkpoint written by qa_seq2seq.train.")
-    payload = raw[PAYLOAD_KEY]
-    if payload.get("format") == 1:  # the network config was "model", with the training set-up
+    payload, weights = raw[PAYLOAD_KEY], raw["state_dict"]
+    if not (isinstance(payload, Mapping) and isinstance(weights, Mapping)
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items())):
+        raise CheckpointError(f"{path}: not a qa_seq2seq checkpoint (its '{PAYLOAD_KEY}' entry "
+                              "must be a map, its state_dict names mapped to tensors)")
+    if payload.get("format") == 1 and isinstance(payload.get("model"), Mapping):
+        # the network config was "model", with the training set-up
         dropped = ("init", "init_from", "freeze")
         net = {k: v for k, v in payload["model"].items() if k not in dropped}
         payload = {**{k: v for k, v in payload.items() if k != "model"}, "net": net,
@@ -111,45 +116,33 @@ def read_checkpoint(path: str | Path | None) -> Checkpoint:
                               f"version of qa_seq2seq reads formats 1 and {FORMAT_VERSION}: was "
                               "it written by a newer qa_seq2seq?")
     prefix = "net."
-    state_dict = {k[len(prefix):]: v for k, v in raw["state_dict"].items() if k.startswith(prefix)}
+    state_dict = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
     return Checkpoint(path, state_dict, payload, raw)
 
 
-def check_targets(config: Any, allowed: tuple[str, ...], where: str) -> None:
-    """Refuse any ``_target_`` in ``config`` (nested dicts/lists) outside the ``allowed`` prefixes."""
-    if isinstance(config, Mapping):
-        target = config.get("_target_")
-        if target is not None and not (isinstance(target, str) and target.startswith(allowed)):
-            raise CheckpointError(
-                f"{where}: refused _target_ {target!r}: only targets starting with {allowed} are "
-                "instantiated from a stored config, so that loading a file cannot run foreign code"
-            )
-        for value in config.values():
-            check_targets(value, allowed, where)
-    elif isinstance(config, list | tuple):
-        for value in config:
-            check_targets(value, allowed, where)
-
-
-def build_model(net_config: Mapping[str, Any], where: str) -> torch.nn.Module:
-    """Instantiate a Seq2Seq from a stored (resolved) network config, after the allow-list check."""
-    from hydra.utils import instantiate  # light: no config composition
-
-    check_targets(net_config, MODEL_TARGETS, where)
-    return instantiate(dict(net_config), _convert_="all")
+def build_model(net_config: Any, where: str) -> torch.nn.Module:
+    """A Seq2Seq from a stored (resolved) network config, built through the registry: nothing
+    the config names is imported or called unless ``qa_seq2seq.registry.NETWORK`` lists it."""
+    return build(net_config, NETWORK, where)
 
 
 def load_model(path: str | Path | None, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the trained model and its tokenizer from a checkpoint file or run directory."""
     checkpoint = read_checkpoint(path)
-    model = build_model(checkpoint.payload["net"], f"{checkpoint.path} [network config]")
+    model = build_model(checkpoint.payload.get("net"), f"{checkpoint.path} [network config]")
     try:
         model.load_state_dict(checkpoint.state_dict)
     except RuntimeError as e:  # missing, unexpected or differently shaped tensors
         detail = " ".join(str(e).split())[:500]
         raise CheckpointError(f"{checkpoint.path}: weights do not fit the model its config "
                               f"describes: {detail}") from None
-    tokenizer = Tokenizer(checkpoint.payload["tokenizer"])
+    proto = checkpoint.payload.get("tokenizer")
+    try:
+        if not isinstance(proto, bytes):
+            raise TypeError(f"found {type(proto).__name__}, not the model's bytes")
+        tokenizer = Tokenizer(proto)
+    except (UserError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{checkpoint.path}: its tokenizer cannot be read: {e}") from None
     if tokenizer.vocab_size != model.vocab_size:
         raise CheckpointError(f"{checkpoint.path}: tokenizer has {tokenizer.vocab_size} pieces but "
                               f"the model expects {model.vocab_size}")

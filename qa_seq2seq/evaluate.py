@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq.answerer import Answerer
-from qa_seq2seq.checkpoint import MODEL_TARGETS, check_targets, load_model
+from qa_seq2seq.checkpoint import load_model
 from qa_seq2seq.errors import ConfigError, compose_errors_exit_2, entry_point
 from qa_seq2seq.metrics import corpus_metrics, exact_match
 from qa_seq2seq.questions import decode_choice
+from qa_seq2seq.registry import DATA, build, check
 
 log = logging.getLogger(__name__)
 # What evaluate reads: the keys of conf/evaluate.yaml and its decode group.
@@ -48,9 +48,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     decode, options = decode_choice(chosen, "decode") if chosen else (None, {})
     answerer = Answerer(loaded, decode, batch_size=cfg.batch_size, device=cfg.device, **options)
     decode_name = answerer.decode
-    data_cfg = OmegaConf.merge(ckpt.payload["data"], cfg.get("data") or {})
-    check_targets(OmegaConf.to_container(data_cfg), MODEL_TARGETS, f"{ckpt.path} [data config]")
-    datamodule = instantiate(data_cfg)
+    stored, where = ckpt.payload.get("data"), f"{ckpt.path} [data config]"
+    check(stored, DATA, where)  # before it is merged: OmegaConf would resolve what it holds
+    overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
+    data_cfg = OmegaConf.to_container(OmegaConf.merge(stored, overrides))
+    datamodule = build(data_cfg, DATA, where + (" with your data.* overrides" if overrides else ""))
     datamodule.prepare_data()
     datamodule.use_tokenizer(loaded.tokenizer)
     # Checked and tokenised exactly as in training (read row by row: it may be a stream).
@@ -87,7 +89,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def evaluated_name(split: str, stored: dict, data_cfg: DictConfig) -> str:
+def evaluated_name(split: str, stored: dict, data_cfg: dict) -> str:
     """``split``, or ``split-<file stem>`` when the data overrides name another file for it."""
     file = data_cfg.get(f"{split}_file")
     if file is None or file == stored.get(f"{split}_file"):

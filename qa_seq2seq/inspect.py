@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
-from qa_seq2seq.errors import entry_point
+from qa_seq2seq.errors import CheckpointError, entry_point
 from qa_seq2seq.rnn import Recurrent
 from qa_seq2seq.scopes import aliases, owner_of
 
@@ -72,19 +72,24 @@ def from_config(overrides: list[str]) -> str:
 
 
 def from_checkpoint(path: str) -> str:
-    from hydra.utils import instantiate
+    import yaml
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    from qa_seq2seq.checkpoint import MODEL_TARGETS, check_targets, load_model
+    from qa_seq2seq.checkpoint import load_model
+    from qa_seq2seq.registry import INITIALIZER, build
 
     loaded = load_model(path)
     run_config = loaded.checkpoint.path.parent.parent / ".hydra" / "config.yaml"
     plan = None
-    if run_config.is_file():
-        init = OmegaConf.to_container(OmegaConf.load(run_config).model.get("init") or {})
-        if init:
-            check_targets(init, MODEL_TARGETS, str(run_config))  # before anything is built
-            plan = instantiate(init).plan(loaded.model)
+    if run_config.is_file():  # the run's own file, but a copied run is someone else's: data
+        try:
+            stored = OmegaConf.to_container(OmegaConf.load(run_config))
+        except (yaml.YAMLError, OmegaConfBaseException) as e:
+            raise CheckpointError(f"{run_config}: not a readable run config ({e})") from None
+        model = stored.get("model") if isinstance(stored, dict) else None
+        if isinstance(model, dict) and (init := model.get("init")):
+            plan = build(init, INITIALIZER, f"{run_config} [model.init]").plan(loaded.model)
     return f"{loaded.checkpoint.path}\n" + parameter_table(loaded.model, plan)
 
 
