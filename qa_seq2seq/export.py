@@ -28,12 +28,11 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from qa_seq2seq.checkpoint import FORMAT_VERSION, PAYLOAD_KEY, load_model
 from qa_seq2seq.errors import CheckpointError, ConfigError, entry_point
 from qa_seq2seq.fields import SourceBuilder
 from qa_seq2seq.runtime import ONNX_FORMAT
+from qa_seq2seq.saving import atomic_save
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 EXPORT_FORMAT = "qa_seq2seq-weights"
@@ -63,8 +62,8 @@ def export(checkpoint: str | Path | None, out: str | Path, format: str = "weight
     out.mkdir(parents=True, exist_ok=True)
     described: dict = {"format": EXPORT_FORMAT}
     if format == "weights":
-        torch.save({"state_dict": {f"net.{k}": v for k, v in ckpt.state_dict.items()},
-                    PAYLOAD_KEY: payload, "global_step": step}, out / "model.ckpt")
+        atomic_save({"state_dict": {f"net.{k}": v for k, v in ckpt.state_dict.items()},
+                     PAYLOAD_KEY: payload, "global_step": step}, out / "model.ckpt")
     else:
         from qa_seq2seq.onnx_graphs import export_graphs
 

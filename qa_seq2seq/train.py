@@ -47,6 +47,7 @@ from qa_seq2seq.resume import (
     find_run,
     hydra_run_dir,
 )
+from qa_seq2seq.saving import AtomicCheckpointIO
 from qa_seq2seq.tokenizer import UNK_ID, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -185,8 +186,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # A signal's checkpoint must hold what every other callback did at that step (the weight
     # average among them), as Lightning runs its ModelCheckpoints last for the same reason.
     ordered = sorted(callbacks.values(), key=lambda c: isinstance(c, GracefulStop))
-    trainer = make_trainer(cfg.trainer, callbacks=ordered,
-                           logger=loggers or False, default_root_dir=str(output_dir))
+    trainer = make_trainer(cfg.trainer, callbacks=ordered, logger=loggers or False,
+                           default_root_dir=str(output_dir), plugins=[AtomicCheckpointIO()])
     hparams = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:  # TensorBoard's HPARAMS tab: the config beside the metric to compare
         if isinstance(logger, TensorBoardLogger):

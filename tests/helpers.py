@@ -121,3 +121,25 @@ class RecordWeights(L.Callback):
 
         torch.save({"steps": self.steps, "validated": self.validated,
                     "final": self._copy(pl_module)}, self.path)
+
+
+class LimitFileSize(L.Callback):
+    """From training step ``step`` on, refuse writes past ``limit`` bytes in any file
+    (RLIMIT_FSIZE): with ``kill`` the process dies in the middle of its next large write
+    (SIGXFSZ), as with ``kill -9`` during a save; without, the write fails (EFBIG), as on a full
+    disk. Once per ``marker`` (a resumed run with the same config passes by)."""
+
+    def __init__(self, step: int, limit: int, kill: bool, marker: str):
+        self.step, self.limit, self.kill, self.marker = step, limit, kill, Path(marker)
+
+    def on_train_batch_start(self, trainer, *args):
+        import resource
+
+        if trainer.global_step == self.step and not self.marker.exists():  # once per marker
+            self.marker.touch()
+            # Python ignores SIGXFSZ (writes fail instead); its default action ends the process.
+            if self.kill:
+                resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file
+                signal_module.signal(signal_module.SIGXFSZ, signal_module.SIG_DFL)
+            resource.setrlimit(resource.RLIMIT_FSIZE,
+                               (self.limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))

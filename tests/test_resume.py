@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -122,6 +123,37 @@ def test_interrupted_anywhere_then_resumed_matches_an_uninterrupted_run(tmp_path
     second = train(tmp_path, *fault, "resume=auto")
     assert second.returncode == 0, second.stderr[-3000:]
     assert_same_weights(runs(tmp_path)[0], uninterrupted)
+
+
+@pytest.mark.parametrize("kill", [True, False], ids=["killed", "disk_full"])
+def test_a_save_cut_short_leaves_the_previous_checkpoint_wherever_tmpdir_is(
+        tmp_path, uninterrupted, monkeypatch, kill):
+    # TMPDIR on another filesystem than the run, where one exists: a temporary file there would
+    # reach the checkpoint by a copy, which a kill or a full disk can cut short.
+    shm = Path("/dev/shm")
+    elsewhere = shm.is_dir() and shm.stat().st_dev != tmp_path.stat().st_dev
+    tmpdir = Path(tempfile.mkdtemp(dir=shm if elsewhere else tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    # From step 27, no file may grow past 300 kB: the step-30 last.ckpt (~650 kB) is cut short.
+    limit = ["+callbacks.fault._target_=tests.helpers.LimitFileSize", "+callbacks.fault.step=27",
+             "+callbacks.fault.limit=300000", f"+callbacks.fault.kill={kill}",
+             f"+callbacks.fault.marker={tmp_path / 'limited'}"]
+    first = train(tmp_path, *limit)
+    output = first.stdout + first.stderr
+    (run,) = runs(tmp_path)
+    if kill:
+        assert first.returncode == -signal.SIGXFSZ, output[-3000:]
+    else:  # the disk-full message, once, and no traceback
+        assert first.returncode == 2, output[-3000:]
+        assert output.count(f"error: cannot write {run}/checkpoints/last.ckpt: File too large; "
+                            "the previous checkpoint there, if any, is intact") == 1, output[-3000:]
+        assert "Traceback" not in output
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt").raw["global_step"] == 25
+    assert not [p for p in tmpdir.rglob("*") if p.is_file()]  # nothing went through TMPDIR
+    second = train(tmp_path, *limit, "resume=auto")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert_same_weights(run, uninterrupted)
 
 
 def test_changed_config_on_resume_is_refused_with_the_keys(tmp_path):
