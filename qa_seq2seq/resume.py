@@ -12,6 +12,7 @@ refused with a list of what differs, never silently ignored.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 from datetime import datetime
@@ -19,14 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq.checkpoint import DEFAULT_OUTPUTS, runs_by_age
-from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-MAY_CHANGE = ("resume", "output_dir", "trainer.max_steps", "trainer.max_epochs",
-              "trainer.enable_progress_bar", "trainer.log_every_n_steps")
+MAY_CHANGE = ("resume", "resume_data_changed", "output_dir", "trainer.max_steps",
+              "trainer.max_epochs", "trainer.enable_progress_bar", "trainer.log_every_n_steps")
+DATA_CHANGED = ("error", "accept")  # resume_data_changed
 
 
 def find_run(resume: str, run_name: str, outputs: Path = DEFAULT_OUTPUTS) -> Path:
@@ -149,3 +152,79 @@ class GracefulStop(L.Callback):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
+
+
+def fingerprint(file: str) -> dict[str, Any]:
+    """A data file as a resume checks it: its path, size and SHA-256."""
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return {"path": str(file), "size": Path(file).stat().st_size, "sha256": digest.hexdigest()}
+
+
+class DataFiles(L.Callback):
+    """Stores the training and validation files' fingerprints in every checkpoint, so that a
+    resume can tell a file that changed under the run (see :func:`check_data_files`)."""
+
+    def __init__(self, files: dict[str, str | None]):
+        self.files = {split: fingerprint(file) for split, file in files.items()
+                      if split in ("train", "validation") and file and Path(file).is_file()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"files": self.files}
+
+
+def check_data_files(raw: dict[str, Any], current: DataFiles, accept: bool) -> None:
+    """Refuse to resume checkpoint ``raw`` on data files that differ from those it was trained
+    on, unless ``accept`` (``resume_data_changed=accept``); then say what that does."""
+    stored = (raw.get("callbacks") or {}).get(current.state_key, {}).get("files", {})
+    same = ("size", "sha256")
+    changed = [(split, old, new) for split, old in stored.items()
+               if not (new := current.files.get(split)) or any(new[k] != old[k] for k in same)]
+    if not changed:
+        return
+    lines = "\n".join(
+        f"  data.{split}_file={old['path']}: {old['size']:,} bytes (sha256 {old['sha256'][:12]}) "
+        f"when trained; now " + (f"{new['size']:,} bytes (sha256 {new['sha256'][:12]})" if new
+                                 else "missing") for split, old, new in changed)
+    if not accept:
+        raise DataError(
+            f"resume: the data changed since step {raw.get('global_step', 0)} was saved:\n{lines}\n"
+            "A resumed run continues the epoch's batch order from the file it was trained on. "
+            "Restore the file, start a new run from this one's weights "
+            "(model.init_from.checkpoint=<run>), or add resume_data_changed=accept to go on with "
+            "the new file")
+    log.warning("resume_data_changed=accept: the data changed since step %d was saved:\n%s\n"
+                "Going on with the new file(s): the epoch in progress resumes at the batch it had "
+                "reached, in the new file's order, so some of its rows are skipped or seen twice; "
+                "later epochs read the new file whole, and the run no longer matches one never "
+                "interrupted", raw.get("global_step", 0), lines)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, whose saved state follows the run when its directory is
+    moved or copied: Lightning drops the best score of a checkpoint saved under another
+    directory, so the next validation, however worse, would overwrite ``best.ckpt``. Paths
+    saved inside the old directory are read as the same files in the new one."""
+
+    @property
+    def state_key(self) -> str:  # ModelCheckpoint's: checkpoints from before this class load
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and Path(old) != Path(self.dirpath):
+            def moved(path: str | None) -> str | None:
+                if path and Path(path).parent == Path(old):
+                    return str(Path(self.dirpath) / Path(path).name)
+                return path
+
+            state_dict = {**state_dict, "dirpath": self.dirpath,
+                          "best_k_models": {moved(k): v for k, v in
+                                            state_dict.get("best_k_models", {}).items()},
+                          **{key: moved(state_dict.get(key)) for key in
+                             ("best_model_path", "kth_best_model_path", "last_model_path")}}
+            log.info("the run moved from %s: its checkpoint state follows it to %s", old,
+                     self.dirpath)
+        super().load_state_dict(state_dict)

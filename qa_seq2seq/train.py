@@ -39,9 +39,12 @@ from qa_seq2seq.errors import ConfigError, compose_errors_exit_2, entry_point, u
 from qa_seq2seq.module import Seq2SeqModule
 from qa_seq2seq.ranges import check_ranges
 from qa_seq2seq.resume import (
+    DATA_CHANGED,
+    DataFiles,
     Finished,
     GracefulStop,
     Stopped,
+    check_data_files,
     check_not_finished,
     check_unchanged,
     find_run,
@@ -133,6 +136,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"optimizer.decay_from_step={optimizer_options['decay_from_step']}: the "
                           f"run ends at trainer.max_steps={max_steps}, before any decay; set it "
                           f"below {max_steps}")
+    if (on_change := cfg.get("resume_data_changed", "error")) not in DATA_CHANGED:
+        raise ConfigError(f"resume_data_changed={on_change!r}: use {' or '.join(DATA_CHANGED)}")
     resume_from = None
     if cfg.get("resume"):
         run_dir = find_run(cfg.resume, cfg.run_name)
@@ -146,6 +151,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule: QADataModule = instantiate(cfg.data)
     datamodule.prepare_data()
+    data_files = DataFiles(datamodule.files)  # their fingerprints, in every checkpoint
+    if resume_from is not None:
+        check_data_files(read_checkpoint(resume_from).raw, data_files, on_change == "accept")
     tokenizer_path = output_dir / "tokenizer.model"
     if tokenizer_path.exists():  # a resumed run keeps its tokenizer: ids must not change
         datamodule.use_tokenizer(Tokenizer.load(tokenizer_path))
@@ -185,7 +193,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                           f"or logger: null): keep one, or drop it with ~callbacks.{needs[0]}")
     # A signal's checkpoint must hold what every other callback did at that step (the weight
     # average among them), as Lightning runs its ModelCheckpoints last for the same reason.
-    ordered = sorted(callbacks.values(), key=lambda c: isinstance(c, GracefulStop))
+    ordered = sorted([data_files, *callbacks.values()], key=lambda c: isinstance(c, GracefulStop))
     trainer = make_trainer(cfg.trainer, callbacks=ordered, logger=loggers or False,
                            default_root_dir=str(output_dir), plugins=[AtomicCheckpointIO()])
     hparams = OmegaConf.to_container(cfg, resolve=True)

@@ -1,6 +1,8 @@
 """Nothing lost: kill -9 and resume, a kill during a save, Ctrl-C/SIGTERM, changed configs."""
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,11 +47,27 @@ pytestmark = pytest.mark.xdist_group(__name__)  # one xdist worker: module fixtu
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> dict[str, torch.Tensor]:
-    """The final weights of the run that the interrupted ones must reproduce."""
+def clean_run(tmp_path_factory) -> Path:
+    """The run that the interrupted ones must reproduce."""
     clean = tmp_path_factory.mktemp("clean")
     assert train(clean).returncode == 0
-    return weights(runs(clean)[0])
+    return runs(clean)[0]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(clean_run) -> dict[str, torch.Tensor]:
+    """Its final weights."""
+    return weights(clean_run)
+
+
+def best(run: Path) -> tuple[int, float, float]:
+    """The step of best.ckpt, the best score last.ckpt remembers, and metrics.json's."""
+    last = read_checkpoint(run / "checkpoints" / "last.ckpt").raw["callbacks"]
+    (score,) = {float(state["best_model_score"]) for key, state in last.items()
+                if key.startswith("ModelCheckpoint{'monitor': 'val/exact_match'")}
+    metrics = json.loads((run / "metrics.json").read_text())
+    return (read_checkpoint(run / "checkpoints" / "best.ckpt").raw["global_step"], score,
+            metrics["best_score"])
 
 
 def assert_same_weights(run: Path, expected: dict[str, torch.Tensor]) -> None:
@@ -154,6 +172,45 @@ def test_a_save_cut_short_leaves_the_previous_checkpoint_wherever_tmpdir_is(
     second = train(tmp_path, *limit, "resume=auto")
     assert second.returncode == 0, second.stderr[-3000:]
     assert_same_weights(run, uninterrupted)
+
+
+def test_a_moved_run_resumes_with_its_best_checkpoint_and_score(tmp_path, clean_run,
+                                                                uninterrupted):
+    kill = interrupt(tmp_path, "SIGKILL", "train_batch", 33)  # after epoch 1's best.ckpt
+    assert train(tmp_path, *kill).returncode == -signal.SIGKILL
+    (run,) = runs(tmp_path)
+    moved = tmp_path / "elsewhere" / run.name
+    shutil.move(run, moved)
+    second = train(tmp_path, *kill, f"resume={moved}")
+    output = second.stdout + second.stderr
+    assert second.returncode == 0, output[-3000:]
+    assert "dirpath has changed" not in output and "the run moved from" in output
+    assert_same_weights(moved, uninterrupted)
+    assert best(moved) == best(clean_run)
+
+
+def test_a_changed_data_file_is_refused_on_resume_unless_accepted(tmp_path):
+    data = tmp_path / "data"
+    kill = [*interrupt(tmp_path, "SIGKILL", "train_batch", 33), *toy_data_overrides(data)]
+    assert train(tmp_path, *kill).returncode == -signal.SIGKILL
+    (run,) = runs(tmp_path)
+    saved = (run / "checkpoints" / "last.ckpt").read_bytes()
+    with (data / "train.jsonl").open("a") as f:
+        f.write('{"question": "What is 1 plus 1?", "answer": "2"}\n')
+    refused = train(tmp_path, *kill, "resume=auto")
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 2, output[-3000:]
+    assert f"error: resume: the data changed since step 30 was saved:\n  data.train_file={data}/" \
+           "train.jsonl: " in output and "resume_data_changed=accept" in output
+    assert "Traceback" not in output and "validation_file" not in output  # only what changed
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == saved
+    assert not list(run.glob("resumed-*"))
+    accepted = train(tmp_path, *kill, "resume=auto", "resume_data_changed=accept")
+    output = accepted.stdout + accepted.stderr
+    assert accepted.returncode == 0, output[-3000:]
+    assert "resume_data_changed=accept: the data changed" in output
+    assert "some of its rows are skipped or seen twice" in output
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt").raw["global_step"] >= 60
 
 
 def test_changed_config_on_resume_is_refused_with_the_keys(tmp_path):
