@@ -204,9 +204,11 @@ class QADataModule(L.LightningDataModule):
         if (path is None) == (train_file is None):
             raise ConfigError("give either data.path (a datasets source) or data.train_file "
                               f"(local files), not {'both' if path else 'neither'}")
-        for file in (train_file, validation_file, test_file):
+        for split, file in zip(SPLITS, (train_file, validation_file, test_file)):
             if file and Path(file).suffix not in BUILDERS:
-                raise ConfigError(f"{file}: unknown file type; use one of {list(BUILDERS)}")
+                problem = "unknown file type" if Path(file).exists() else "not found"
+                raise ConfigError(f"data.{split}_file={file}: {problem}; give a .jsonl, .json, "
+                                  ".csv or .parquet file")
         self.files = {"train": train_file, "validation": validation_file, "test": test_file}
         self.path, self.name = path, name
         self.split_names = {**{s: s for s in SPLITS}, **(split_names or {})}

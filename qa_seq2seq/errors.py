@@ -3,6 +3,7 @@ what is wrong, exit status 2, no traceback (:func:`entry_point`)."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -48,9 +49,29 @@ def user_error(error: BaseException | None) -> UserError | None:
     return None
 
 
+# A write the machine refused: a full disk or quota, a file too large, a read-only or unwritable
+# folder. The user's to fix, not a bug.
+FULL, UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}, {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def refused_write(error: BaseException | None) -> str | None:
+    """The message for ``error`` (or its cause) when it is a write the machine refused, else None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno in FULL | UNWRITABLE:
+            fix = "free some space" if error.errno in FULL else \
+                "choose a writable output folder (output_dir, hydra.run.dir) or fix its permissions"
+            where = f"{error.filename}: " if error.filename else ""
+            return f"{where}{error.strerror}: {fix}"
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def entry_point(main: F) -> F:
     """Wrap a command's ``main``: a :class:`UserError` (also one wrapped by Hydra or Lightning)
-    becomes ``error: <message>`` and exit status 2; output cut short by a closed pipe
+    or a write the machine refused (a full disk, a read-only folder) becomes ``error: <message>``
+    and exit status 2; output cut short by a closed pipe
     (``... | head``) ends quietly; Ctrl-C exits 130. Anything else is a bug and keeps its
     traceback."""
 
@@ -65,7 +86,7 @@ def entry_point(main: F) -> F:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(141)  # 128 + SIGPIPE, as a shell reports it
         except Exception as e:
-            if (cause := user_error(e)) is None:
+            if (cause := user_error(e) or refused_write(e)) is None:
                 raise
             log.error("error: %s", cause)
             sys.exit(2)
@@ -115,6 +136,11 @@ def compose_errors_exit_2() -> None:
                     raise
                 cause = f"\n{e.__cause__}" if e.__cause__ is not None else ""
                 print(f"error: {e}{cause}{moved_keys_hint(sys.argv[1:])}", file=sys.stderr)
+                sys.exit(2)
+            except OSError as e:  # Hydra making the run directory and its .hydra/ files
+                if (message := refused_write(e)) is None:
+                    raise
+                print(f"error: {message}", file=sys.stderr)
                 sys.exit(2)
 
         return original(composed)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
-from qa_seq2seq.errors import CheckpointError, entry_point
+from qa_seq2seq.errors import CheckpointError, ConfigError, entry_point, moved_keys_hint
 from qa_seq2seq.rnn import Recurrent
 from qa_seq2seq.scopes import aliases, owner_of
 
@@ -34,10 +34,11 @@ def parameter_table(model: nn.Module, plan: dict[str, str] | None = None) -> str
         state = "trainable" if param.requires_grad else "frozen"
         totals[state] += param.numel()
         notes = []
-        if isinstance(owner, Recurrent) and (gates := owner.gate_names(local)):
+        gates = owner.gate_names(local) if isinstance(owner, Recurrent) else None
+        if gates:
             size = param.shape[0] // len(gates)
             notes.append(" ".join(f"{g}[{i * size}:{(i + 1) * size}]" for i, g in enumerate(gates)))
-        if isinstance(owner, Recurrent) and owner.has_cell_state and local.startswith("bias"):
+        if isinstance(owner, Recurrent) and local.startswith("bias") and "forget" in (gates or ()):
             forget = owner.gate(local, "forget").detach()  # read from the tensor, as trained
             shown = f"{forget[0].item():g}" if bool((forget == forget[0]).all()) else \
                 f"mean {forget.mean().item():.3g}"
@@ -57,11 +58,16 @@ def parameter_table(model: nn.Module, plan: dict[str, str] | None = None) -> str
 
 def from_config(overrides: list[str]) -> str:
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=["output_dir=.", *overrides])
+    try:
+        with initialize_config_dir(str(CONF), version_base="1.3"):
+            cfg = compose("train", overrides=["output_dir=.", *overrides])
+    except (HydraException, OmegaConfBaseException) as e:  # an unknown key, group or option
+        raise ConfigError(f"{e}{moved_keys_hint(overrides)}") from None
     from qa_seq2seq.module import set_up
 
     if OmegaConf.is_missing(cfg.model.net, "vocab_size"):

@@ -91,18 +91,28 @@ def auto_precision(accelerator: str) -> str:
     Performance): there bf16-mixed makes a step of the 2x256 model ~1.5x faster and learns about
     as much per step; on an H200 GPU it was slower than fp32 (a model this small is bound by
     kernel launches there); on CPUs without those units bfloat16 is emulated."""
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()
-                                      and not torch.backends.mps.is_available())
     native_bf16 = any(getattr(torch.cpu, name, lambda: False)()
                       for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
-    return "bf16-mixed" if on_cpu and native_bf16 else "32-true"
+    return "bf16-mixed" if on_cpu(accelerator) and native_bf16 else "32-true"
+
+
+def on_cpu(accelerator: str) -> bool:
+    """Whether ``trainer.accelerator`` trains on the CPU."""
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()
+                                    and not torch.backends.mps.is_available())
 
 
 def make_trainer(trainer_cfg: DictConfig, **kwargs: Any) -> L.Trainer:
     """Lightning's Trainer from ``trainer_cfg``; ``precision=auto`` is resolved in the config
     itself, so the logged hyperparameters say what ran."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    if str(trainer_cfg.get("precision")) in ("16-mixed", "16") and on_cpu(accelerator):
+        # Lightning would train in bf16 instead, while the config and logs say 16-mixed.
+        raise ConfigError(f"trainer.precision={trainer_cfg.precision} on the CPU: Lightning's fp16 "
+                          "mixed precision is for GPUs (on a CPU it would train in bf16 and log "
+                          "16-mixed): use trainer.precision=bf16-mixed, 32-true or auto")
     if trainer_cfg.get("precision") == "auto":
-        trainer_cfg.precision = auto_precision(str(trainer_cfg.get("accelerator", "auto")))
+        trainer_cfg.precision = auto_precision(accelerator)
         log.info("trainer.precision=auto: %s", trainer_cfg.precision)
     # Lightning's model summary only sizes the weights (kept in fp32): nothing to warn about.
     warnings.filterwarnings("ignore", "Precision .* is not supported by the model summary")

@@ -60,6 +60,20 @@ def test_missing_files_and_fields_are_named(tmp_path):
         dm.prepared("train")
 
 
+@pytest.mark.parametrize("name", ["nonexistent", "nonexistent.xyz", "nonexistent.csv"])
+def test_a_missing_file_of_any_extension_is_not_found(tmp_path, name):
+    from qa_seq2seq.errors import UserError
+
+    missing = str(tmp_path / name)
+    with pytest.raises(UserError, match=r"not found") as error:
+        QADataModule(missing, str(tmp_path / "v.jsonl")).prepare_data()
+    assert missing in str(error.value) and "unknown file type" not in str(error.value)
+    (tmp_path / "notes.txt").write_text("q")  # present, of a type no loader reads
+    with pytest.raises(UserError, match=r"data.train_file=.*notes.txt: unknown file type; give "
+                                        r"a .jsonl, .json, .csv or .parquet file"):
+        QADataModule(str(tmp_path / "notes.txt"), str(tmp_path / "v.jsonl"))
+
+
 @pytest.mark.parametrize("policy", ["truncate", "drop", "error"])
 def test_overlength_rows_are_counted_and_handled(tmp_path, policy):
     long = {"question": "What is " + "very " * 50 + "long?", "answer": "x"}

@@ -1,5 +1,6 @@
 """Every entry point turns a user error into one message, exit status 2, and no traceback."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -148,3 +149,47 @@ def test_entry_point_exit_statuses():
         assert info.value.code == status
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
         raising(ZeroDivisionError())()
+
+
+@pytest.mark.parametrize("code,fix", [(errno.ENOSPC, "free some space"),
+                                      (errno.EROFS, "choose a writable output folder")])
+def test_a_refused_write_is_one_message_and_exit_2(caplog, code, fix):
+    from qa_seq2seq.errors import entry_point
+
+    def write():
+        try:
+            raise OSError(code, os.strerror(code), "outputs/run/metrics.json")
+        except OSError as e:
+            raise RuntimeError("wrapped by a library") from e
+
+    with pytest.raises(SystemExit) as info:
+        entry_point(write)()
+    assert info.value.code == 2
+    assert caplog.records[-1].getMessage() == (f"error: outputs/run/metrics.json: "
+                                               f"{os.strerror(code)}: {fix}" + (
+        "" if code == errno.ENOSPC else " (output_dir, hydra.run.dir) or fix its permissions"))
+    with pytest.raises(FileNotFoundError):  # another OSError is no refused write
+        entry_point(lambda: open("/no/such/file"))()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A read-only filesystem (a tmpfs mounted ro; root can write anywhere else)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1M", "tmpfs", str(folder)],
+                             capture_output=True)
+    if mounted.returncode:
+        pytest.skip("needs a read-only mount (root): " + mounted.stderr.decode().strip())
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_output_folder_is_one_message_and_exit_2(read_only_folder):
+    result = run("-m", "qa_seq2seq.train", "+experiment=smoke",
+                 f"hydra.run.dir={read_only_folder}/run")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert output.strip() == (f"error: {read_only_folder}/run: Read-only file system: choose a "
+                              "writable output folder (output_dir, hydra.run.dir) or fix its "
+                              "permissions")

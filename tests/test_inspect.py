@@ -1,3 +1,8 @@
+from pathlib import Path
+
+import pytest
+
+from qa_seq2seq.bridge import BRIDGES
 from qa_seq2seq.checkpoint import read_checkpoint
 from qa_seq2seq.inspect import from_checkpoint, from_config, main
 
@@ -64,3 +69,33 @@ def test_the_readme_cli_form_of_init_overrides_works():
     assert "orthogonal" in rows[("decoder.rnn", "weight_hh_l1")]
     assert "glorot_uniform" in rows[("encoder.rnn", "weight_hh_l1")]
     assert "truncated_normal(std=0.01)" in rows[("encoder.embedding", "weight")]
+
+
+NET_CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "net"
+SMALL = ["model.net.vocab_size=30", "model.net.embedding_size=16", "model.net.hidden_size=16"]
+CHOICES = [f"model/net/{group}={option.stem}" for group in ("cell", "attention", "sharing")
+           for option in sorted((NET_CONF / group).glob("*.yaml"))] + \
+          [f"model.net.bridge={bridge}" for bridge in BRIDGES]
+
+
+@pytest.mark.parametrize("choice", CHOICES)
+def test_every_cell_bridge_attention_and_sharing_choice_is_inspected(choice):
+    table = from_config([*SMALL, choice])
+    rows = [line.split() for line in table.splitlines()[2:] if line.strip()]
+    names = {f"{row[0]}.{row[1]}" for row in rows if len(row) > 2}
+    assert "decoder.output.weight" in names or "shared" in table
+    if "bridge=linear" in choice:
+        assert any(name.startswith("bridge.") for name in names)
+    if "attention=" in choice and not choice.endswith("none"):
+        assert any(name.startswith("decoder.attention.") for name in names)
+    assert "trainable:" in table
+
+
+def test_config_errors_are_one_message_and_exit_2(caplog):
+    for argv in (["model.net.nokey=3"], ["model/net/cell=nope"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert record.getMessage().startswith("error: ") and "Traceback" not in record.getMessage()
+        caplog.clear()

@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from qa_seq2seq.checkpoint import load_model, read_checkpoint
+from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.evaluate import evaluate
 from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
 
@@ -210,6 +211,21 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_bfloat16_units(monkeypatch, a
     for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
         monkeypatch.setattr(torch.cpu, name, lambda name=name: name in units)
     assert auto_precision(accelerator) == expected
+
+
+@pytest.mark.parametrize("precision", ["16-mixed", "16"])
+def test_fp16_mixed_on_the_cpu_is_refused_not_swapped_for_bf16(monkeypatch, precision):
+    import torch
+    from omegaconf import OmegaConf
+
+    from qa_seq2seq.train import make_trainer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = OmegaConf.create({"_target_": "lightning.pytorch.Trainer", "accelerator": "auto",
+                            "precision": precision})
+    with pytest.raises(ConfigError, match=rf"^trainer.precision={precision} on the CPU: .* use "
+                                          r"trainer.precision=bf16-mixed, 32-true or auto$"):
+        make_trainer(cfg)
 
 
 def test_decode_accepts_the_models_own_field_name_and_question(smoke_run):
