@@ -490,6 +490,9 @@ def _scan_jsonl(path: str, check: Callable[[dict], str | None]
                 problems.append((n, f"not valid JSON ({e.msg} at column {e.colno}); each line "
                                     'must be one object like {"question": "...", "answer": "..."}'))
                 continue
+            except RecursionError:
+                problems.append((n, "not valid JSON (nested too deeply)"))
+                continue
             problem = (f"a JSON {type(row).__name__}, not an object"
                        if not isinstance(row, dict) else check(row))
             if problem:

@@ -142,6 +142,9 @@ def read_questions(stream: IO[bytes]) -> Iterator[Question]:
             except json.JSONDecodeError as e:
                 yield Question(number, None, f"invalid JSON ({e.msg} at column {e.colno})")
                 continue
+            except RecursionError:
+                yield Question(number, None, "invalid JSON (nested too deeply)")
+                continue
             yield Question(number, value) if isinstance(value, dict) else Question(
                 number, None, f"a JSON {type(value).__name__}, not an object")
             continue

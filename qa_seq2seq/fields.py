@@ -56,6 +56,15 @@ def text_problem(field: str, value: Any) -> str | None:
         return f"field {field!r} is {type(value).__name__}, not a string"
     if not value.strip():
         return f"field {field!r} is empty"
+    return unicode_problem(value, f"field {field!r}")
+
+
+def unicode_problem(text: str, what: str) -> str | None:
+    """Why ``text`` cannot be tokenised: a lone surrogate (JSON's ``"\\ud800"``), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"{what} is not valid Unicode (a lone surrogate at character {e.start})"
     return None
 
 

@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from qa_seq2seq.errors import ConfigError, UserError
-from qa_seq2seq.fields import SourceBuilder
+from qa_seq2seq.fields import SourceBuilder, unicode_problem
 from qa_seq2seq.hypotheses import Hypothesis
 from qa_seq2seq.tokenizer import Tokenizer
 
@@ -112,6 +112,8 @@ class QuestionReader:
         if isinstance(question, str):
             if not question.strip():
                 raise QuestionError("empty question")
+            if problem := unicode_problem(question, "the question"):
+                raise QuestionError(problem)
             if len(fields) > 1:
                 raise QuestionError(f"this model reads the fields {fields}: give a dict (a JSON "
                                     "object at the command line) with them")
@@ -122,7 +124,8 @@ class QuestionReader:
             question = {fields[0]: question["question"]}  # the generic {"question": ...} form
         values = self.builder.values(question)
         if isinstance(values, str):
-            expected = ", ".join(fields) + (" (or question)" if len(fields) == 1 else "")
+            expected = ", ".join(fields) + (" (or question)" if fields != ["question"] and
+                                            len(fields) == 1 else "")
             raise QuestionError(f"{values}; this model reads the field(s) {expected}")
         return values
 
@@ -162,6 +165,9 @@ class Answering:
     def answer(self, questions: Iterable[str | dict[str, Any]]) -> list[Answer]:
         """One Answer per question, in order. A question the model cannot read raises
         ``QuestionError`` naming its position; nothing is decoded then."""
+        if isinstance(questions, str | bytes | dict):
+            raise QuestionError(f"answer() takes a list of questions, not one {type(questions).__name__}"
+                                ": pass [question]")
         ids = []
         for i, question in enumerate(questions):
             try:

@@ -65,6 +65,13 @@ def test_a_question_it_cannot_read_names_its_position(smoke_run):
         qa.answer([{"query": "What is 3 plus 4?"}])
     with pytest.raises(QuestionError, match="question 0: a int, not a string or a dict"):
         qa.answer([42])
+    with pytest.raises(QuestionError, match=r"question 1: the question is not valid Unicode \(a "
+                                            r"lone surrogate at character 3\)"):
+        qa.answer(["What is 3 plus 4?", "Is \ud800 here?"])
+    for one in ("What is 3 plus 4?", {"question": "What is 3 plus 4?"}, b"What?"):
+        with pytest.raises(QuestionError, match=r"^answer\(\) takes a list of questions, not one "
+                                                r"(str|dict|bytes): pass \[question\]$"):
+            qa.answer(one)
 
 
 def test_the_checkpoints_search_is_the_default_and_options_override_it(smoke_run):

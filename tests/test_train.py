@@ -128,6 +128,24 @@ def test_decode_cli_answers_every_line_and_reports_bad_ones(smoke_run):
     assert "line 2: empty question" in stderr and "line 3: not valid UTF-8" in stderr
 
 
+def test_decode_cli_lines_it_cannot_read_get_an_error_and_the_run_goes_on(smoke_run):
+    run_dir, _ = smoke_run
+    nested = b'{"question": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    lines = [b'{"question": "\\ud800 lone"}', nested, b'{"question": ["a list"]}',
+             b'{"question": {"a": 1}}', b'{"question": null}', b"What is 3 plus 4?"]
+    result = run_decode(["--checkpoint", str(run_dir), "--format", "jsonl"],
+                        b"\n".join(lines) + b"\n")
+    assert result.returncode == 0, result.stderr.decode()
+    out = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    expected = ["field 'question' is not valid Unicode (a lone surrogate at character 0)",
+                "invalid JSON (nested too deeply)", "field 'question' is list, not a string",
+                "field 'question' is dict, not a string", "field 'question' is missing"]
+    for row, error in zip(out, expected):
+        assert row["error"].startswith(error), (row, error)
+    assert [row["line"] for row in out] == [1, 2, 3, 4, 5, 6]
+    assert "answer" in out[-1] and "Traceback" not in result.stderr.decode()
+
+
 def test_decode_cli_text_output_keeps_line_alignment(smoke_run, tmp_path):
     run_dir, _ = smoke_run
     (tmp_path / "q.txt").write_text("What is 3 plus 4?\n\nWhere is Mary?\n")
