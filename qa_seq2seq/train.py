@@ -31,6 +31,7 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq.checkpoint import FORMAT_VERSION, read_checkpoint
@@ -116,7 +117,12 @@ def make_trainer(trainer_cfg: DictConfig, **kwargs: Any) -> L.Trainer:
         log.info("trainer.precision=auto: %s", trainer_cfg.precision)
     # Lightning's model summary only sizes the weights (kept in fp32): nothing to warn about.
     warnings.filterwarnings("ignore", "Precision .* is not supported by the model summary")
-    return instantiate(trainer_cfg, **kwargs)
+    # Checkpoints are written atomically (qa_seq2seq.saving) unless trainer.plugins brings its
+    # own CheckpointIO; the other plugins stay as configured.
+    plugins = list(instantiate(trainer_cfg.get("plugins")) or [])
+    if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return instantiate(trainer_cfg, plugins=plugins, **kwargs)
 
 
 def optimizer_factory(cfg: DictConfig) -> tuple[Callable, dict[str, Any]]:
@@ -205,7 +211,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # average among them), as Lightning runs its ModelCheckpoints last for the same reason.
     ordered = sorted([data_files, *callbacks.values()], key=lambda c: isinstance(c, GracefulStop))
     trainer = make_trainer(cfg.trainer, callbacks=ordered, logger=loggers or False,
-                           default_root_dir=str(output_dir), plugins=[AtomicCheckpointIO()])
+                           default_root_dir=str(output_dir))
     hparams = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:  # TensorBoard's HPARAMS tab: the config beside the metric to compare
         if isinstance(logger, TensorBoardLogger):

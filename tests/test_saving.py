@@ -51,3 +51,24 @@ def test_an_unwritable_directory_is_one_message(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match=r"^cannot write .*last.ckpt: Permission denied: "
                                               r"choose a writable output_dir$"):
         atomic_save({}, tmp_path / "last.ckpt")
+
+
+def test_training_saves_through_it_and_keeps_the_configured_plugins():
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+    from lightning.pytorch.plugins.precision import MixedPrecision
+    from omegaconf import OmegaConf
+
+    from qa_seq2seq.train import make_trainer
+
+    base = {"_target_": "lightning.pytorch.Trainer", "accelerator": "cpu", "logger": False,
+            "enable_checkpointing": False}
+    trainer = make_trainer(OmegaConf.create(base))
+    assert type(trainer.strategy.checkpoint_io) is AtomicCheckpointIO
+    mixed = {"_target_": "lightning.pytorch.plugins.precision.MixedPrecision",
+             "precision": "bf16-mixed", "device": "cpu"}
+    trainer = make_trainer(OmegaConf.create({**base, "plugins": [mixed]}))
+    assert isinstance(trainer.strategy.precision_plugin, MixedPrecision)
+    assert type(trainer.strategy.checkpoint_io) is AtomicCheckpointIO
+    own = {"_target_": "lightning.pytorch.plugins.io.TorchCheckpointIO"}
+    trainer = make_trainer(OmegaConf.create({**base, "plugins": [own]}))  # a user's own IO wins
+    assert type(trainer.strategy.checkpoint_io) is TorchCheckpointIO
