@@ -18,7 +18,7 @@ DECODE ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all eval decode serve tensorboard bench bench-decode bench-accuracy mutate lint clean
+.PHONY: help install train test test-all eval decode serve tensorboard bench bench-decode bench-serve bench-accuracy mutate lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,10 +28,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)" $(TORCH_ARGS)
-	$(PY) -m pip install --quiet -e ".[dev,export]"
+	$(PY) -m pip install --quiet -e ".[dev,export,serve]"
 	touch $@
 
-install: $(VENV)/.installed ## create .venv with the pinned CPU torch and the package (editable, with dev tools and the ONNX export extra)
+install: $(VENV)/.installed ## create .venv with the pinned CPU torch and the package (editable, with dev tools, the ONNX export and serve extras)
 
 train: install ## train EXPERIMENT (default toy_lstm) on the embedded toy data; extra overrides in ARGS
 	$(PY) -m qa_seq2seq.train +experiment=$(EXPERIMENT) $(ARGS)
@@ -62,6 +62,9 @@ bench: install ## training + decoding benchmark against a plain-PyTorch referenc
 
 bench-decode: install ## decoding benchmark: greedy vs beam, batch 1 vs 64, CLI cold start
 	$(PY) scripts/bench_decode.py $(ARGS)
+
+bench-serve: install ## serving under load: concurrent clients on loopback vs a sequential batch-1 loop
+	$(PY) scripts/bench_serve.py $(ARGS)
 
 bench-accuracy: install ## exact match of named configs x 3 seeds under one time budget, vs a hand-written model
 	$(PY) scripts/bench_accuracy.py $(ARGS)

@@ -97,6 +97,8 @@ class QuestionReader:
 
     def __init__(self, data_config: dict[str, Any], tokenizer: Tokenizer):
         self.builder, self.tokenizer = SourceBuilder.from_data_config(data_config), tokenizer
+        # The longest answer the model was trained to write, in search steps (<eos> included).
+        self.answer_limit = int(data_config.get("max_answer_length", 64)) + 1
 
     def source(self, question: str | dict[str, Any]) -> tuple[str, list[int]]:
         """The source text (the filled template) and its token ids, built and cut as in training."""

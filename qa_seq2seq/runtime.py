@@ -64,7 +64,10 @@ class OnnxModel:
         # (measured: greedy 1.7x faster with 2 threads on a 2-core machine when off).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
 
-        def session(file: str):
+        def session(file: Any):
+            if not (isinstance(file, str) and file == Path(file).name and file.endswith(".onnx")):
+                raise CheckpointError(f"{folder}/model.json names the graph {file!r}: an export's "
+                                      "graphs are .onnx files inside its own folder")
             return ort.InferenceSession(str(folder / file), options,
                                         providers=["CPUExecutionProvider"])
 
@@ -262,7 +265,12 @@ class OnnxAnswerer(Answering):
         self.stored_decode = self.description.get("decode")
         self.tokenizer = Tokenizer((self.path / "tokenizer.model").read_bytes())
         self.reader = QuestionReader(self.description.get("data") or {}, self.tokenizer)
-        self.model = OnnxModel(self.path, self.description["graphs"], threads)
+        try:
+            self.model = OnnxModel(self.path, self.description["graphs"], threads)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise CheckpointError(f"{self.path}/model.json does not describe the graphs this "
+                                  f"version reads ({type(e).__name__}: {e}); export the model "
+                                  "again") from None
         self.batch_size = batch_size
         self.set_search(decode, options)
 

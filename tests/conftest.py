@@ -6,6 +6,7 @@ import os
 # tiny, so threads only add overhead, and `make test` runs a test per core (pytest-xdist).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from contextlib import contextmanager  # noqa: E402
 from functools import partial  # noqa: E402
 
 import pytest  # noqa: E402
@@ -78,3 +79,28 @@ def smoke_run(tmp_path_factory):
     (root / "run" / ".hydra").mkdir(parents=True)
     OmegaConf.save(cfg, root / "run" / ".hydra" / "config.yaml")  # as Hydra does for a run
     return root / "run", train(cfg)
+
+
+@contextmanager
+def serving(service):
+    """Run ``service`` (qa_seq2seq.serve) on uvicorn in a thread, on a free port; yields its URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from qa_seq2seq.serve import listen, make_app
+
+    sock = listen("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(make_app(service), log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

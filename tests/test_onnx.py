@@ -1,6 +1,7 @@
 """ONNX export and the torch-free runtime: the same answers and scores as qa_seq2seq.search."""
 
 import json
+import re
 import subprocess
 import sys
 from functools import partial
@@ -285,3 +286,21 @@ def test_quantizing_needs_the_onnx_format(smoke_run, tmp_path):
     with pytest.raises(runtime.ConfigError, match="quantizes ONNX graphs: add --format onnx"):
         export(smoke_run[0], tmp_path / "weights", quantize="int8")
     assert not (tmp_path / "weights").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("graphs,message", [
+    ({"encoders": {"any": "../elsewhere.onnx"}}, "names the graph '../elsewhere.onnx'"),
+    ({"encoders": {"any": "/etc/passwd"}}, "names the graph '/etc/passwd'"),
+    ({"encoders": {"any": "encoder.onnx"}}, "does not describe the graphs this version reads"),
+    ("not a map", "does not describe the graphs"),
+])
+def test_an_export_description_reaches_only_graphs_in_its_own_folder(onnx_folder, tmp_path,
+                                                                     graphs, message):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(onnx_folder, folder)
+    description = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**description, "graphs": graphs}))
+    with pytest.raises(runtime.CheckpointError, match=re.escape(message)):
+        runtime.OnnxAnswerer(folder)

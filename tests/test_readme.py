@@ -85,19 +85,25 @@ def test_serve_commands_parse(command):
 
 def test_curl_examples_are_answered(smoke_run):
     """Each curl example's request, sent to a server over the smoke run, gets a 200 answer."""
+    import urllib.request
+
     from qa_seq2seq.answerer import Answerer
     from qa_seq2seq.serve import Service
+    from tests.conftest import serving
 
-    service = Service(Answerer.from_checkpoint(smoke_run[0]))
-    service.batcher.start()
     curls = [shlex.split(c) for c in COMMANDS if c.startswith("curl")]
     assert curls
-    for args in curls:
-        if "-d" in args:
-            body = json.loads(args[args.index("-d") + 1])
-            assert len(service.answer(body)["answers"]) == len(body["questions"])
-        else:
-            assert args[-1].endswith("/health") and service.health()["status"] == "ok"
+    with serving(Service(Answerer.from_checkpoint(smoke_run[0]))) as url:
+        for args in curls:
+            address = next(a for a in args if a.startswith("localhost:"))
+            data = args[args.index("-d") + 1].encode() if "-d" in args else None
+            with urllib.request.urlopen(url + address.split("8000", 1)[1], data=data,
+                                        timeout=60) as response:
+                reply = json.loads(response.read())
+            if data is None:
+                assert reply["status"] == "ok"
+            else:
+                assert len(reply["answers"]) == len(json.loads(data)["questions"])
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("make")])
