@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 MAY_CHANGE = ("resume", "resume_data_changed", "output_dir", "trainer.max_steps",
               "trainer.max_epochs", "trainer.enable_progress_bar", "trainer.log_every_n_steps")
 DATA_CHANGED = ("error", "accept")  # resume_data_changed
+# Targets renamed since a run may have been made: the run's config names the old one.
+RENAMED = {"lightning.pytorch.callbacks.ModelCheckpoint": "qa_seq2seq.resume.RunCheckpoint"}
 
 
 def find_run(resume: str, run_name: str, outputs: Path = DEFAULT_OUTPUTS) -> Path:
@@ -66,7 +68,8 @@ def check_unchanged(cfg: DictConfig, run_dir: Path) -> None:
     stored = _flatten(OmegaConf.to_container(OmegaConf.load(stored_path)))
     given = _flatten(OmegaConf.to_container(cfg))
     differ = sorted(k for k in stored.keys() | given.keys()
-                    if stored.get(k) != given.get(k) and not k.startswith(MAY_CHANGE))
+                    if _renamed(stored.get(k)) != given.get(k)
+                    and not k.startswith(MAY_CHANGE))
     if differ:
         shown = "\n".join(f"  {k}: run has {stored.get(k)!r}, given {given.get(k)!r}"
                           for k in differ[:20])
@@ -76,6 +79,10 @@ def check_unchanged(cfg: DictConfig, run_dir: Path) -> None:
             f"these overrides, or start a new run from this one's weights with "
             f"model.init_from.checkpoint={run_dir}"
         )
+
+
+def _renamed(value: Any) -> Any:
+    return RENAMED.get(value, value) if isinstance(value, str) else value
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -90,6 +90,18 @@ def test_a_resumed_config_may_change_only_the_listed_keys(tmp_path):
         check_unchanged(given, tmp_path)
 
 
+def test_a_run_made_before_a_target_was_renamed_resumes_with_the_new_name(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    old = {"callbacks": {"checkpoint": {"_target_": "lightning.pytorch.callbacks.ModelCheckpoint"}},
+           "freeze": ["encoder.*"]}
+    OmegaConf.save(old, tmp_path / ".hydra/config.yaml")
+    new = {**old, "callbacks": {"checkpoint": {"_target_": "qa_seq2seq.resume.RunCheckpoint"}}}
+    check_unchanged(OmegaConf.create(new), tmp_path)
+    backwards = {**old, "callbacks": {"checkpoint": {"_target_": "my.OtherCheckpoint"}}}
+    with pytest.raises(ConfigError, match="callbacks.checkpoint._target_: run has"):
+        check_unchanged(OmegaConf.create(backwards), tmp_path)
+
+
 def test_at_most_twenty_differences_are_listed(tmp_path):
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save({f"k{i:02d}": 0 for i in range(25)}, tmp_path / ".hydra/config.yaml")
