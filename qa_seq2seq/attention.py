@@ -35,13 +35,15 @@ class Memory(NamedTuple):
     values: Tensor  # (B, S, M) encoder outputs, zeros at padding
     keys: Tensor  # (B, S, K): what queries are scored against
     mask: Tensor  # (B, S) True at real source tokens
+    ids: Tensor | None = None  # (B, S) the source token ids: only for copy attention
 
     def index_select(self, dim: int, order: Tensor) -> Memory:
         """Rows ``order`` of the batch (``dim`` 0), as ``Tensor.index_select`` does. Dot
         attention's keys are its values: copied once, and still one tensor after."""
         values = self.values.index_select(dim, order)
         keys = values if self.keys is self.values else self.keys.index_select(dim, order)
-        return Memory(values, keys, self.mask.index_select(dim, order))
+        ids = None if self.ids is None else self.ids.index_select(dim, order)
+        return Memory(values, keys, self.mask.index_select(dim, order), ids)
 
 
 class Attended(NamedTuple):
@@ -76,10 +78,11 @@ class Attention(nn.Module):
     def extra_repr(self) -> str:
         return f"score={self.score!r}"
 
-    def memory(self, values: Tensor, lengths: Tensor) -> Memory:
-        """values (B, S, M) encoder outputs, lengths (B,) -> the prepared memory."""
+    def memory(self, values: Tensor, lengths: Tensor, ids: Tensor | None = None) -> Memory:
+        """values (B, S, M) encoder outputs, lengths (B,) -> the prepared memory; ``ids``
+        (B, S), the source tokens, are kept for copy attention."""
         keys = values if self.score == "dot" else self.key(values)
-        return Memory(values, keys, real_tokens(values, lengths))
+        return Memory(values, keys, real_tokens(values, lengths), ids)
 
     def forward(self, query: Tensor, memory: Memory) -> Attended:
         """query (B, T, Q): decoder RNN outputs -> attentional vectors and weights."""

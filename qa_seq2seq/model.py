@@ -12,6 +12,7 @@ Parameter scopes (stable names, used by config globs, ``inspect`` and checkpoint
     decoder.attention.out.weight ...  only with model/net/attention (see qa_seq2seq.attention)
     decoder.thinking                  (E,): only with model.net.thinking_steps > 0
     decoder.pooling.key.weight ...    only with model.net.feed_encoder_state=pooled
+    decoder.copy.switch.weight, .bias only with model.net.copy (see qa_seq2seq.pointer)
 
 ``encoder``, ``bridge`` and ``decoder`` are the default names of the three scopes; ``scopes``
 renames them (``{"encoder": "question_encoder"}`` gives ``question_encoder.rnn.weight_ih_l0``).
@@ -35,6 +36,7 @@ from qa_seq2seq.bridge import Bridge, EncoderState, Side
 from qa_seq2seq.dropout import Dropout, dropout
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.places import NumberPlaces
+from qa_seq2seq.pointer import CopyGenerator
 from qa_seq2seq.rnn import Recurrent, State
 
 if TYPE_CHECKING:
@@ -60,7 +62,7 @@ class DecoderState(NamedTuple):
 
 
 class DecoderOutput(NamedTuple):
-    logits: Tensor  # (B, T, V)
+    logits: Tensor  # (B, T, V); with copy attention, log-probabilities (qa_seq2seq.pointer)
     state: DecoderState  # after the last step
     attention: Tensor | None  # (B, T, S) weights over the source, or None without attention
 
@@ -94,16 +96,18 @@ class Decoder(nn.Module):
     ``feed_encoder_state=pooled``, computed once per question by ``Seq2Seq.encode``); ``upper``
     (``attend_from=bottom``: ``rnn`` is then the bottom layer alone, whose outputs query the
     attention, and ``upper`` the layers above it, reading [h_t; context_t]; ``upper_dropout``
-    is the cell's dropout between layers, there between the two).
+    is the cell's dropout between layers, there between the two); ``copy`` (copy attention:
+    each step's distribution mixes the output layer's with the attention over the source tokens,
+    ``qa_seq2seq.pointer``).
     """
 
     def __init__(self, embedding: nn.Embedding, rnn: Recurrent, output: nn.Linear,
                  dropout: float = 0.0, attention: Attention | None = None,
                  input_feeding: bool = False, thinking_steps: int = 0,
                  pooling: Pooling | None = None, upper: Recurrent | None = None,
-                 upper_dropout: float = 0.0):
+                 upper_dropout: float = 0.0, copy: CopyGenerator | None = None):
         super().__init__()
-        self.embedding, self.rnn, self.output = embedding, rnn, output
+        self.embedding, self.rnn, self.output, self.copy = embedding, rnn, output, copy
         self.upper, self.upper_dropout = upper, upper_dropout
         self.pooling = pooling
         self.dropout = Dropout(dropout)
@@ -114,8 +118,12 @@ class Decoder(nn.Module):
 
     def forward(self, tokens: Tensor, state: DecoderState) -> DecoderOutput:
         """tokens (B, T) -> logits (B, T, V), the state after the last step, attention."""
-        hidden, state, weights = self._hidden(self.dropout(self.embedding(tokens)), state)
-        return DecoderOutput(self.output(self.dropout(hidden)), state, weights)
+        inputs = self.dropout(self.embedding(tokens))  # (B, T, E)
+        hidden, state, weights = self._hidden(inputs, state)
+        logits = self.output(self.dropout(hidden))
+        if self.copy is not None:  # log-probabilities, which the loss and searches read as logits
+            logits = self.copy(logits, hidden, inputs, weights, state.memory.ids)
+        return DecoderOutput(logits, state, weights)
 
     def think(self, state: DecoderState) -> DecoderState:
         """Run the thinking steps from ``state`` (no outputs, so no loss and nothing emitted)."""
@@ -195,6 +203,9 @@ class Seq2Seq(nn.Module):
         number_places: add a place-value embedding to each digit of the question (units,
             tens, tenths...; ``qa_seq2seq.places``); training tells it the digit pieces.
         dropout: on embeddings and on the decoder output before the vocabulary projection.
+        copy: copy attention (See et al. 2017; needs ``attention``): each step's distribution
+            mixes generating from the vocabulary with copying a source token through the
+            attention weights (``qa_seq2seq.pointer``).
         sharing: ties scopes after construction (``qa_seq2seq.sharing``).
         scopes: ``{"encoder"|"bridge"|"decoder": name}``, the names the parts' parameters live
             under; each part keeps its default name unless given one.
@@ -218,6 +229,7 @@ class Seq2Seq(nn.Module):
         thinking_steps: int = 0,
         number_places: bool = False,
         dropout: float = 0.0,
+        copy: bool = False,
         sharing: Sharing | None = None,
         scopes: Mapping[str, str] | None = None,
     ):
@@ -232,6 +244,10 @@ class Seq2Seq(nn.Module):
         if input_feeding and not attention:
             raise ConfigError("model.net.input_feeding=true feeds the attentional vector back into the "
                               "decoder: choose an attention (model/net/attention=dot|general|bahdanau)")
+        if copy and not attention:
+            raise ConfigError("model.net.copy=true copies source tokens through the attention "
+                              "weights: choose an attention (model/net/attention=dot|general|"
+                              "bahdanau)")
         if thinking_steps < 0:
             raise ConfigError(f"model.net.thinking_steps must be >= 0, got {thinking_steps}")
         summary = _summary(feed_encoder_state)
@@ -278,7 +294,7 @@ class Seq2Seq(nn.Module):
                 attention(query_size=dec_side.h_size, memory_size=enc_side.h_size) if attention
                 else None, input_feeding, thinking_steps,
                 Pooling(enc_side.h_size) if summary == "pooled" else None, upper,
-                upper_dropout),
+                upper_dropout, CopyGenerator(dec_side.h_size, embedding_size) if copy else None),
         }
         for part, module in parts.items():  # add_module would trip over the part properties
             self._modules[self.scopes[part]] = module
@@ -353,7 +369,8 @@ class Seq2Seq(nn.Module):
             context = encoded.state.h[-1]
         attention, memory, feed = self.decoder.attention, None, None
         if attention is not None:
-            memory = attention.memory(encoded.output, src_lengths)
+            memory = attention.memory(encoded.output, src_lengths,
+                                      src if self.decoder.copy is not None else None)
         if self.decoder.input_feeding:
             feed = encoded.output.new_zeros(src.size(0), self.decoder.output.in_features)
         return DecoderState(self.bridge(encoded.state), context, memory, feed)

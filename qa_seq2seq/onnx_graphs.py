@@ -13,6 +13,7 @@ one's batch axis, which the runtime selects and repeats for the beam):
     context                    (B, C)      the encoder summary (feed_encoder_state)
     memory_values / _keys      (B, S, M)   attention memory (see qa_seq2seq.attention.Memory)
     memory_mask                (B, S)      bool, True at real source tokens
+    memory_ids                 (B, S)      int64, the source tokens (copy attention)
     feed                       (B, H)      the last attentional vector (input feeding)
 
 A step changes ``CARRIED`` only; the rest are inputs of every step and pass through unchanged.
@@ -37,7 +38,7 @@ from qa_seq2seq.model import DecoderState, Seq2Seq
 from qa_seq2seq.rnn import State
 
 STATE = {"h": 1, "c": 1, "context": 0, "memory_values": 0, "memory_keys": 0, "memory_mask": 0,
-         "feed": 0}
+         "memory_ids": 0, "feed": 0}
 CARRIED = ("h", "c", "feed")
 SMALLEST_BUCKET = 8
 
@@ -47,14 +48,15 @@ def flatten(state: DecoderState) -> dict[str, Tensor]:
     memory = state.memory or Memory(None, None, None)
     named = {"h": state.rnn.h, "c": state.rnn.c, "context": state.context,
              "memory_values": memory.values, "memory_keys": memory.keys,
-             "memory_mask": memory.mask, "feed": state.feed}
+             "memory_mask": memory.mask, "memory_ids": memory.ids, "feed": state.feed}
     return {name: tensor for name, tensor in named.items() if tensor is not None}
 
 
 def unflatten(named: dict[str, Tensor]) -> DecoderState:
     memory = None
     if "memory_values" in named:
-        memory = Memory(named["memory_values"], named["memory_keys"], named["memory_mask"])
+        memory = Memory(named["memory_values"], named["memory_keys"], named["memory_mask"],
+                        named.get("memory_ids"))
     return DecoderState(State(named["h"], named.get("c")), named.get("context"), memory,
                         named.get("feed"))
 

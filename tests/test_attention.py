@@ -181,6 +181,9 @@ VARIANTS = {
     "gru+bahdanau+bottom+thinking": {"attention": partial(Attention, "bahdanau"), "cell": "gru",
                                      "attend_from": "bottom", "num_layers": 3,
                                      "thinking_steps": 2},
+    "dot+copy": {"attention": partial(Attention, "dot"), "copy": True},
+    "general+feeding+copy": {"attention": partial(Attention, "general"), "input_feeding": True,
+                             "copy": True},
 }
 
 

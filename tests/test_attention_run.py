@@ -1,6 +1,6 @@
-"""End to end with attention, input feeding, thinking steps, place-value embeddings, a reversed
-source and a reversed target: TensorBoard maps, and evaluation and the CLI reading questions and
-writing answers exactly as training did."""
+"""End to end with attention, input feeding, copy attention, thinking steps, place-value
+embeddings, a reversed source and a reversed target: TensorBoard maps, and evaluation and the
+CLI reading questions and writing answers exactly as training did."""
 
 import json
 import subprocess
@@ -22,7 +22,8 @@ def attention_run(tmp_path_factory):
     from qa_seq2seq.train import train
 
     root = tmp_path_factory.mktemp("attention")
-    cfg = compose_train(["+experiment=smoke", "model/net/attention=general", "model.net.input_feeding=true",
+    cfg = compose_train(["+experiment=smoke", "model/net/attention=general",
+                         "model.net.input_feeding=true", "model.net.copy=true",
                          "model.net.thinking_steps=2", "model.net.number_places=true",
                          "data.reverse_source=true",
                          "data.reverse_target=true", "trainer.max_epochs=2",

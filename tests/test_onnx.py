@@ -45,6 +45,9 @@ VARIANTS = {  # every cell x bridge, and each option that changes what the graph
                                         "attention": partial(Attention, "bahdanau")},
     "thinking": {"thinking_steps": 2, "cell": "layernorm_lstm"},
     "number_places": {"number_places": True, "attention": partial(Attention, "dot")},
+    "general+copy": {"attention": partial(Attention, "general"), "copy": True},
+    "bahdanau+input-feeding+copy": {"attention": partial(Attention, "bahdanau"),
+                                    "input_feeding": True, "copy": True},
     "sharing": {"sharing": Sharing(embeddings=True, tied_output=True, encoder_decoder=True),
                 "embedding_size": 12},
 }

@@ -16,7 +16,8 @@ from tests.conftest import random_batch, tiny_model
 # Decoder variants whose state holds more than (h, c): the search must carry and reorder it all.
 VARIANTS = {"plain": {}, "attention": {"attention": partial(Attention, "general")},
             "feeding+thinking": {"attention": partial(Attention, "bahdanau"),
-                                 "input_feeding": True, "thinking_steps": 2}}
+                                 "input_feeding": True, "thinking_steps": 2},
+            "copy": {"attention": partial(Attention, "general"), "copy": True}}
 
 
 def peaked_model(vocab_size=11, seed=0, cell="lstm", variant="plain"):
