@@ -80,4 +80,4 @@ lint: install ## ruff
 	$(VENV)/bin/ruff check qa_seq2seq tests scripts
 
 clean: ## remove outputs and generated toy data (keeps .venv)
-	rm -rf outputs multirun data/toy data/arith
+	rm -rf outputs multirun data/toy data/arith data/passages

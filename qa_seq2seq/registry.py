@@ -61,8 +61,8 @@ NETWORK = {
 DATA = {
     "": _targets(Target("qa_seq2seq.data", "QADataModule", False)),
     "tokenizer": _targets(Target("qa_seq2seq.tokenizer", "Tokenizer.train", True)),
-    "generate": _targets(Target("qa_seq2seq.arith_data", "ensure_splits", True),
-                         Target("qa_seq2seq.toy_data", "ensure_splits", True)),
+    "generate": _targets(*(Target(f"qa_seq2seq.{module}", "ensure_splits", True)
+                           for module in ("arith_data", "passage_data", "toy_data"))),
 }
 INITIALIZER = {"": _targets(Target("qa_seq2seq.initializers", "Initializer", False))}
 
