@@ -80,6 +80,7 @@ class Encode:
     def __call__(self, rows: dict[str, list], indices: list[int]) -> dict[str, list]:
         src = self.tokenizer.encode(rows["source"])
         tgt = self.tokenizer.encode(rows["target"])
+        lengths = [(len(s), len(t)) for s, t in zip(src, tgt)]  # before any cut
         truncated = []
         for i, ids in enumerate(src):
             cut = len(ids) > self.builder.max_length
@@ -91,7 +92,7 @@ class Encode:
             truncated.append(cut or len(tgt[i]) > self.max_answer_length)
         return {"src_ids": src,
                 "tgt_ids": [self.builder.orient_target(ids[: self.max_answer_length]) for ids in tgt],
-                "truncated": truncated, "index": indices}
+                "truncated": truncated, "lengths": lengths, "index": indices}
 
 
 class ResumableLoader(DataLoader):
@@ -351,9 +352,14 @@ class QADataModule(L.LightningDataModule):
         if truncated and self.overlength == "drop":
             ds = ds.filter(lambda t: not t, input_columns="truncated")
         if truncated:
-            log.warning("%s: %d rows over the length limits %s were %s", self.where(split),
-                        truncated, self.limits,
-                        "dropped" if self.overlength == "drop" else "truncated")
+            longest = [max(n) for n in zip(*column(ds, "lengths"))] if self.overlength != "drop" \
+                else None
+            fits = "" if longest is None else (
+                f"; data.max_question_length={longest[0]} data.max_answer_length={longest[1]} "
+                "would fit every row")
+            log.warning("%s: %d rows (%.0f%%) over the length limits %s were %s%s",
+                        self.where(split), truncated, 100 * truncated / len(flags), self.limits,
+                        "dropped" if self.overlength == "drop" else "truncated", fits)
         self.stats.setdefault(split, {})["overlength"] = truncated
         return ds
 

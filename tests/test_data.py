@@ -75,10 +75,10 @@ def test_a_missing_file_of_any_extension_is_not_found(tmp_path, name):
 
 
 @pytest.mark.parametrize("policy", ["truncate", "drop", "error"])
-def test_overlength_rows_are_counted_and_handled(tmp_path, policy):
+def test_overlength_rows_are_counted_and_handled(tmp_path, policy, caplog):
     long = {"question": "What is " + "very " * 50 + "long?", "answer": "x"}
     dm = module(tmp_path, GOOD + [long], max_question_length=40, overlength=policy)
-    dm.fit_tokenizer()
+    tokenizer = dm.fit_tokenizer()
     if policy == "error":
         with pytest.raises(DataError, match="exceed the length limits"):
             dm.split("train")
@@ -87,6 +87,13 @@ def test_overlength_rows_are_counted_and_handled(tmp_path, policy):
     assert dm.stats["train"]["overlength"] == 1
     assert len(ds) == (41 if policy == "truncate" else 40)
     assert max(len(ids) for ids in ds["src_ids"]) <= 40
+    warning = next(r.getMessage() for r in caplog.records if "length limits" in r.getMessage())
+    assert "1 rows (2%) over the length limits (40, 64) were" in warning
+    if policy == "truncate":  # and what would have fitted every row
+        longest = len(tokenizer.encode([long["question"]])[0])
+        answers = tokenizer.encode([row["answer"] for row in GOOD + [long]])
+        assert warning.endswith(f"data.max_question_length={longest} data.max_answer_length="
+                                f"{max(map(len, answers))} would fit every row")
 
 
 def test_tokenised_split_is_cached_by_datasets(tmp_path):
