@@ -27,7 +27,9 @@ from pathlib import Path
 from qa_seq2seq.toy_data import Example, write_jsonl
 
 SPLIT_SIZES = {"train": 40000, "validation": 1000, "test": 2000}
-POOL_SHARES = {"train": 0.8, "validation": 0.1, "test": 0.1}
+# People and places per split. Training's pool is large, so that most names occur in one or two
+# passages: a model learns to read names, not to know them.
+POOL_SIZES = {"train": (60000, 30000), "validation": (1000, 500), "test": (1000, 500)}
 QUESTIONS_PER_PASSAGE = 3
 
 ONSETS = ("b", "br", "d", "dr", "f", "g", "gr", "h", "j", "k", "kr", "l", "m", "n", "p", "pr",
@@ -59,28 +61,30 @@ def invented_names(rng: random.Random, count: int, syllables: tuple[int, int]) -
 
 def pools(rng: random.Random) -> dict[str, dict[str, list[str]]]:
     """Disjoint people and places for each split: ``{split: {"people": [...], "places": [...]}}``."""
-    people = invented_names(rng, 6000, (2, 2))
-    taken = set(people)
-    places = [p for p in invented_names(rng, 3200, (2, 3)) if p not in taken]
-    split: dict[str, dict[str, list[str]]] = {name: {} for name in POOL_SHARES}
-    for kind, names in (("people", people), ("places", places)):
-        rng.shuffle(names)
-        start = 0
-        for name, share in POOL_SHARES.items():
-            end = start + int(share * len(names))
-            split[name][kind] = names[start:end]
-            start = end
+    total = [sum(sizes[i] for sizes in POOL_SIZES.values()) for i in (0, 1)]
+    names = invented_names(rng, sum(total), (2, 3))
+    rng.shuffle(names)
+    people, places = names[:total[0]], names[total[0]:]
+    split: dict[str, dict[str, list[str]]] = {}
+    for name, (n_people, n_places) in POOL_SIZES.items():
+        split[name] = {"people": people[:n_people], "places": places[:n_places]}
+        people, places = people[n_people:], places[n_places:]
     return split
+
+
+def a(noun: str) -> str:
+    """``a baker``, ``an owl``."""
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 class Person:
     """One person's facts, each told by one sentence of the passage."""
 
-    def __init__(self, rng: random.Random, name: str, places: list[str], people: list[str]):
+    def __init__(self, rng: random.Random, name: str, places: list[str], relative: str):
         self.name = name
         self.home, self.origin = rng.sample(places, 2)
         self.age = rng.randint(18, 90)
-        self.relation, self.relative = rng.choice(RELATIONS), rng.choice(people)
+        self.relation, self.relative = rng.choice(RELATIONS), relative
         self.job, self.colour, self.pet = rng.choice(JOBS), rng.choice(COLOURS), rng.choice(PETS)
         self.things, self.count = rng.choice(THINGS), rng.randint(2, 19)
         self.since = rng.randint(1950, 2020)
@@ -100,12 +104,12 @@ class Person:
                     f"At {self.age}, {x} is still working."],
             "relative": [f"{x}'s {self.relation} is called {self.relative}.",
                          f"{self.relative} is {x}'s {self.relation}.",
-                         f"{x} has a {self.relation} named {self.relative}."],
-            "job": [f"{x} works as a {self.job}.", f"{x} is a {self.job}.",
-                    f"By trade, {x} is a {self.job}."],
+                         f"{x} has {a(self.relation)} named {self.relative}."],
+            "job": [f"{x} works as {a(self.job)}.", f"{x} is {a(self.job)}.",
+                    f"By trade, {x} is {a(self.job)}."],
             "colour": [f"{x}'s favourite colour is {self.colour}.",
                        f"{x} likes {self.colour} more than any other colour."],
-            "pet": [f"{x} keeps a {self.pet}.", f"{x} has a pet {self.pet}."],
+            "pet": [f"{x} keeps {a(self.pet)}.", f"{x} has a pet {self.pet}."],
             "count": [f"{x} has {self.count} {self.things}.",
                       f"{x} owns {self.count} {self.things}."],
         }
@@ -156,9 +160,10 @@ def comparison(rng: random.Random, people: list[Person], told: dict[str, set[str
 
 def passage(rng: random.Random, pool: dict[str, list[str]]) -> list[Example]:
     """One passage about 2-4 people of ``pool`` and up to QUESTIONS_PER_PASSAGE questions on it."""
-    names = rng.sample(pool["people"], rng.randint(2, 4))
-    relatives = [n for n in pool["people"] if n not in names]
-    people = [Person(rng, name, pool["places"], relatives) for name in names]
+    chosen = rng.sample(pool["people"], 2 * rng.randint(2, 4))  # the people, and a relative each
+    names, relatives = chosen[::2], chosen[1::2]
+    people = [Person(rng, name, pool["places"], relative)
+              for name, relative in zip(names, relatives)]
     sentences, told = [], {}
     for person in people:
         said, facts = person.sentences(rng)

@@ -6,7 +6,10 @@
 Datasets (``--datasets``): the shipped experiments a user starts from, on data with realistic
 lengths: ``toy`` (``+experiment=toy_lstm``: ~10-token questions, 1-3-token answers), ``arith``
 (``+experiment=arith``: the generated arithmetic QA, ~22-token questions, 2-17-token answers) and
-``arith-char`` (the same with ``data.tokenizer.model_type=char``: ~29 / 2-20 characters).
+``arith-char`` (the same with ``data.tokenizer.model_type=char``: ~29 / 2-20 characters) and
+``passages`` (``+experiment=passage_qa``: a question and its passage, ~140 tokens, answers of
+1-6 tokens; the rows keep its bidirectional encoder, attention and copy attention, which the
+plain reference has not).
 
 Rows (each in its own process, so that peak memory is its own):
 
@@ -48,7 +51,8 @@ from qa_seq2seq.errors import entry_point
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {"toy": ["+experiment=toy_lstm"], "arith": ["+experiment=arith"],
-            "arith-char": ["+experiment=arith", "data.tokenizer.model_type=char"]}
+            "arith-char": ["+experiment=arith", "data.tokenizer.model_type=char"],
+            "passages": ["+experiment=passage_qa"]}
 ROWS = ["reference", "lstm", "peephole_lstm", "layernorm_lstm", "gru", "rnn", "lstm+rdrop",
         "peephole_lstm+compile", "layernorm_lstm+compile", "lstm+rdrop+compile", "lstm+dot",
         "lstm+dot+feed"]

@@ -1,5 +1,6 @@
 """data=squad / data=hub through the real datasets.load_dataset code, offline, on a local folder
-laid out like a hub dataset with SQuAD's schema (nested answers, question + context)."""
+laid out like a hub dataset with SQuAD's schema (nested answers, question + context), trained
+with the passage preset (+experiment=passage_qa)."""
 
 import json
 import os
@@ -33,6 +34,11 @@ def squad_rows(n, seed):
     return rows
 
 
+# The passage preset (copy attention, a bidirectional encoder), at a size that trains in seconds.
+SMALL = ["model.net.embedding_size=16", "model.net.hidden_size=32", "data.batch_size=32",
+         "trainer.max_epochs=1", "trainer.val_check_interval=1.0", "trainer.limit_val_batches=1",
+         "trainer.enable_progress_bar=false"]
+
 pytestmark = pytest.mark.xdist_group(__name__)  # one xdist worker: module fixtures built once
 
 
@@ -46,9 +52,9 @@ def squad_run(tmp_path_factory):
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
            "HF_DATASETS_CACHE": str(root / "cache")}
     result = subprocess.run(
-        [sys.executable, "-m", "qa_seq2seq.train", "+experiment=smoke", "data=squad",
+        [sys.executable, "-m", "qa_seq2seq.train", "+experiment=passage_qa", "data=squad",
          f"data.path={folder}", "data.tokenizer.vocab_size=100", "data.max_question_length=24",
-         "data.max_train_examples=null", "run_name=squad"],
+         "run_name=squad", *SMALL],
         cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (run,) = (root / "outputs" / "squad").iterdir()
