@@ -65,16 +65,15 @@ def run(cmd: list[str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def evaluate(run_dir: Path, decode: str, log: Path, test_file: str | None = None) -> float:
-    """Exact match on the run's test split, or on ``test_file`` in its place (whose results
+def evaluate(run_dir: Path, decode: str, log: Path, test_file: str | None = None) -> dict:
+    """The metrics on the run's test split, or on ``test_file`` in its place (whose results
     evaluate writes to ``eval-test-<file stem>-<decode>/``: ``evaluate.evaluated_name``)."""
     extra, name = ([f"+data.test_file={test_file}"], f"test-{Path(test_file).stem}") if test_file \
         else ([], "test")
     run([sys.executable, "-m", "qa_seq2seq.evaluate", f"ckpt_path={run_dir}", f"decode={decode}",
          *extra], log)
-    metrics = json.loads((run_dir / "checkpoints" / f"eval-{name}-{decode}" / "metrics.json")
-                         .read_text())["metrics"]
-    return metrics["exact_match"]
+    return json.loads((run_dir / "checkpoints" / f"eval-{name}-{decode}" / "metrics.json")
+                      .read_text())["metrics"]
 
 
 def train_tokens(run_dir: Path, steps: int) -> float:
@@ -88,9 +87,9 @@ def train_tokens(run_dir: Path, steps: int) -> float:
     tokenizer = Tokenizer.load(run_dir / "tokenizer.model")
     rows = [json.loads(line) for line in open(ROOT / cfg.data.train_file)]
     rows = rows[: cfg.data.max_train_examples or None]
-    builder = SourceBuilder(cfg.data.question_field)
-    sources = tokenizer.encode([builder.text({cfg.data.question_field: r[cfg.data.question_field]})
-                                for r in rows])
+    builder = SourceBuilder.from_data_config(OmegaConf.to_container(cfg.data, resolve=True))
+    sources = [ids[:builder.max_length] for ids in
+               tokenizer.encode([builder.text(builder.values(r)) for r in rows])]
     targets = tokenizer.encode([r[cfg.data.answer_field] for r in rows])
     per_batch = (sum(map(len, sources)) + sum(len(t) + 1 for t in targets)) / (
         len(rows) / cfg.data.batch_size)
@@ -119,14 +118,17 @@ def run_config(label: str, overrides: str, seed: int, args, out: Path) -> dict:
                 "trainer.enable_progress_bar=false"], out / f"{label}-seed{seed}.log")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     steps = int(metrics["global_step"])
+    log = out / f"{label}-seed{seed}-eval.log"
+    greedy = evaluate(run_dir, "greedy", log)
     result = {"steps": steps, "wall_s": wall,
               "tokens_per_s": train_tokens(run_dir, steps) / fit_seconds(run_dir),
-              "greedy": evaluate(run_dir, "greedy", out / f"{label}-seed{seed}-eval.log"),
-              "beam5": evaluate(run_dir, "beam", out / f"{label}-seed{seed}-eval.log")}
+              "greedy": greedy["exact_match"],
+              "beam5": evaluate(run_dir, "beam", log)["exact_match"],
+              "families": {k.split("/")[0]: v for k, v in greedy.items()
+                           if k.endswith("/exact_match")}}
     if "arith" in overrides:
-        result["extrapolation_greedy"] = evaluate(run_dir, "greedy",
-                                                  out / f"{label}-seed{seed}-eval.log",
-                                                  "data/arith/extrapolation.jsonl")
+        result["extrapolation_greedy"] = evaluate(
+            run_dir, "greedy", log, "data/arith/extrapolation.jsonl")["exact_match"]
     return result
 
 
@@ -199,6 +201,10 @@ def main() -> None:
         print(f"{label:<18}" + "".join(f"{c:>24}" for c in cells)
               + f"{statistics.mean(r['steps'] for r in runs):>9.0f}"
               + f"{statistics.mean(r['tokens_per_s'] for r in runs):>10.0f}")
+    for label, entry in results.items():  # greedy exact match per family of questions
+        if families := sorted({f for r in entry["runs"] for f in r.get("families", {})}):
+            print(f"{label:<18} by family (greedy): " + ", ".join(
+                f"{f} {mean_std([r['families'][f] for r in entry['runs']])}" for f in families))
 
 
 # ----- the hand-written reference ------------------------------------------------------------

@@ -70,11 +70,14 @@ def test_padding_gets_no_weight_and_cannot_change_the_result(score):
 @pytest.mark.parametrize("score", SCORES)
 def test_reordered_memory_is_each_field_reordered_and_dot_keys_stay_its_values(score):
     attention = Attention(score, query_size=6, memory_size=6)
-    memory = attention.memory(torch.randn(3, 5, 6), torch.tensor([5, 2, 4]))
+    ids = torch.randint(4, 11, (3, 5))  # the source tokens, kept for copy attention
+    memory = attention.memory(torch.randn(3, 5, 6), torch.tensor([5, 2, 4]), ids)
     order = torch.tensor([2, 2, 0, 1])
     reordered = memory.index_select(0, order)
     for field, before in zip(reordered, memory):
         assert torch.equal(field, before[order])
+    assert attention.memory(torch.randn(3, 5, 6), torch.tensor([5, 2, 4])).index_select(
+        0, order).ids is None
     assert (reordered.keys is reordered.values) == (score == "dot")  # one copy, not two
 
 

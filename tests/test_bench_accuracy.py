@@ -29,8 +29,11 @@ def test_bench_accuracy_trains_evaluates_and_summarises(tmp_path):
     for run in results["tiny"]["runs"] + results["hand"]["runs"]:
         assert run["steps"] > 0 and run["tokens_per_s"] > 0 and 0 <= run["greedy"] <= 1
     assert all(0 <= run["beam5"] <= 1 for run in results["tiny"]["runs"])
+    (tiny,) = results["tiny"]["runs"]  # the toy data's families, scored apart
+    assert tiny["families"].keys() == {"arithmetic", "story", "compare", "count"}
     table = result.stdout.split("exact match, mean ± std over 1 seeds")[1]
     assert "tiny" in table and "hand" in table
+    assert "tiny               by family (greedy): arithmetic " in table
 
 
 @pytest.mark.parametrize("override, remedy", [
