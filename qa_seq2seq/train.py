@@ -152,6 +152,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"optimizer.decay_from_step={optimizer_options['decay_from_step']}: the "
                           f"run ends at trainer.max_steps={max_steps}, before any decay; set it "
                           f"below {max_steps}")
+    if (schedule := cfg.get("scheduler")) and "_target_" not in schedule:
+        keys = ", ".join(f"scheduler.{k}" for k in schedule)
+        raise ConfigError(f"{keys} set, but scheduler=none chooses no schedule: choose one "
+                          "(scheduler=warmup|linear|cosine|plateau), or drop "
+                          + " ".join(f"~scheduler.{k}" for k in schedule))
     if (on_change := cfg.get("resume_data_changed", "error")) not in DATA_CHANGED:
         raise ConfigError(f"resume_data_changed={on_change!r}: use {' or '.join(DATA_CHANGED)}")
     resume_from = None

@@ -231,6 +231,15 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_bfloat16_units(monkeypatch, a
     assert auto_precision(accelerator) == expected
 
 
+def test_scheduler_keys_without_a_schedule_are_refused(tmp_path):
+    from qa_seq2seq.train import train
+
+    cfg = compose_train(["+experiment=passage_qa", "scheduler=none"], tmp_path)
+    with pytest.raises(ConfigError, match=r"^scheduler.warmup_steps set, but scheduler=none "
+                                          r"chooses no schedule: .* ~scheduler.warmup_steps$"):
+        train(cfg)
+
+
 @pytest.mark.parametrize("precision", ["16-mixed", "16"])
 def test_fp16_mixed_on_the_cpu_is_refused_not_swapped_for_bf16(monkeypatch, precision):
     import torch
