@@ -72,7 +72,7 @@ def pools(rng: random.Random) -> dict[str, dict[str, list[str]]]:
     return split
 
 
-def a(noun: str) -> str:
+def indefinite(noun: str) -> str:
     """``a baker``, ``an owl``."""
     return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
@@ -104,12 +104,12 @@ class Person:
                     f"At {self.age}, {x} is still working."],
             "relative": [f"{x}'s {self.relation} is called {self.relative}.",
                          f"{self.relative} is {x}'s {self.relation}.",
-                         f"{x} has {a(self.relation)} named {self.relative}."],
-            "job": [f"{x} works as {a(self.job)}.", f"{x} is {a(self.job)}.",
-                    f"By trade, {x} is {a(self.job)}."],
+                         f"{x} has {indefinite(self.relation)} named {self.relative}."],
+            "job": [f"{x} works as {indefinite(self.job)}.", f"{x} is {indefinite(self.job)}.",
+                    f"By trade, {x} is {indefinite(self.job)}."],
             "colour": [f"{x}'s favourite colour is {self.colour}.",
                        f"{x} likes {self.colour} more than any other colour."],
-            "pet": [f"{x} keeps {a(self.pet)}.", f"{x} has a pet {self.pet}."],
+            "pet": [f"{x} keeps {indefinite(self.pet)}.", f"{x} has a pet {self.pet}."],
             "count": [f"{x} has {self.count} {self.things}.",
                       f"{x} owns {self.count} {self.things}."],
         }
