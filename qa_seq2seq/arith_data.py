@@ -19,7 +19,7 @@ import random
 from decimal import Decimal
 from pathlib import Path
 
-from qa_seq2seq.toy_data import Example, write_jsonl
+from qa_seq2seq.toy_data import Example, ensure_generated
 
 MAX_DIGITS = 8  # digits per operand in the interpolation splits
 MAX_DECIMALS = 6
@@ -83,8 +83,4 @@ def generate(seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str, li
 
 def ensure_splits(out_dir: str | Path, seed: int = 0) -> Path:
     """Generate the arithmetic splits unless all of them already exist."""
-    out_dir = Path(out_dir)
-    if not all((out_dir / f"{name}.jsonl").exists() for name in SPLIT_SIZES):
-        for name, rows in generate(seed).items():
-            write_jsonl(out_dir / f"{name}.jsonl", rows)
-    return out_dir
+    return ensure_generated(out_dir, generate, SPLIT_SIZES, seed)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from qa_seq2seq.toy_data import Example, write_jsonl
+from qa_seq2seq.toy_data import Example, ensure_generated
 
 SPLIT_SIZES = {"train": 40000, "validation": 1000, "test": 2000}
 # People and places per split. Training's pool is large, so that most names occur in one or two
@@ -203,8 +203,4 @@ def generate(seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str, li
 
 def ensure_splits(out_dir: str | Path, seed: int = 0) -> Path:
     """Generate the passage splits unless all of them already exist."""
-    out_dir = Path(out_dir)
-    if not all((out_dir / f"{name}.jsonl").exists() for name in SPLIT_SIZES):
-        for name, rows in generate(seed).items():
-            write_jsonl(out_dir / f"{name}.jsonl", rows)
-    return out_dir
+    return ensure_generated(out_dir, generate, SPLIT_SIZES, seed)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 NAMES = ("Mary", "John", "Sandra", "Daniel", "Bill", "Fred", "Julie", "Emma")
@@ -125,9 +125,16 @@ def write_jsonl(path: Path, rows: list[Example]) -> None:
     tmp.replace(path)
 
 
+def ensure_generated(out_dir: str | Path, generate: Callable[[int], dict[str, list[Example]]],
+                     splits: Iterable[str], seed: int = 0) -> Path:
+    """Write ``generate(seed)``'s splits under ``out_dir`` unless all of ``splits`` exist."""
+    out_dir = Path(out_dir)
+    if not all((out_dir / f"{name}.jsonl").exists() for name in splits):
+        for name, rows in generate(seed).items():
+            write_jsonl(out_dir / f"{name}.jsonl", rows)
+    return out_dir
+
+
 def ensure_splits(out_dir: str | Path, seed: int = 0) -> Path:
     """Generate the toy splits unless all three files already exist."""
-    out_dir = Path(out_dir)
-    if not all((out_dir / f"{name}.jsonl").exists() for name in SPLIT_SIZES):
-        write_splits(out_dir, seed)
-    return out_dir
+    return ensure_generated(out_dir, generate, SPLIT_SIZES, seed)
