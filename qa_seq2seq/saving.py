@@ -4,7 +4,8 @@ Lightning's own atomic save writes through a temporary file in ``TMPDIR`` and mo
 place; when ``TMPDIR`` is on another filesystem (``/dev/shm``, a node-local disk) that move is a
 copy, so a kill or a full disk in the middle leaves a truncated checkpoint. Here the temporary
 file sits beside its target, is flushed and fsynced, then renamed over it (atomic within one
-filesystem); a failed write removes it. A write the disk refuses (full, read-only) is a
+filesystem); a failed write removes it, and one left by a process killed mid-write goes at the
+next save. A write the disk refuses (full, read-only) is a
 :class:`CheckpointError` naming the file, and the previous checkpoint is left as it was.
 """
 
@@ -48,6 +49,9 @@ def atomic_save(obj: Any, path: str | Path) -> None:
                                   f"checkpoint there, if any, is intact: free space (or choose "
                                   "another output_dir) and resume with resume=auto") from None
         raise
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-write
+        with contextlib.suppress(OSError):
+            stale.unlink()
     with contextlib.suppress(OSError):  # the rename itself survives a power cut once its
         directory = os.open(path.parent, os.O_RDONLY)  # directory entry is on disk
         try:

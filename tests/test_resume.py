@@ -172,6 +172,7 @@ def test_a_save_cut_short_leaves_the_previous_checkpoint_wherever_tmpdir_is(
     second = train(tmp_path, *limit, "resume=auto")
     assert second.returncode == 0, second.stderr[-3000:]
     assert_same_weights(run, uninterrupted)
+    assert not list((run / "checkpoints").glob(".*.tmp"))  # a killed write's leftover is gone
 
 
 def test_a_moved_run_resumes_with_its_best_checkpoint_and_score(tmp_path, clean_run,

@@ -72,3 +72,12 @@ def test_training_saves_through_it_and_keeps_the_configured_plugins():
     own = {"_target_": "lightning.pytorch.plugins.io.TorchCheckpointIO"}
     trainer = make_trainer(OmegaConf.create({**base, "plugins": [own]}))  # a user's own IO wins
     assert type(trainer.strategy.checkpoint_io) is TorchCheckpointIO
+
+
+def test_a_temporary_file_left_by_a_killed_write_goes_at_the_next_save(tmp_path):
+    leftover = tmp_path / ".last.ckpt.abc123.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    other = tmp_path / ".best.ckpt.abc123.tmp"  # another checkpoint's: not this save's business
+    other.write_bytes(b"x")
+    atomic_save({"step": 1}, tmp_path / "last.ckpt")
+    assert not leftover.exists() and other.exists()
