@@ -4,6 +4,7 @@ Parameter scopes (stable names, used by config globs, ``inspect`` and checkpoint
 
     encoder.embedding.weight          (V, E)
     encoder.places.embedding.weight   (2 x max_place + 1, E): only with model.net.number_places
+    encoder.match.embedding.weight    (2, E): only with model.net.match_separator
     encoder.rnn.weight_ih_l0 ...      the encoder RNN, torch's names
     bridge.h.weight ...               only with model.net.bridge=linear
     decoder.embedding.weight          (V, E)
@@ -35,6 +36,7 @@ from qa_seq2seq.attention import Attention, Memory, Pooling
 from qa_seq2seq.bridge import Bridge, EncoderState, Side
 from qa_seq2seq.dropout import Dropout, dropout
 from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.matching import SourceMatch
 from qa_seq2seq.places import NumberPlaces
 from qa_seq2seq.pointer import CopyGenerator
 from qa_seq2seq.rnn import Recurrent, State
@@ -69,19 +71,23 @@ class DecoderOutput(NamedTuple):
 
 class Encoder(nn.Module):
     """Embeds a right-padded question and runs the RNN over it; many-to-one. ``places`` adds
-    each digit's place-value embedding to its token embedding (``qa_seq2seq.places``)."""
+    each digit's place-value embedding to its token embedding (``qa_seq2seq.places``), ``match``
+    the embedding of whether a piece occurs on both sides of a separator (``qa_seq2seq.matching``).
+    """
 
     def __init__(self, embedding: nn.Embedding, rnn: Recurrent, dropout: float = 0.0,
-                 places: NumberPlaces | None = None):
+                 places: NumberPlaces | None = None, match: SourceMatch | None = None):
         super().__init__()
         self.embedding, self.rnn, self.dropout = embedding, rnn, Dropout(dropout)
-        self.places = places
+        self.places, self.match = places, match
 
     def forward(self, src: Tensor, lengths: Tensor) -> EncoderOutput:
         """src (B, S) token ids, lengths (B,) -> final state at each true length."""
         x = self.embedding(src)  # (B, S, E)
         if self.places is not None:
             x = x + self.places(src, lengths)
+        if self.match is not None:
+            x = x + self.match(src, lengths)
         out = self.rnn(self.dropout(x), lengths)
         return EncoderOutput(out.output, merge_directions(out.state, self.rnn.num_directions))
 
@@ -202,6 +208,9 @@ class Seq2Seq(nn.Module):
         thinking_steps: decoder steps run on a learned input before ``<bos>``, without output.
         number_places: add a place-value embedding to each digit of the question (units,
             tens, tenths...; ``qa_seq2seq.places``); training tells it the digit pieces.
+        match_separator: a piece splitting the source into sides (question ``<sep>`` passage):
+            each piece that also occurs on another side gets a learned match embedding (DrQA's
+            exact-match feature; ``qa_seq2seq.matching``); training finds the piece's id.
         dropout: on embeddings and on the decoder output before the vocabulary projection.
         copy: copy attention (See et al. 2017; needs ``attention``): each step's distribution
             mixes generating from the vocabulary with copying a source token through the
@@ -228,6 +237,7 @@ class Seq2Seq(nn.Module):
         attend_from: str = "top",
         thinking_steps: int = 0,
         number_places: bool = False,
+        match_separator: str | None = None,
         dropout: float = 0.0,
         copy: bool = False,
         sharing: Sharing | None = None,
@@ -286,7 +296,9 @@ class Seq2Seq(nn.Module):
 
         parts = {
             "encoder": Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout,
-                               NumberPlaces(vocab_size, embedding_size) if number_places else None),
+                               NumberPlaces(vocab_size, embedding_size) if number_places else None,
+                               SourceMatch(embedding_size, match_separator) if match_separator
+                               else None),
             "bridge": Bridge(bridge, enc_side, dec_side),
             "decoder": Decoder(
                 nn.Embedding(vocab_size, embedding_size), dec_rnn,

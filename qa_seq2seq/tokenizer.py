@@ -41,6 +41,7 @@ class Tokenizer:
         character_coverage: float = 1.0,
         split_digits: bool = True,
         byte_fallback: bool = False,
+        user_defined_symbols: Iterable[str] = (),
         seed: int = 0,
     ) -> Tokenizer:
         """Train on ``texts`` (questions and answers of the training split).
@@ -51,6 +52,8 @@ class Tokenizer:
         digit's position in a number is visible to the model; without it, pieces cut numbers at
         arbitrary places. ``byte_fallback`` spells characters unseen in training as UTF-8 byte
         pieces instead of ``<unk>`` (it adds 256 pieces, so ``vocab_size`` must leave room).
+        ``user_defined_symbols`` are kept whole as one piece each wherever they occur (a
+        separator such as ``<sep>`` in a source template).
         """
         if byte_fallback and vocab_size < 256 + 4 + 1:
             raise ConfigError(f"data.tokenizer.byte_fallback=true adds 256 byte pieces: "
@@ -65,6 +68,7 @@ class Tokenizer:
             character_coverage=character_coverage,
             split_digits=split_digits,
             byte_fallback=byte_fallback,
+            user_defined_symbols=list(user_defined_symbols),
             hard_vocab_limit=False,
             pad_id=PAD_ID,
             unk_id=UNK_ID,

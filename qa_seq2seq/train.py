@@ -88,10 +88,9 @@ def check_search(search: Any, net: torch.nn.Module) -> None:
 
 def auto_precision(accelerator: str) -> str:
     """``trainer.precision=auto``: ``bf16-mixed`` where the run trains on a CPU with bfloat16
-    matrix units (AMX or AVX-512 BF16), else ``32-true``. Measured (README: Accuracy,
-    Performance): there bf16-mixed makes a step of the 2x256 model ~1.5x faster and learns about
-    as much per step; on an H200 GPU it was slower than fp32 (a model this small is bound by
-    kernel launches there); on CPUs without those units bfloat16 is emulated."""
+    matrix units (AMX or AVX-512 BF16), else ``32-true``: there bf16-mixed makes a step faster
+    and learns about as much per step; on a GPU a model this small is bound by kernel launches,
+    not arithmetic; on CPUs without those units bfloat16 is emulated."""
     native_bf16 = any(getattr(torch.cpu, name, lambda: False)()
                       for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
     return "bf16-mixed" if on_cpu(accelerator) and native_bf16 else "32-true"
@@ -203,6 +202,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if (places := module.net.encoder.places) is not None:  # which pieces are digits
         places.set_pieces(tokenizer.id_to_piece(list(range(tokenizer.vocab_size))),
                           cfg.data.get("reverse_source", False))
+    if (match := module.net.encoder.match) is not None:  # which piece is the separator
+        if match.separator not in (cfg.data.get("source_template") or ""):
+            raise ConfigError(f"model.net.match_separator={match.separator!r} splits the source "
+                              f"into question and passage, and data.source_template does not "
+                              f"contain it: e.g. data.source_template='{{question}} "
+                              f"{match.separator} {{context}}'")
+        match.set_pieces(tokenizer.id_to_piece(list(range(tokenizer.vocab_size))))
     check_search(search, module.net)
     trainable = sum(p.numel() for p in module.net.parameters() if p.requires_grad)
     log.info("model: %d trainable / %d parameters", trainable,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -113,7 +114,7 @@ def run_config(label: str, overrides: str, seed: int, args, out: Path) -> dict:
                     "--budget", args.budget, "--json", str(run_dir / "reference.json")],
                    out / f"{label}-seed{seed}.log")
         return {**json.loads((run_dir / "reference.json").read_text()), "wall_s": wall}
-    wall = run([sys.executable, "-m", "qa_seq2seq.train", *overrides.split(), f"seed={seed}",
+    wall = run([sys.executable, "-m", "qa_seq2seq.train", *shlex.split(overrides), f"seed={seed}",
                 f"trainer.max_time={args.budget}", f"hydra.run.dir={run_dir}",
                 "trainer.enable_progress_bar=false"], out / f"{label}-seed{seed}.log")
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -135,7 +136,7 @@ def run_config(label: str, overrides: str, seed: int, args, out: Path) -> dict:
 def check_overrides(specs: list[tuple[str, str]]) -> None:
     """Refuse an override of a key the benchmark sets on every run (see ``OWN_KEYS``)."""
     for label, overrides in specs:
-        for override in overrides.split():
+        for override in shlex.split(overrides):
             key = override.lstrip("+~").partition("=")[0]
             if key in OWN_KEYS:
                 raise ConfigError(f"--config {label}: {override!r} would be overridden by the "

@@ -48,6 +48,7 @@ VARIANTS = {  # every cell x bridge, and each option that changes what the graph
     "general+copy": {"attention": partial(Attention, "general"), "copy": True},
     "bahdanau+input-feeding+copy": {"attention": partial(Attention, "bahdanau"),
                                     "input_feeding": True, "copy": True},
+    "match+copy": {"match_separator": "b", "attention": partial(Attention, "dot"), "copy": True},
     "sharing": {"sharing": Sharing(embeddings=True, tied_output=True, encoder_decoder=True),
                 "embedding_size": 12},
 }
@@ -60,6 +61,8 @@ def peaked(seed=0, cell="lstm", **options):
     if model.encoder.places is not None:  # random batches then hold numbers, read backwards
         model.encoder.places.set_pieces(["<pad>", "<unk>", "<s>", "</s>", "1", "2", ".", "3", "a",
                                          "4", "b"], reversed_source=True)
+    if model.encoder.match is not None:  # piece 10 splits random batches into sides
+        model.encoder.match.set_pieces(["<pad>", "<unk>", "<s>", "</s>", *"123456", "b"])
     with torch.no_grad():
         model.decoder.output.weight.mul_(6)
     return model
