@@ -12,7 +12,9 @@ from pathlib import Path
 import datasets
 import pytest
 
+from qa_seq2seq.checkpoint import read_checkpoint
 from qa_seq2seq.evaluate import evaluate
+from qa_seq2seq.tokenizer import Tokenizer
 from qa_seq2seq.toy_data import NAMES, PLACES
 from tests.conftest import compose_evaluate
 
@@ -34,7 +36,8 @@ def squad_rows(n, seed):
     return rows
 
 
-# The passage preset (copy attention, a bidirectional encoder), at a size that trains in seconds.
+# The passage preset (copy attention, the match feature, a bidirectional encoder), at a size that
+# trains in seconds.
 SMALL = ["model.net.embedding_size=16", "model.net.hidden_size=32", "data.batch_size=32",
          "trainer.max_epochs=1", "trainer.val_check_interval=1.0", "trainer.limit_val_batches=1",
          "trainer.enable_progress_bar=false", "scheduler.warmup_steps=4"]
@@ -74,7 +77,8 @@ def test_evaluates_with_the_same_source_building(squad_run):
     assert metrics["count"] == 60
     rows = [json.loads(line) for line in
             (run / "checkpoints" / "eval-test-greedy" / "predictions.jsonl").open()]
-    assert rows[0]["question"].startswith("question: Where is ")
+    assert rows[0]["question"].startswith("Where is ")  # the preset's "{question} <sep> {context}"
+    assert " <sep> " in rows[0]["question"]
     assert rows[0]["gold"] in PLACES
 
 
@@ -91,3 +95,11 @@ def test_decode_cli_builds_the_source_from_json_fields(squad_run):
     assert first["question"].startswith("question: Where is Mary? context: Mary went")
     assert "answer" in first
     assert "reads the fields ['question', 'context']" in second["error"]
+
+
+def test_the_checkpoint_carries_the_separator_the_tokenizer_keeps_whole(squad_run):
+    _, run, _ = squad_run
+    tokenizer = Tokenizer.load(run / "tokenizer.model")
+    assert "<sep>" in tokenizer.pieces("Where is Mary? <sep> Mary went")
+    separator = int(read_checkpoint(run).state_dict["encoder.match.separator_id"])
+    assert tokenizer.id_to_piece([separator]) == ["<sep>"]
