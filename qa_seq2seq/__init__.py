@@ -1,4 +1,4 @@
-"""qa_seq2seq: config-driven sequence-to-sequence question answering (see README.md).
+"""qa_seq2seq: config-driven sequence-to-sequence question answering (README.md, docs/).
 
 Kept import-free so that the decoding CLI starts fast: ``Answerer`` (the Python API,
 ``qa_seq2seq.answerer``) is imported on first use.

@@ -99,8 +99,8 @@ NET_CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "net"
 
 def moved_keys_hint(overrides: list[str]) -> str:
     """A line naming the new place of each override written with a network key under ``model``
-    (``model.hidden_size``, ``model/cell``: before 2026-11-29 the network's keys and groups sat
-    there; now under ``model.net``, as in ``conf/model/net/``), or ''."""
+    (``model.hidden_size``, ``model/cell``: in the first versions the network's keys and groups
+    sat there; now under ``model.net``, as in ``conf/model/net/``), or ''."""
     text = (NET_CONF / "seq2seq.yaml").read_text()
     names = {*re.findall(r"^(\w+):", text, re.M), *(p.name for p in NET_CONF.iterdir() if p.is_dir())}
     pattern = re.compile(rf"^[+~]*(model[./](?:{'|'.join(sorted(names))})\b)")

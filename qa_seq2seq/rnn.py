@@ -195,8 +195,8 @@ class Recurrent:
         return RNNOutput(output, State(*hx) if self.has_cell_state else State(hx))
 
     def _groups_lengths(self, x: Tensor, lengths: Tensor) -> bool:
-        # torch's CPU LSTM runs packed input without oneDNN: a 2x256 encoder, forward and
-        # backward, batch 64 of 2-8 lengths, bf16, 1.4-2.0x slower than one call per length.
+        # torch's CPU LSTM runs packed input without oneDNN, which is slower than one oneDNN
+        # call per distinct length while each length has enough rows.
         return (self.group_lengths_on_cpu and x.device.type == "cpu" and not self.proj_size
                 and torch.backends.mkldnn.is_available()
                 and len(lengths.unique()) * self.MIN_ROWS_PER_LENGTH <= len(lengths))
@@ -291,7 +291,7 @@ class Recurrent:
 
 def _gate_tanh(g: Tensor) -> Tensor:
     """tanh of one gate block, a column slice (B, H) of the (B, 4H) gates. On CPU it is copied
-    first: torch's CPU tanh of a strided view is 2-3.7x slower with 2 threads than the copy and a
+    first: with several threads torch's CPU tanh of a strided view is slower than the copy and a
     tanh of the copy together (same values, bit for bit; sigmoid has no such penalty). Not on a
     GPU, where the copy would be one more kernel launch a step."""
     return torch.tanh(g.contiguous() if g.device.type == "cpu" else g)
@@ -323,8 +323,8 @@ class LSTM(Recurrent, nn.LSTM):
 
     gates = LSTM_GATES
     has_cell_state = True
-    # torch's CPU LSTM kernel costs ~0.9 ms a call at batch 1 (1.5 ms at 64) for one step of a
-    # 2x256 model, against 0.12 ms (0.7 ms) for the loop path: decoding steps one at a time.
+    # One step at a time (decoding), torch's CPU LSTM kernel costs several times the loop path's
+    # step: its fixed cost per call dominates.
     loop_single_steps_on_cpu = True
     group_lengths_on_cpu = True
 

@@ -60,8 +60,7 @@ class OnnxModel:
         ort = _onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: onnxruntime's default (the cores)
-        # Idle threads spinning between the many small step calls cost more than they save
-        # (measured: greedy 1.7x faster with 2 threads on a 2-core machine when off).
+        # Idle threads spinning between the many small step calls cost more than they save.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
 
         def session(file: Any):
@@ -77,7 +76,7 @@ class OnnxModel:
         self.step_session = session(graphs["step"])
         self.names, self.carried = graphs["state"], graphs["carried"]
         self.batch_axes = graphs["batch_axes"]
-        # Exports before 2026-12-05 traced attention with one memory row per state row.
+        # Older exports traced attention with one memory row per state row.
         self.grouped_memory = graphs.get("grouped_memory", False)
 
     def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> State:

@@ -288,6 +288,50 @@ def _discard_resumed_dir() -> None:
         shutil.rmtree(here, ignore_errors=True)
 
 
+USAGE = """Train a sequence-to-sequence QA model.
+
+  python -m qa_seq2seq.train +experiment=NAME [group=option ...] [key=value ...]
+  python -m qa_seq2seq.train +experiment=toy_lstm model/net/cell=gru model.net.hidden_size=128
+  python -m qa_seq2seq.train +experiment=passage_qa --help     # this help, for those choices
+
+Every key of every option, with its default and meaning: conf/README.md."""
+
+
+@entry_point
+def print_help(overrides: list[str]) -> None:
+    """``--help``: the groups and their options, then the config composed for ``overrides`` with
+    each key's meaning (its comment in conf/) beside it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    from qa_seq2seq.config_docs import CONF, annotate, key_comments
+    from qa_seq2seq.errors import moved_keys_hint
+
+    try:
+        with initialize_config_dir(str(CONF), version_base="1.3"):
+            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"{e}{moved_keys_hint(overrides)}") from None
+    choices = {group: option for group, option in cfg.hydra.runtime.choices.items()
+               if not group.startswith("hydra")}
+    with open_dict(cfg):
+        del cfg["hydra"]
+    groups = sorted({p.parent.relative_to(CONF).as_posix() for p in CONF.rglob("*.yaml")} - {"."})
+    lines = [USAGE, "", "== Groups (group=option; chosen in brackets) =="]
+    for group in (g for g in groups if not g.startswith("hydra")):
+        options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+        lines.append(f"{group}: " + ", ".join(f"[{o}]" if o == choices.get(group) else o
+                                            for o in options))
+    lines += ["", "== Config, for the groups chosen ==",
+              annotate(OmegaConf.to_yaml(cfg), key_comments(choices))]
+    print("\n".join(lines))
+
+
 if __name__ == "__main__":
     compose_errors_exit_2()
+    if {"--help", "-h"} & set(sys.argv[1:]):
+        print_help([a for a in sys.argv[1:] if a not in ("--help", "-h")])
+        sys.exit(0)
     main()

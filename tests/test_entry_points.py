@@ -2,6 +2,7 @@
 
 import errno
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -126,13 +127,29 @@ def test_evaluate_help_shows_only_what_evaluate_reads():
 def test_train_help_points_to_the_config_reference_and_the_reference_is_current():
     result = run("-m", "qa_seq2seq.train", "--help")
     assert result.returncode == 0 and "conf/README.md" in result.stdout
-    assert "model/net/cell: gru, layernorm_lstm, lstm, peephole_lstm, rnn" in result.stdout
+    assert "model/net/cell: gru, layernorm_lstm, [lstm], peephole_lstm, rnn" in result.stdout
     check = run(str(ROOT / "scripts" / "config_reference.py"), "--check")
     assert check.returncode == 0, check.stderr
     reference = (ROOT / "conf" / "README.md").read_text()
     assert "| `model.net.cell.forget_bias` | `1.0` | added to the forget gate of bias_ih only" \
         in reference
     assert "| `model.net.scopes.encoder` | `encoder` |" in reference
+
+
+def test_train_help_gives_each_key_of_the_chosen_groups_its_meaning():
+    """The comments of conf/ beside the composed config: the chosen cell's own keys, the
+    experiment's values with the group's meaning, the root file's keys."""
+    result = run("-m", "qa_seq2seq.train", "+experiment=passage_qa", "model/net/cell=peephole_lstm",
+                 "--help")
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout
+    assert "model/net/cell: gru, layernorm_lstm, lstm, [peephole_lstm], rnn" in shown
+    clip = next(line for line in shown.splitlines() if line.strip().startswith("cell_clip:"))
+    assert "# " in clip  # peephole_lstm.yaml's comment for it
+    assert re.search(r"match_separator: <sep>  # e.g. `<sep>`: mark the pieces", shown)
+    assert re.search(r"^seed: 1234  # one seed", shown, re.M)
+    wrong = run("-m", "qa_seq2seq.train", "model.nope=1", "--help")
+    assert wrong.returncode == 2 and "model.nope" in wrong.stderr and "Traceback" not in wrong.stderr
 
 
 def test_entry_point_exit_statuses():
