@@ -24,15 +24,15 @@ from typing import Any
 
 import torch
 
+from qa_seq2seq import search
 from qa_seq2seq.checkpoint import LoadedModel, load_model
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.hypotheses import Hypothesis
 from qa_seq2seq.inference import answer
-from qa_seq2seq.questions import Answering, QuestionReader
-from qa_seq2seq.search import beam_search, greedy_search, sample
+from qa_seq2seq.questions import Answering, QuestionReader, searches_in
 from qa_seq2seq.tokenizer import UNK_ID
 
-SEARCHES = {"greedy": greedy_search, "beam": beam_search, "sample": sample}
+SEARCHES = searches_in(search)
 
 
 class Answerer(Answering):

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, NamedTuple
 
 from qa_seq2seq.errors import CheckpointError, ConfigError, entry_point
-from qa_seq2seq.questions import Answering, QuestionError, search_options
+from qa_seq2seq.questions import SEARCH_TARGETS, Answering, QuestionError, search_options
 from qa_seq2seq.runtime import OnnxAnswerer, is_onnx_export
 from qa_seq2seq.tokenizer import EOS_ID
 
@@ -72,7 +72,7 @@ def model_parser(prog: str, description: str, examples: str) -> argparse.Argumen
                         help="checkpoint file, run directory (its best checkpoint) or export "
                              "folder (python -m qa_seq2seq.export; an ONNX export decodes with "
                              "onnxruntime, without torch); default: the newest run under outputs/")
-    parser.add_argument("--decode", choices=("greedy", "beam", "sample"),
+    parser.add_argument("--decode", choices=tuple(SEARCH_TARGETS),
                         help="the search; default: the one the model was validated with in "
                              "training (decode=...), with its options")
     parser.add_argument("--batch-size", type=int, default=64, help="questions per batch")

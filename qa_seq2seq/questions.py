@@ -15,10 +15,19 @@ from qa_seq2seq.fields import SourceBuilder, unicode_problem
 from qa_seq2seq.hypotheses import Hypothesis
 from qa_seq2seq.tokenizer import Tokenizer
 
-# The searches a stored ``decode`` config may name (``conf/decode/*.yaml``): looked up by name,
-# never imported from the config.
+# The one list of searches: their names (``decode=``, ``--decode``, the API), and the function
+# each names in qa_seq2seq.search, which a stored ``decode`` config must name exactly (looked up,
+# never imported from the config). The numpy runtime implements those it can under the same names.
 SEARCH_TARGETS = {"greedy": "qa_seq2seq.search.greedy_search",
                   "beam": "qa_seq2seq.search.beam_search", "sample": "qa_seq2seq.search.sample"}
+
+
+def searches_in(module: Any) -> dict[str, Callable]:
+    """``{name: function}`` for each search of SEARCH_TARGETS that ``module`` defines under the
+    same function name (qa_seq2seq.search: all; the numpy runtime: greedy and beam)."""
+    functions = {name: target.rsplit(".", 1)[1] for name, target in SEARCH_TARGETS.items()}
+    return {name: getattr(module, function) for name, function in functions.items()
+            if hasattr(module, function)}
 
 
 class QuestionError(UserError, ValueError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from qa_seq2seq.hypotheses import (
     is_done,
     with_texts,
 )
-from qa_seq2seq.questions import Answering, QuestionReader
+from qa_seq2seq.questions import Answering, QuestionReader, searches_in
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 ONNX_FORMAT = "qa_seq2seq-onnx"
@@ -229,7 +230,7 @@ def beam_search(model: OnnxModel, src: np.ndarray, src_lengths: np.ndarray, beam
     return [sorted(hyps, key=lambda h: -h.normalized_score)[:n_best] for hyps in finished]
 
 
-SEARCHES = {"greedy": greedy_search, "beam": beam_search}
+SEARCHES = searches_in(sys.modules[__name__])  # greedy and beam; sampling needs torch
 
 
 def read_description(folder: str | Path) -> dict[str, Any]:
