@@ -13,8 +13,8 @@ many rows as fit in that many padded tokens (question + answer), at most ``batch
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -22,6 +22,8 @@ from torch.utils.data import DistributedSampler, Sampler
 
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+T = TypeVar("T")
 
 
 class Batch(NamedTuple):
@@ -52,6 +54,29 @@ def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's batch order: every (seed, epoch) its own, reproducibly."""
     return seed * 100_003 + epoch
+
+
+def bucket(rows: Sequence[T], lengths: Callable[[T], tuple[int, int]], batch_size: int,
+           max_tokens: int | None = None) -> list[list[T]]:
+    """The length-bucketing of every loader: ``rows`` sorted by ``lengths`` (question tokens,
+    answer tokens) and cut into consecutive batches of ``batch_size`` rows, or, with
+    ``max_tokens``, of as many rows as fit in that many padded tokens (at most ``batch_size``)."""
+    ordered = sorted(rows, key=lengths)
+    if max_tokens is None:
+        return [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
+    batches: list[list[T]] = []
+    current: list[T] = []
+    src_max = tgt_max = 0
+    for row in ordered:
+        src, tgt = lengths(row)
+        grown_src, grown_tgt = max(src_max, src), max(tgt_max, tgt)
+        if current and ((grown_src + grown_tgt) * (len(current) + 1) > max_tokens
+                        or len(current) == batch_size):
+            batches.append(current)
+            current, grown_src, grown_tgt = [], src, tgt
+        current.append(row)
+        src_max, tgt_max = grown_src, grown_tgt
+    return batches + ([current] if current else [])
 
 
 class _Indices(Sequence):
@@ -96,32 +121,14 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         if self._cached is not None and self._cached[0] == epoch:
             return self._cached[1]
         indices = list(self.sampler)
-        key = self.lengths.__getitem__
-        if not self.shuffle:
-            batches = self._cut(sorted(indices, key=key))
-        else:
-            span = self.window * self.batch_size
-            batches = [b for start in range(0, len(indices), span)
-                       for b in self._cut(sorted(indices[start:start + span], key=key))]
+        span = self.window * self.batch_size if self.shuffle else len(indices)
+        batches = [b for start in range(0, len(indices), max(span, 1))
+                   for b in bucket(indices[start:start + span], self.lengths.__getitem__,
+                                   self.batch_size, self.max_tokens)]
+        if self.shuffle:
             random.Random(epoch_seed(self.seed, epoch)).shuffle(batches)
         self._cached = (epoch, batches)
         return batches
-
-    def _cut(self, ordered: list[int]) -> list[list[int]]:
-        """Consecutive batches from length-sorted indices."""
-        if self.max_tokens is None:
-            return [ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
-        batches, current, src_max, tgt_max = [], [], 0, 0
-        for i in ordered:
-            src, tgt = self.lengths[i]
-            grown_src, grown_tgt = max(src_max, src), max(tgt_max, tgt)
-            if current and ((grown_src + grown_tgt) * (len(current) + 1) > self.max_tokens
-                            or len(current) == self.batch_size):
-                batches.append(current)
-                current, grown_src, grown_tgt = [], src, tgt
-            current.append(i)
-            src_max, tgt_max = grown_src, grown_tgt
-        return batches + ([current] if current else [])
 
     def skip_once(self, batches: int) -> None:
         """Start the next pass after ``batches`` batches: a run resumed mid-epoch sees the rest

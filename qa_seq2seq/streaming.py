@@ -23,7 +23,7 @@ import datasets
 import torch
 from torch.utils.data import DataLoader
 
-from qa_seq2seq.batching import collate, epoch_seed
+from qa_seq2seq.batching import bucket, collate, epoch_seed
 from qa_seq2seq.data import Encode, Prepare, QADataModule, replica_shard
 from qa_seq2seq.errors import ConfigError, DataError
 
@@ -76,8 +76,7 @@ class BucketedStream(torch.utils.data.IterableDataset):
             yield from self._batches(buffer, rng)
 
     def _batches(self, rows: list[dict], rng: random.Random) -> Iterator[Any]:
-        rows.sort(key=lambda r: (len(r["src_ids"]), len(r["tgt_ids"])))
-        batches = [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
+        batches = bucket(rows, lambda r: (len(r["src_ids"]), len(r["tgt_ids"])), self.batch_size)
         if self.shuffle:
             rng.shuffle(batches)
         for batch in batches:
