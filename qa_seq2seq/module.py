@@ -34,6 +34,7 @@ from torchmetrics import MeanMetric
 from qa_seq2seq.batching import Batch
 from qa_seq2seq.checkpoint import PAYLOAD_KEY
 from qa_seq2seq.errors import ConfigError, NonFiniteError
+from qa_seq2seq.hypotheses import with_texts
 from qa_seq2seq.initializers import Initializer
 from qa_seq2seq.metrics import exact_match
 from qa_seq2seq.model import Seq2Seq
@@ -193,8 +194,8 @@ class Seq2SeqModule(L.LightningModule):
         tokens = int((batch.tgt_out != PAD_ID).sum())
         self.val_loss.update(self.model_step(batch), weight=tokens)
         hypotheses = self.search(self.net, batch.src, batch.src_lengths)
-        predictions = self.tokenizer.decode([h[0].tokens[::-1] if self.reverse_target
-                                             else h[0].tokens for h in hypotheses])
+        predictions = [with_texts(h[:1], self.tokenizer, self.reverse_target)[0].text
+                       for h in hypotheses]
         # Padding and <eos> decode to nothing, so whole padded rows can be reversed.
         golds = self.tokenizer.decode([t[::-1] for t in batch.tgt_out.tolist()]
                                       if self.reverse_target else batch.tgt_out.tolist())
