@@ -12,12 +12,9 @@ updates them once, and ``torch.save`` stores them once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from torch import nn
 
 from qa_seq2seq.errors import ConfigError
-
-if TYPE_CHECKING:
-    from qa_seq2seq.model import Seq2Seq
 
 
 class Sharing:
@@ -30,8 +27,9 @@ class Sharing:
         on = [k for k in ("embeddings", "tied_output", "encoder_decoder") if getattr(self, k)]
         return f"Sharing({', '.join(on) or 'none'})"
 
-    def apply(self, model: Seq2Seq) -> None:
-        """Tie the chosen scopes of ``model`` in place; raise on incompatible sizes or cells."""
+    def apply(self, model: nn.Module) -> None:
+        """Tie the chosen scopes of ``model`` (a ``Seq2Seq``: its ``encoder`` and ``decoder``)
+        in place; raise on incompatible sizes or cells."""
         encoder, decoder = model.encoder, model.decoder
         if self.embeddings:
             decoder.embedding = encoder.embedding
