@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from qa_seq2seq.decode import make_answerer, model_parser, parse_model_args
 from qa_seq2seq.errors import ConfigError, UserError, entry_point
+from qa_seq2seq.model_args import make_answerer, model_parser, parse_model_args
 from qa_seq2seq.questions import Answering, QuestionError
 
 log = logging.getLogger("qa_seq2seq.serve")

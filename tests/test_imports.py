@@ -10,7 +10,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "qa_seq2seq"
 ENTRY_POINTS = {"train", "evaluate", "decode", "inspect", "export", "serve"}
 KNOWN = {
     ("data", "streaming"),  # QADataModule(streaming=True) returns its streaming subclass
-    ("serve", "decode"),  # the serve CLI reuses the decode CLI's model arguments
 }
 
 
