@@ -14,8 +14,7 @@ tokenisation run through ``Dataset.map(batched=True)``, so ``datasets`` caches t
 
 from __future__ import annotations
 
-import csv
-import json
+import itertools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -28,71 +27,24 @@ from torch.utils.data import DataLoader
 
 from qa_seq2seq.batching import LengthBucketBatchSampler, collate
 from qa_seq2seq.errors import ConfigError, DataError
-from qa_seq2seq.fields import SourceBuilder, as_text, get_path, text_problem
+from qa_seq2seq.fields import SourceBuilder
+from qa_seq2seq.rows import (
+    Encode,
+    Prepare,
+    column,
+    csv_text_features,
+    is_empty,
+    line_numbers,
+    replica_shard,
+    scan_jsonl,
+)
+from qa_seq2seq.streaming import BucketedStream, RowGuard
 from qa_seq2seq.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 SHUFFLE_BUFFER, TOKENIZER_SAMPLE = 10_000, 100_000  # streaming defaults (data.* null)
-
-
-class Prepare:
-    """``Dataset.map`` function: raw rows -> ``source`` and ``target`` text, ``family``, and a
-    ``problem`` (None for a usable row)."""
-
-    def __init__(self, builder: SourceBuilder, answer_field: str, family_field: str | None):
-        self.builder, self.answer_field, self.family_field = builder, answer_field, family_field
-
-    def row(self, row: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-        """(source, target, problem): the texts of a usable row, or what makes it unusable."""
-        values = self.builder.values(row)
-        target = as_text(get_path(row, self.answer_field))
-        problem = values if isinstance(values, str) else text_problem(self.answer_field, target)
-        if problem:
-            return None, None, problem
-        return self.builder.text(values), target, None
-
-    def problem(self, row: dict[str, Any]) -> str | None:
-        return self.row(row)[2]
-
-    def __call__(self, rows: dict[str, list]) -> dict[str, list]:
-        out: dict[str, list] = {"source": [], "target": [], "family": [], "problem": []}
-        for i in range(len(next(iter(rows.values())))):
-            row = {key: column[i] for key, column in rows.items()}
-            for key, value in zip(("source", "target", "problem"), self.row(row)):
-                out[key].append(value)
-            family = get_path(row, self.family_field) if self.family_field else None
-            out["family"].append(None if family is None else str(family))
-        return out
-
-
-class Encode:
-    """``Dataset.map`` function: prepared rows -> token ids, cut to the length limits.
-
-    A plain class holding the tokenizer bytes, so ``datasets`` fingerprints it by content and
-    reuses the cached result on the next run.
-    """
-
-    def __init__(self, tokenizer: Tokenizer, builder: SourceBuilder, max_answer_length: int):
-        self.tokenizer, self.builder, self.max_answer_length = tokenizer, builder, max_answer_length
-
-    def __call__(self, rows: dict[str, list], indices: list[int]) -> dict[str, list]:
-        src = self.tokenizer.encode(rows["source"])
-        tgt = self.tokenizer.encode(rows["target"])
-        lengths = [(len(s), len(t)) for s, t in zip(src, tgt)]  # before any cut
-        truncated = []
-        for i, ids in enumerate(src):
-            cut = len(ids) > self.builder.max_length
-            if cut:  # rare: only then are the row's fields needed again
-                values = self.builder.values({key: column[i] for key, column in rows.items()})
-                src[i], _ = self.builder.encode(self.tokenizer, values, ids)
-            else:
-                src[i] = self.builder.orient(ids)
-            truncated.append(cut or len(tgt[i]) > self.max_answer_length)
-        return {"src_ids": src,
-                "tgt_ids": [self.builder.orient_target(ids[: self.max_answer_length]) for ids in tgt],
-                "truncated": truncated, "lengths": lengths, "index": indices}
 
 
 class ResumableLoader(DataLoader):
@@ -121,7 +73,7 @@ class ResumableLoader(DataLoader):
 class QADataModule(L.LightningDataModule):
     """Loads the three splits, trains or receives the tokenizer, and serves length-bucketed batches.
 
-    In memory; ``streaming=True`` makes a :class:`qa_seq2seq.streaming.StreamingQADataModule`
+    In memory; ``streaming=True`` makes a :class:`StreamingQADataModule`
     instead (the same rows, checks and tokens, read while iterating).
 
     Args:
@@ -147,7 +99,7 @@ class QADataModule(L.LightningDataModule):
         on_bad_row: ``error`` (stop with file:line) or ``skip`` (drop, count and log).
         max_train_examples: use only the first N training rows (quick experiments).
         num_proc: processes for ``Dataset.map`` (large data).
-        streaming: read splits while iterating (``qa_seq2seq.streaming``), for data larger
+        streaming: read splits while iterating (:class:`StreamingQADataModule`), for data larger
             than memory; ``shuffle_buffer`` rows are shuffled at a time, and the tokenizer is
             trained on the first ``tokenizer_sample`` training rows (None: 10,000 and 100,000).
             Both are refused without streaming.
@@ -158,8 +110,6 @@ class QADataModule(L.LightningDataModule):
 
     def __new__(cls, *args: Any, streaming: bool = False, **kwargs: Any) -> QADataModule:
         if streaming and cls is QADataModule:  # data.streaming picks the pipeline
-            from qa_seq2seq.streaming import StreamingQADataModule  # it builds on this module
-
             cls = StreamingQADataModule
         return super().__new__(cls)
 
@@ -284,26 +234,26 @@ class QADataModule(L.LightningDataModule):
             if builder != "json":
                 raise DataError(f"{file}: could not be loaded as {builder}: {e}") from e
             return self._scan(split, e)
-        return ds, _line_numbers(file) if builder == "json" else None
+        return ds, line_numbers(file) if builder == "json" else None
 
     def source_file(self, split: str) -> tuple[str, str, dict[str, Any]]:
         """``split``'s file, its ``datasets`` builder, and the builder's options."""
         file = self.files.get(split)
         if not file:
             raise DataError(f"no file configured for split {split!r} (data.{split}_file)")
-        if _is_empty(file):
+        if is_empty(file):
             raise DataError(f"{file}: the file is empty; the {split} split (data.{split}_file) "
                             "needs at least one question-answer row")
         builder = BUILDERS[Path(file).suffix]
         # CSV cells as written ("007", "1.50"), not as the numbers pandas would read them as.
-        return file, builder, {"features": _csv_text_features(file)} if builder == "csv" else {}
+        return file, builder, {"features": csv_text_features(file)} if builder == "csv" else {}
 
     def _scan(self, split: str, error: Exception) -> tuple[datasets.Dataset, list[int]]:
         """pyarrow refused a JSON Lines file and names no line: read it ourselves, report the
         bad lines, keep the good ones."""
         file = self.files[split]
         check = Prepare(self.builder, self.answer_field, self.family_field).problem
-        rows, lines, problems = _scan_jsonl(file, check)
+        rows, lines, problems = scan_jsonl(file, check)
         if not problems:
             raise DataError(f"{file}: could not be loaded as JSON Lines: {error}") from error
         self._report(split, problems)
@@ -444,66 +394,53 @@ class QADataModule(L.LightningDataModule):
         return self.loader("test", shuffle=False)
 
 
-def column(ds: datasets.Dataset, name: str) -> list:
-    """A whole column as a Python list, read through Arrow: far faster than ``list(ds[name])``,
-    which formats row by row (seconds per pass over 40k rows, inside a trainer.max_time budget)."""
-    return ds.with_format("arrow")[name].to_pylist()
+class StreamingQADataModule(QADataModule):
+    """``data.streaming=true``: :class:`QADataModule`'s rows, checks and tokens, read while
+    iterating. Made by ``QADataModule(..., streaming=True)``, as the config does."""
 
+    streams = True
 
-def replica_shard() -> dict[str, int]:
-    """This process's data shard under torch.distributed (one shard otherwise)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return {"num_replicas": torch.distributed.get_world_size(),
-                "rank": torch.distributed.get_rank()}
-    return {"num_replicas": 1, "rank": 0}
+    def _training_texts(self) -> tuple[list[str], list[str]]:
+        """A sample from the start of the stream: ``tokenizer_sample`` rows."""
+        train = self.prepared("train").select_columns(["source", "target"])
+        rows = list(itertools.islice(train, self.tokenizer_sample))
+        return [r["source"] for r in rows], [r["target"] for r in rows]
 
+    def load(self, split: str) -> tuple[datasets.IterableDataset, None]:
+        if self.path:
+            return datasets.load_dataset(self.path, self.name, split=self.split_names[split],
+                                         cache_dir=self.cache_dir, streaming=True), None
+        file, builder, options = self.source_file(split)
+        return datasets.load_dataset(builder, data_files={split: file}, split=split,
+                                     streaming=True, **options), None
 
-def _csv_text_features(file: str) -> datasets.Features:
-    """Every column of a CSV file (named by its header) as a string."""
-    with open(file, newline="", encoding="utf-8", errors="replace") as f:
-        header = next(csv.reader(f), [])
-    return datasets.Features({name: datasets.Value("string") for name in header})
+    def prepared(self, split: str) -> datasets.IterableDataset:
+        ds, _ = self.load(split)
+        ds = ds.map(Prepare(self.builder, self.answer_field, self.family_field), batched=True)
+        ds = ds.filter(RowGuard(self.where(split), self.on_bad_row == "skip"),
+                       input_columns="problem", with_indices=True)
+        if split == "train" and self.max_train_examples:
+            ds = ds.take(self.max_train_examples)
+        return ds
 
+    def _encoded(self, split: str, encode: Encode) -> datasets.IterableDataset:
+        ds = self.prepared(split).map(encode, batched=True, with_indices=True)
+        if split == "train":  # after indexing: an index names the row, not its shuffled place
+            ds = ds.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
+        if self.overlength != "truncate":  # error: stop at the first; drop: count and skip
+            guard = RowGuard(self.where(split), self.overlength == "drop", "over-long row")
+            ds = ds.map(lambda t: {"problem": "over the length limits" if t else None},
+                        input_columns="truncated").filter(guard, input_columns="problem",
+                                                          with_indices=True)
+        return ds
 
-def _is_empty(file: str, probe: int = 1 << 16) -> bool:
-    """Nothing but whitespace (checked in the first 64 KiB; a larger file is not empty)."""
-    with open(file, "rb") as f:
-        head = f.read(probe)
-    return not head.strip() and len(head) < probe
-
-
-def _line_numbers(path: str) -> list[int]:
-    """1-based line number of each non-blank line (the rows ``datasets`` reads)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return [n for n, line in enumerate(f, 1) if line.strip()]
-
-
-def _scan_jsonl(path: str, check: Callable[[dict], str | None]
-                ) -> tuple[list[dict], list[int], list[tuple[int, str]]]:
-    """Read ``path`` line by line: the usable rows (``check`` gives None), their line numbers,
-    and the other lines' problems."""
-    rows, lines, problems = [], [], []
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as e:
-                problems.append((n, f"not valid UTF-8 ({e.reason} at byte {e.start})"))
-                continue
-            except json.JSONDecodeError as e:
-                problems.append((n, f"not valid JSON ({e.msg} at column {e.colno}); each line "
-                                    'must be one object like {"question": "...", "answer": "..."}'))
-                continue
-            except RecursionError:
-                problems.append((n, "not valid JSON (nested too deeply)"))
-                continue
-            problem = (f"a JSON {type(row).__name__}, not an object"
-                       if not isinstance(row, dict) else check(row))
-            if problem:
-                problems.append((n, problem))
-                continue
-            rows.append(row)
-            lines.append(n)
-    return rows, lines, problems
+    def loader(self, split: str, shuffle: bool) -> DataLoader:
+        if replica_shard()["num_replicas"] > 1:
+            raise ConfigError("data.streaming with several processes is not supported yet "
+                              "(ranks could see different numbers of batches): train in "
+                              "memory (data.streaming=false) or in one process")
+        stream = BucketedStream(
+            self.split(split).select_columns(["src_ids", "tgt_ids", "index"]), collate,
+            self.batch_size if shuffle else self.eval_batch_size, self.sort_window, shuffle,
+            self.seed, epoch=lambda: self.trainer.current_epoch if self.trainer else 0)
+        return DataLoader(stream, batch_size=None, num_workers=self.num_workers)

@@ -1,31 +1,29 @@
-"""Streaming data (``data.streaming=true``): splits read while they are iterated, never loaded.
+"""What streaming data (``data.streaming=true``, ``qa_seq2seq.data.StreamingQADataModule``) is
+made of: splits read while they are iterated, never loaded.
 
 For data larger than memory or than the ``datasets`` cache: rows come from an
 ``IterableDataset`` (shuffled through a buffer of ``data.shuffle_buffer`` rows), are prepared and
-tokenised on the fly, and are batched by length within windows of ``data.sort_window`` batches,
-the batches of a window shuffled. The number of batches is not known in advance: an epoch ends
-when its stream does (the progress bar shows no total), and a scheduler sized by
-``trainer.max_steps`` needs that key set.
+tokenised on the fly, and are batched by length within windows of ``data.sort_window`` batches
+(:class:`BucketedStream`), the batches of a window shuffled. The number of batches is not known
+in advance: an epoch ends when its stream does (the progress bar shows no total), and a
+scheduler sized by ``trainer.max_steps`` needs that key set.
 
-Bad rows are handled as in the in-memory path, but met one at a time: ``on_bad_row=error`` stops
-at the first, naming its row number in the stream; ``skip`` counts them in the log as they go.
+Bad rows are handled as in the in-memory path, but met one at a time (:class:`RowGuard`):
+``on_bad_row=error`` stops at the first, naming its row number in the stream; ``skip`` counts
+them in the log as they go.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import datasets
 import torch
-from torch.utils.data import DataLoader
 
-from qa_seq2seq.batching import bucket, collate, epoch_seed
-from qa_seq2seq.data import Encode, Prepare, QADataModule, replica_shard
-from qa_seq2seq.errors import ConfigError, DataError
+from qa_seq2seq.batching import bucket, epoch_seed
+from qa_seq2seq.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -83,53 +81,3 @@ class BucketedStream(torch.utils.data.IterableDataset):
             yield self.collate(batch)
 
 
-class StreamingQADataModule(QADataModule):
-    """``data.streaming=true``: :class:`QADataModule`'s rows, checks and tokens, read while
-    iterating. Made by ``QADataModule(..., streaming=True)``, as the config does."""
-
-    streams = True
-
-    def _training_texts(self) -> tuple[list[str], list[str]]:
-        """A sample from the start of the stream: ``tokenizer_sample`` rows."""
-        train = self.prepared("train").select_columns(["source", "target"])
-        rows = list(itertools.islice(train, self.tokenizer_sample))
-        return [r["source"] for r in rows], [r["target"] for r in rows]
-
-    def load(self, split: str) -> tuple[datasets.IterableDataset, None]:
-        if self.path:
-            return datasets.load_dataset(self.path, self.name, split=self.split_names[split],
-                                         cache_dir=self.cache_dir, streaming=True), None
-        file, builder, options = self.source_file(split)
-        return datasets.load_dataset(builder, data_files={split: file}, split=split,
-                                     streaming=True, **options), None
-
-    def prepared(self, split: str) -> datasets.IterableDataset:
-        ds, _ = self.load(split)
-        ds = ds.map(Prepare(self.builder, self.answer_field, self.family_field), batched=True)
-        ds = ds.filter(RowGuard(self.where(split), self.on_bad_row == "skip"),
-                       input_columns="problem", with_indices=True)
-        if split == "train" and self.max_train_examples:
-            ds = ds.take(self.max_train_examples)
-        return ds
-
-    def _encoded(self, split: str, encode: Encode) -> datasets.IterableDataset:
-        ds = self.prepared(split).map(encode, batched=True, with_indices=True)
-        if split == "train":  # after indexing: an index names the row, not its shuffled place
-            ds = ds.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
-        if self.overlength != "truncate":  # error: stop at the first; drop: count and skip
-            guard = RowGuard(self.where(split), self.overlength == "drop", "over-long row")
-            ds = ds.map(lambda t: {"problem": "over the length limits" if t else None},
-                        input_columns="truncated").filter(guard, input_columns="problem",
-                                                          with_indices=True)
-        return ds
-
-    def loader(self, split: str, shuffle: bool) -> DataLoader:
-        if replica_shard()["num_replicas"] > 1:
-            raise ConfigError("data.streaming with several processes is not supported yet "
-                              "(ranks could see different numbers of batches): train in "
-                              "memory (data.streaming=false) or in one process")
-        stream = BucketedStream(
-            self.split(split).select_columns(["src_ids", "tgt_ids", "index"]), collate,
-            self.batch_size if shuffle else self.eval_batch_size, self.sort_window, shuffle,
-            self.seed, epoch=lambda: self.trainer.current_epoch if self.trainer else 0)
-        return DataLoader(stream, batch_size=None, num_workers=self.num_workers)

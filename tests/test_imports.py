@@ -8,9 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "qa_seq2seq"
 ENTRY_POINTS = {"train", "evaluate", "decode", "inspect", "export", "serve"}
-KNOWN = {
-    ("data", "streaming"),  # QADataModule(streaming=True) returns its streaming subclass
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def import_graph() -> dict[str, set[str]]:
