@@ -92,7 +92,7 @@ def test_decode_cli_builds_the_source_from_json_fields(squad_run):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     first, second = (json.loads(x) for x in result.stdout.splitlines())
-    assert first["question"].startswith("question: Where is Mary? context: Mary went")
+    assert first["question"].startswith("Where is Mary? <sep> Mary went")
     assert "answer" in first
     assert "reads the fields ['question', 'context']" in second["error"]
 
