@@ -18,7 +18,7 @@ DECODE ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all eval decode serve tensorboard bench bench-decode bench-serve bench-accuracy mutate lint clean
+.PHONY: help install train test test-all eval decode serve tensorboard bench bench-decode bench-serve bench-accuracy mutate lint docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ mutate: install ## mutation testing of the promise-carrying modules (slow, not i
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check qa_seq2seq tests scripts
+
+docs: install ## build the documentation site (mkdocs, strict) into site/
+	$(PY) -m mkdocs build --strict
 
 clean: ## remove outputs and generated toy data (keeps .venv)
 	rm -rf outputs multirun data/toy data/arith data/passages

@@ -1,4 +1,5 @@
-"""The README's commands stay true: every command line in its bash blocks is composed or parsed.
+"""The README's and the docs pages' commands stay true: every command line in their bash blocks is
+composed or parsed (docs/experiments/ is a dated log, not instructions, and is left out).
 
 Training and evaluation commands are composed with Hydra exactly as given (an unknown key, a
 missing group option or a malformed override fails here), `inspect` commands build their model,
@@ -18,9 +19,18 @@ from tests.conftest import compose_train
 ROOT = Path(__file__).resolve().parents[1]
 
 
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def blocks_of(language: str) -> list[str]:
+    """The ```language blocks of every page, each once."""
+    return list(dict.fromkeys(block for page in PAGES for block in
+                              re.findall(rf"```{language}\n(.*?)```", page.read_text(), re.S)))
+
+
 def readme_commands() -> list[str]:
-    """Every command line of the README's ```bash blocks, continuation lines joined."""
-    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    """Every command line of the pages' ```bash blocks, continuation lines joined."""
+    blocks = blocks_of("bash")
     lines = [line.split(" #")[0].strip()
              for block in blocks for line in block.replace("\\\n", " ").splitlines()]
     # <run> stands for a run directory the reader has: a name Hydra can parse takes its place.
@@ -118,8 +128,7 @@ def test_python_api_examples_run(smoke_run, tmp_path, capsys):
     from qa_seq2seq.export import export
 
     export(smoke_run[0], tmp_path / "onnx", format="onnx")
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-              if "Answerer" in b]
+    blocks = [b for b in blocks_of("python") if "Answerer" in b]
     assert len(blocks) == 2
     for block in blocks:
         exec(block.replace("outputs/toy_lstm/<run>", str(smoke_run[0]))
