@@ -53,7 +53,9 @@ CELLS = _targets(*(Target("qa_seq2seq.rnn", cell, True)
 
 # Place in the config ("" its root, else a dotted key) -> the targets built there.
 NETWORK = {
-    "": _targets(Target("qa_seq2seq.model", "Seq2Seq", False)),
+    # Configs stored before the builder named the network's class, with the same arguments.
+    "": {**_targets(Target("qa_seq2seq.builder", "build_network", False)),
+         "qa_seq2seq.model.Seq2Seq": Target("qa_seq2seq.builder", "build_network", False)},
     "cell": CELLS, "encoder_cell": CELLS, "decoder_cell": CELLS,
     "attention": _targets(Target("qa_seq2seq.attention", "Attention", True)),
     "sharing": _targets(Target("qa_seq2seq.sharing", "Sharing", False)),

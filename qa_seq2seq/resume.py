@@ -31,7 +31,8 @@ MAY_CHANGE = ("resume", "resume_data_changed", "output_dir", "trainer.max_steps"
               "trainer.max_epochs", "trainer.enable_progress_bar", "trainer.log_every_n_steps")
 DATA_CHANGED = ("error", "accept")  # resume_data_changed
 # Targets renamed since a run may have been made: the run's config names the old one.
-RENAMED = {"lightning.pytorch.callbacks.ModelCheckpoint": "qa_seq2seq.resume.RunCheckpoint"}
+RENAMED = {"lightning.pytorch.callbacks.ModelCheckpoint": "qa_seq2seq.resume.RunCheckpoint",
+           "qa_seq2seq.model.Seq2Seq": "qa_seq2seq.builder.build_network"}
 
 
 def find_run(resume: str, run_name: str, outputs: Path = DEFAULT_OUTPUTS) -> Path:

@@ -12,6 +12,7 @@ from functools import partial  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from qa_seq2seq.builder import build_network  # noqa: E402
 from qa_seq2seq.model import Seq2Seq  # noqa: E402
 from qa_seq2seq.rnn import GRU, LSTM, RNN, LayerNormLSTM, PeepholeLSTM  # noqa: E402
 
@@ -22,7 +23,7 @@ CELLS = {"lstm": LSTM, "peephole_lstm": PeepholeLSTM, "layernorm_lstm": LayerNor
 def tiny_model(cell="lstm", vocab_size=11, seed=0, **kwargs) -> Seq2Seq:
     torch.manual_seed(seed)
     options = {"embedding_size": 8, "hidden_size": 12, "num_layers": 2, **kwargs}
-    return Seq2Seq(vocab_size, partial(CELLS[cell]), **options)
+    return build_network(vocab_size, partial(CELLS[cell]), **options)
 
 
 @pytest.fixture

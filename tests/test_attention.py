@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from qa_seq2seq.attention import Attention
+from qa_seq2seq.builder import build_network
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.model import Seq2Seq, reorder_memory
+from qa_seq2seq.model import reorder_memory
 from qa_seq2seq.rnn import LSTM
 from tests.conftest import random_batch, tiny_model
 
@@ -145,7 +146,7 @@ def test_attend_from_bottom_keeps_the_cells_dropout_between_layers_in_training_o
         warnings.simplefilter("error")  # torch warns of dropout on a one-layer RNN: none here
         model = tiny_model(attention=partial(Attention, "dot"), attend_from="bottom",
                            cell="lstm", dropout=0.0)
-        dropped = Seq2Seq(11, partial(LSTM), embedding_size=8, hidden_size=12, num_layers=2,
+        dropped = build_network(11, partial(LSTM), embedding_size=8, hidden_size=12, num_layers=2,
                           decoder_cell=partial(LSTM, dropout=0.5),
                           attention=partial(Attention, "dot"), attend_from="bottom")
     # Two layers: the one place for the cell's dropout is between the bottom layer and the upper.

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from qa_seq2seq.attention import Attention
+from qa_seq2seq.builder import build_network
 from qa_seq2seq.model import Seq2Seq
 from qa_seq2seq.sharing import Sharing
 from tests.conftest import CELLS, random_batch
@@ -35,7 +36,7 @@ def expected_error(enc, dec, sharing, bridge):
                          ids=["-".join(c) for c in COMBOS])
 def test_combination(enc, dec, sharing, bridge):
     torch.manual_seed(0)
-    build = partial(Seq2Seq, 9, partial(CELLS[enc]), embedding_size=8, hidden_size=8, num_layers=1,
+    build = partial(build_network, 9, partial(CELLS[enc]), embedding_size=8, hidden_size=8, num_layers=1,
                     decoder_cell=partial(CELLS[dec]), bridge=bridge,
                     sharing=Sharing(**SHARINGS[sharing]))
     error = expected_error(enc, dec, sharing, bridge)
@@ -69,7 +70,7 @@ ATTENTION_COMBOS = list(itertools.product(CELLS, SHARINGS, DECODER_OPTIONS))
                          ids=["-".join(c) for c in ATTENTION_COMBOS])
 def test_attention_composes_with_every_cell_and_sharing(cell, sharing, options):
     torch.manual_seed(0)
-    build = partial(Seq2Seq, 9, partial(CELLS[cell]), embedding_size=8, hidden_size=8,
+    build = partial(build_network, 9, partial(CELLS[cell]), embedding_size=8, hidden_size=8,
                     sharing=Sharing(**SHARINGS[sharing]), **{"num_layers": 1,
                                                              **DECODER_OPTIONS[options]})
     if sharing == "encoder_decoder" and options == "general+feeding":
@@ -135,7 +136,7 @@ PAIRWISE = pairwise_cases()
 def build_case(case: dict) -> Seq2Seq:
     enc_extra = {"hidden_size": case["encoder_hidden_size"]} if case["encoder_hidden_size"] else {}
     attention = partial(Attention, case["attention"]) if case["attention"] else None
-    return Seq2Seq(
+    return build_network(
         9, partial(CELLS[case["decoder_cell"]]), embedding_size=case["embedding_size"],
         hidden_size=case["hidden_size"], num_layers=case["num_layers"],
         encoder_cell=partial(CELLS[case["encoder_cell"]], **enc_extra),

@@ -7,8 +7,8 @@ import re
 import pytest
 import torch
 
+from qa_seq2seq.builder import build_network
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.model import Seq2Seq
 from qa_seq2seq.places import DIGIT, OTHER, POINT, NumberPlaces, flip_rows, number_places
 from qa_seq2seq.rnn import LSTM
 from qa_seq2seq.train import train
@@ -104,7 +104,7 @@ def test_training_refuses_a_tokenizer_that_cuts_numbers_into_digit_pairs(tmp_pat
 
 def test_places_change_the_encoder_inputs_at_digits_only():
     torch.manual_seed(0)
-    net = Seq2Seq(len(CHARS), LSTM, embedding_size=8, hidden_size=8, num_layers=1,
+    net = build_network(len(CHARS), LSTM, embedding_size=8, hidden_size=8, num_layers=1,
                   number_places=True)
     net.encoder.places.set_pieces(CHARS, reversed_source=False)
     assert dict(net.named_parameters())["encoder.places.embedding.weight"].shape == (33, 8)

@@ -135,6 +135,16 @@ def test_the_stored_configs_as_written_still_build(stored):
     assert build(stored["init"], INITIALIZER, "init").plan(model)
 
 
+def test_a_network_stored_under_the_class_name_builds_the_same_network(stored):
+    """Checkpoints written before the builder name ``qa_seq2seq.model.Seq2Seq`` with the same
+    arguments: the same network, parameter for parameter."""
+    assert stored["net"]["_target_"] == "qa_seq2seq.builder.build_network"
+    old = build_model({**stored["net"], "_target_": "qa_seq2seq.model.Seq2Seq"}, "old")
+    new = build_model(stored["net"], "new")
+    assert {k: v.shape for k, v in old.state_dict().items()} == \
+        {k: v.shape for k, v in new.state_dict().items()}
+
+
 @pytest.mark.parametrize("part,places", [("net", NETWORK), ("data", DATA),
                                          ("init", INITIALIZER)])
 def test_fuzzed_stored_configs_are_refused_and_call_nothing(stored, targets, part, places,

@@ -21,7 +21,7 @@ def test_train_writes_a_self_contained_run_directory(smoke_run):
     assert {"train/loss", "val/loss", "val/ppl", "val/exact_match"} <= set(metrics)
     ckpt = read_checkpoint(run_dir)
     assert ckpt.path.name == "best.ckpt"
-    assert ckpt.payload["net"]["_target_"] == "qa_seq2seq.model.Seq2Seq"
+    assert ckpt.payload["net"]["_target_"] == "qa_seq2seq.builder.build_network"
     assert ckpt.payload["decode"] == {"_target_": "qa_seq2seq.search.greedy_search", "_partial_": True,
                                       "max_length": 64, "max_length_ratio": None, "min_length": 0}
     loaded = load_model(run_dir)
