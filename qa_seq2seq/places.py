@@ -1,7 +1,7 @@
 """Place-value embeddings for the digits of the question's numbers (``model.net.number_places``).
 
 Each digit piece of the question gets, added to its token embedding, an embedding of its place
-in its number: units 0, tens 1, tenths -1, ... (clipped to ``±max_place``), found from the
+in its number: units 0, tens 1, tenths -1, ... (clipped to ``[-max_place, max_place]``), found from the
 pieces alone: a number is a run of digit pieces, its first ``.`` the decimal point. In
 ``-631.907871`` the ``6`` is at place 2 and the last ``1`` at place -6; in ``-29484`` the ``2``
 at place 4. The encoder then knows each digit's place value from the first step, instead of
@@ -32,7 +32,7 @@ class NumberPlaces(nn.Module):
     """Args:
         vocab_size: the tokenizer's number of pieces.
         embedding_size: the token embeddings' size (place embeddings are added to them).
-        max_place: places beyond ``±max_place`` share the outermost embedding.
+        max_place: places beyond ``max_place`` either way share the outermost embedding.
     """
 
     def __init__(self, vocab_size: int, embedding_size: int, max_place: int = 16):
