@@ -1,18 +1,38 @@
-"""What each config key means, read from the comment beside it in ``conf/``: the one source for
-``conf/README.md`` (``scripts/config_reference.py``) and for ``python -m qa_seq2seq.train --help``,
-which prints the config composed for the groups chosen with each key's comment beside it.
+"""The training config outside a Hydra app, and what each of its keys means: ``compose`` (as
+``train`` would compose it, for ``inspect`` and ``--help``), and the comment beside each key in
+``conf/``, the one source for ``conf/README.md`` (``scripts/config_reference.py``) and for
+``python -m qa_seq2seq.train --help``.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # key: value  # comment   (the value may be empty: a mapping follows)
 KEY = re.compile(r"^(?P<indent> *)(?P<key>[^\s#:'\"-][^:#]*|'[^']*'|\"[^\"]*\"):(?P<value>[^#]*?)"
                  r"\s*(?:#\s?(?P<comment>.*))?$")
 GLOBAL_GROUPS = ("experiment", "debug")  # their files set keys anywhere (# @package _global_)
+
+
+def compose(overrides: list[str], return_hydra_config: bool = False) -> Any:
+    """``conf/train.yaml`` composed with ``overrides``; an unknown key, group or option is one
+    :class:`ConfigError` (naming a key's new place if it moved)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from qa_seq2seq.errors import ConfigError, moved_keys_hint
+
+    try:
+        with initialize_config_dir(str(CONF), version_base="1.3"):
+            return hydra_compose("train", overrides=overrides,
+                                 return_hydra_config=return_hydra_config)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"{e}{moved_keys_hint(overrides)}") from None
 
 
 def header(lines: list[str]) -> str:
@@ -64,7 +84,7 @@ def key_comments(choices: dict[str, str | None], root: str = "train") -> dict[st
                 comments[full] = comment
 
     add(CONF / f"{root}.yaml", "")
-    for group, option in sorted(choices.items(), key=lambda item: -item[0].count("/")):
+    for group, option in choices.items():
         folder = CONF / group
         if group.startswith("hydra") or not folder.is_dir():
             continue

@@ -11,15 +11,12 @@ loaded and the initializer column comes from the run's ``.hydra/config.yaml`` wh
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from torch import nn
 
-from qa_seq2seq.errors import CheckpointError, ConfigError, entry_point, moved_keys_hint
+from qa_seq2seq.errors import CheckpointError, entry_point
 from qa_seq2seq.rnn import Recurrent
 from qa_seq2seq.scopes import aliases, owner_of
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def parameter_table(model: nn.Module, plan: dict[str, str] | None = None) -> str:
@@ -57,18 +54,13 @@ def parameter_table(model: nn.Module, plan: dict[str, str] | None = None) -> str
 
 
 def from_config(overrides: list[str]) -> str:
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
-    try:
-        with initialize_config_dir(str(CONF), version_base="1.3"):
-            cfg = compose("train", overrides=["output_dir=.", *overrides])
-    except (HydraException, OmegaConfBaseException) as e:  # an unknown key, group or option
-        raise ConfigError(f"{e}{moved_keys_hint(overrides)}") from None
+    from qa_seq2seq.config_docs import compose
     from qa_seq2seq.module import set_up
+
+    cfg = compose(["output_dir=.", *overrides])
 
     if OmegaConf.is_missing(cfg.model.net, "vocab_size"):
         cfg.model.net.vocab_size = 256

@@ -301,19 +301,11 @@ Every key of every option, with its default and meaning: conf/README.md."""
 def print_help(overrides: list[str]) -> None:
     """``--help``: the groups and their options, then the config composed for ``overrides`` with
     each key's meaning (its comment in conf/) beside it."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
     from omegaconf import open_dict
-    from omegaconf.errors import OmegaConfBaseException
 
-    from qa_seq2seq.config_docs import CONF, annotate, key_comments
-    from qa_seq2seq.errors import moved_keys_hint
+    from qa_seq2seq.config_docs import CONF, annotate, compose, key_comments
 
-    try:
-        with initialize_config_dir(str(CONF), version_base="1.3"):
-            cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(f"{e}{moved_keys_hint(overrides)}") from None
+    cfg = compose(overrides, return_hydra_config=True)
     choices = {group: option for group, option in cfg.hydra.runtime.choices.items()
                if not group.startswith("hydra")}
     with open_dict(cfg):
@@ -332,6 +324,7 @@ def print_help(overrides: list[str]) -> None:
 if __name__ == "__main__":
     compose_errors_exit_2()
     if {"--help", "-h"} & set(sys.argv[1:]):
-        print_help([a for a in sys.argv[1:] if a not in ("--help", "-h")])
+        print_help([a for a in sys.argv[1:]  # flags (--help, -m) are not overrides
+                    if a not in ("--help", "-h", "-m", "--multirun")])
         sys.exit(0)
     main()
