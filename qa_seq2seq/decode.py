@@ -26,10 +26,10 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, NamedTuple
 
+from qa_seq2seq.data.tokenizer import EOS_ID
+from qa_seq2seq.decoding.answering import Answering, QuestionError
+from qa_seq2seq.deployment.model_args import make_answerer, model_parser, parse_model_args
 from qa_seq2seq.errors import CheckpointError, entry_point
-from qa_seq2seq.model_args import make_answerer, model_parser, parse_model_args
-from qa_seq2seq.questions import Answering, QuestionError
-from qa_seq2seq.tokenizer import EOS_ID
 
 CHUNK = 1024  # questions answered per round when reading a stream
 
@@ -130,7 +130,7 @@ class Session:
                         "finished": h.finished} for h in result],
         }
         if self.attention:
-            from qa_seq2seq.inference import alignment
+            from qa_seq2seq.decoding.inference import alignment
 
             best, answerer = result[0], self.answerer
             weights = alignment(answerer.model, question.ids, best, answerer.device)

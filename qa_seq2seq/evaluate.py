@@ -4,7 +4,7 @@
     python -m qa_seq2seq.evaluate ckpt_path=outputs/toy_lstm/2026-... split=validation decode=beam
 
 The search is the one the checkpoint was validated with (stored in it) unless ``decode=`` names
-another; it runs through ``qa_seq2seq.answerer.Answerer``, as the CLI and the Python API do.
+another; it runs through ``qa_seq2seq.decoding.answerer.Answerer``, as the CLI and the Python API do.
 
 Writes ``predictions.jsonl`` (question, gold, prediction, score, correct, family) and
 ``metrics.json`` into ``eval-<split>-<decode>/`` beside the checkpoint, prints a table, and logs
@@ -23,11 +23,11 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from qa_seq2seq.answerer import Answerer
-from qa_seq2seq.checkpoint import load_model
+from qa_seq2seq.decoding.answerer import Answerer
+from qa_seq2seq.decoding.checkpoint import load_model
+from qa_seq2seq.decoding.metrics import corpus_metrics, exact_match
+from qa_seq2seq.decoding.search_choice import decode_choice
 from qa_seq2seq.errors import ConfigError, compose_errors_exit_2, entry_point
-from qa_seq2seq.metrics import corpus_metrics, exact_match
-from qa_seq2seq.questions import decode_choice
 from qa_seq2seq.registry import DATA, build, check
 
 log = logging.getLogger(__name__)

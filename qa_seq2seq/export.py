@@ -15,8 +15,8 @@ other runtimes) and ``tokenizer.model``. A training checkpoint also stores Adam'
 per weight: the export is about a third of its size. It cannot be resumed (there is no optimizer state).
 
 --format onnx: ``encoder.onnx`` and ``step.onnx`` (the network's encode and one decoder step;
-see qa_seq2seq.onnx_graphs), ``model.json`` and ``tokenizer.model``: what the torch-free runtime
-(qa_seq2seq.runtime) decodes with, greedy or beam, on numpy and onnxruntime alone. ``--quantize
+see qa_seq2seq.deployment.onnx_graphs), ``model.json`` and ``tokenizer.model``: what the torch-free runtime
+(qa_seq2seq.deployment.runtime) decodes with, greedy or beam, on numpy and onnxruntime alone. ``--quantize
 int8`` stores the weights of the matrix products as 8-bit integers (onnxruntime's dynamic
 quantization): a smaller, usually faster model whose answers may differ slightly. Needs the
 export extra: pip install -e ".[export]".
@@ -28,12 +28,12 @@ import argparse
 import json
 from pathlib import Path
 
-from qa_seq2seq.checkpoint import FORMAT_VERSION, PAYLOAD_KEY, load_model
+from qa_seq2seq.data.fields import SourceBuilder
+from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, PAYLOAD_KEY, load_model
+from qa_seq2seq.deployment.runtime import ONNX_FORMAT
 from qa_seq2seq.errors import CheckpointError, ConfigError, entry_point
-from qa_seq2seq.fields import SourceBuilder
-from qa_seq2seq.runtime import ONNX_FORMAT
-from qa_seq2seq.saving import atomic_save
-from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from qa_seq2seq.training.saving import atomic_save
 
 EXPORT_FORMAT = "qa_seq2seq-weights"
 FORMATS = ("weights", "onnx")
@@ -65,7 +65,7 @@ def export(checkpoint: str | Path | None, out: str | Path, format: str = "weight
         atomic_save({"state_dict": {f"net.{k}": v for k, v in ckpt.state_dict.items()},
                      PAYLOAD_KEY: payload, "global_step": step}, out / "model.ckpt")
     else:
-        from qa_seq2seq.onnx_graphs import export_graphs
+        from qa_seq2seq.deployment.onnx_graphs import export_graphs
 
         max_source = SourceBuilder.from_data_config(payload.get("data", {})).max_length
         described = {"format": ONNX_FORMAT,

@@ -48,25 +48,61 @@ def _targets(*targets: Target) -> dict[str, Target]:
     return {t.name: t for t in targets}
 
 
-CELLS = _targets(*(Target("qa_seq2seq.rnn", cell, True)
+CELLS = _targets(*(Target("qa_seq2seq.network.rnn", cell, True)
                    for cell in ("LSTM", "GRU", "RNN", "PeepholeLSTM", "LayerNormLSTM")))
 
 # Place in the config ("" its root, else a dotted key) -> the targets built there.
 NETWORK = {
     # Configs stored before the builder named the network's class, with the same arguments.
-    "": {**_targets(Target("qa_seq2seq.builder", "build_network", False)),
-         "qa_seq2seq.model.Seq2Seq": Target("qa_seq2seq.builder", "build_network", False)},
+    "": _targets(Target("qa_seq2seq.network.builder", "build_network", False)),
     "cell": CELLS, "encoder_cell": CELLS, "decoder_cell": CELLS,
-    "attention": _targets(Target("qa_seq2seq.attention", "Attention", True)),
-    "sharing": _targets(Target("qa_seq2seq.sharing", "Sharing", False)),
+    "attention": _targets(Target("qa_seq2seq.network.attention", "Attention", True)),
+    "sharing": _targets(Target("qa_seq2seq.network.sharing", "Sharing", False)),
 }
 DATA = {
-    "": _targets(Target("qa_seq2seq.data", "QADataModule", False)),
-    "tokenizer": _targets(Target("qa_seq2seq.tokenizer", "Tokenizer.train", True)),
-    "generate": _targets(*(Target(f"qa_seq2seq.{module}", "ensure_splits", True)
-                           for module in ("arith_data", "passage_data", "toy_data"))),
+    "": _targets(Target("qa_seq2seq.data.datamodule", "QADataModule", False)),
+    "tokenizer": _targets(Target("qa_seq2seq.data.tokenizer", "Tokenizer.train", True)),
+    "generate": _targets(*(Target(f"qa_seq2seq.data.{module}", "ensure_splits", True)
+                           for module in ("arith", "passages", "toy"))),
 }
-INITIALIZER = {"": _targets(Target("qa_seq2seq.initializers", "Initializer", False))}
+# The names configs stored before the package was split into layers (and, for the network,
+# before the builder) give a target: each is read as the target it became.
+MOVED = {
+    "qa_seq2seq.arith_data.ensure_splits": "qa_seq2seq.data.arith.ensure_splits",
+    "qa_seq2seq.attention.Attention": "qa_seq2seq.network.attention.Attention",
+    "qa_seq2seq.averaging.EMA": "qa_seq2seq.training.averaging.EMA",
+    "qa_seq2seq.builder.build_network": "qa_seq2seq.network.builder.build_network",
+    "qa_seq2seq.data.QADataModule": "qa_seq2seq.data.datamodule.QADataModule",
+    "qa_seq2seq.initializers.Initializer": "qa_seq2seq.network.initializers.Initializer",
+    "qa_seq2seq.model.Seq2Seq": "qa_seq2seq.network.builder.build_network",
+    "qa_seq2seq.module.Seq2SeqModule": "qa_seq2seq.training.module.Seq2SeqModule",
+    "qa_seq2seq.passage_data.ensure_splits": "qa_seq2seq.data.passages.ensure_splits",
+    "qa_seq2seq.resume.GracefulStop": "qa_seq2seq.training.resume.GracefulStop",
+    "qa_seq2seq.resume.RunCheckpoint": "qa_seq2seq.training.resume.RunCheckpoint",
+    "qa_seq2seq.rnn.GRU": "qa_seq2seq.network.rnn.GRU",
+    "qa_seq2seq.rnn.LSTM": "qa_seq2seq.network.rnn.LSTM",
+    "qa_seq2seq.rnn.LayerNormLSTM": "qa_seq2seq.network.rnn.LayerNormLSTM",
+    "qa_seq2seq.rnn.PeepholeLSTM": "qa_seq2seq.network.rnn.PeepholeLSTM",
+    "qa_seq2seq.rnn.RNN": "qa_seq2seq.network.rnn.RNN",
+    "qa_seq2seq.schedules.TeacherForcing": "qa_seq2seq.training.schedules.TeacherForcing",
+    "qa_seq2seq.schedules.plateau": "qa_seq2seq.training.schedules.plateau",
+    "qa_seq2seq.schedules.warmup_decay": "qa_seq2seq.training.schedules.warmup_decay",
+    "qa_seq2seq.search.beam_search": "qa_seq2seq.decoding.search.beam_search",
+    "qa_seq2seq.search.greedy_search": "qa_seq2seq.decoding.search.greedy_search",
+    "qa_seq2seq.search.sample": "qa_seq2seq.decoding.search.sample",
+    "qa_seq2seq.sharing.Sharing": "qa_seq2seq.network.sharing.Sharing",
+    "qa_seq2seq.tokenizer.Tokenizer.train": "qa_seq2seq.data.tokenizer.Tokenizer.train",
+    "qa_seq2seq.toy_data.ensure_splits": "qa_seq2seq.data.toy.ensure_splits",
+    "qa_seq2seq.warm_start.WarmStart": "qa_seq2seq.training.warm_start.WarmStart",
+}
+
+
+def current(name: Any) -> Any:
+    """The target a stored ``_target_`` value names today (see MOVED); other values unchanged."""
+    return MOVED.get(name, name) if isinstance(name, str) else name
+
+
+INITIALIZER = {"": _targets(Target("qa_seq2seq.network.initializers", "Initializer", False))}
 
 
 def build(config: Any, places: Mapping[str, Mapping[str, Target]], where: str) -> Any:
@@ -100,7 +136,7 @@ def _check_node(node: Any, places: Mapping[str, Mapping[str, Target]], key: str,
     if not isinstance(node, Mapping) or "_target_" not in node:
         raise CheckpointError(f"{where}: {shown} must be a config with a _target_ among "
                               f"{sorted(allowed)}; found {_kind(node)}")
-    name = node["_target_"]
+    name = current(node["_target_"])
     target = allowed.get(name) if isinstance(name, str) else None
     if target is None:
         named = repr(name) if isinstance(name, str) else _kind(name)
@@ -152,7 +188,7 @@ def _check_plain(value: Any, key: str, where: str, depth: int) -> None:
 
 def _build(node: Mapping[str, Any], places: Mapping[str, Mapping[str, Target]], key: str) -> Any:
     """Build a checked node: its children first, then its own target with them."""
-    target = places[key][node["_target_"]]
+    target = places[key][current(node["_target_"])]
     kwargs = {}
     for child, value in node.items():
         if child in ("_target_", "_partial_"):

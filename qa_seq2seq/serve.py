@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+from qa_seq2seq.decoding.answering import Answering, QuestionError
+from qa_seq2seq.deployment.model_args import make_answerer, model_parser, parse_model_args
 from qa_seq2seq.errors import ConfigError, UserError, entry_point
-from qa_seq2seq.model_args import make_answerer, model_parser, parse_model_args
-from qa_seq2seq.questions import Answering, QuestionError
 
 log = logging.getLogger("qa_seq2seq.serve")
 MAX_QUESTIONS = 256  # a request's questions, at most

@@ -34,12 +34,13 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
-from qa_seq2seq.checkpoint import FORMAT_VERSION, read_checkpoint
-from qa_seq2seq.data import QADataModule
+from qa_seq2seq.data.datamodule import QADataModule
+from qa_seq2seq.data.tokenizer import UNK_ID, Tokenizer
+from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, read_checkpoint
 from qa_seq2seq.errors import ConfigError, compose_errors_exit_2, entry_point, user_error
-from qa_seq2seq.module import Seq2SeqModule
-from qa_seq2seq.ranges import check_ranges
-from qa_seq2seq.resume import (
+from qa_seq2seq.training.module import Seq2SeqModule
+from qa_seq2seq.training.ranges import check_ranges
+from qa_seq2seq.training.resume import (
     DATA_CHANGED,
     DataFiles,
     Finished,
@@ -51,8 +52,7 @@ from qa_seq2seq.resume import (
     find_run,
     hydra_run_dir,
 )
-from qa_seq2seq.saving import AtomicCheckpointIO
-from qa_seq2seq.tokenizer import UNK_ID, Tokenizer
+from qa_seq2seq.training.saving import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
 # Cached like Hydra's own ${now:}: every read in this process gives the same directory
@@ -116,7 +116,7 @@ def make_trainer(trainer_cfg: DictConfig, **kwargs: Any) -> L.Trainer:
         log.info("trainer.precision=auto: %s", trainer_cfg.precision)
     # Lightning's model summary only sizes the weights (kept in fp32): nothing to warn about.
     warnings.filterwarnings("ignore", "Precision .* is not supported by the model summary")
-    # Checkpoints are written atomically (qa_seq2seq.saving) unless trainer.plugins brings its
+    # Checkpoints are written atomically (qa_seq2seq.training.saving) unless trainer.plugins brings its
     # own CheckpointIO; the other plugins stay as configured.
     plugins = list(instantiate(trainer_cfg.get("plugins")) or [])
     if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
@@ -303,7 +303,7 @@ def print_help(overrides: list[str]) -> None:
     each key's meaning (its comment in conf/) beside it."""
     from omegaconf import open_dict
 
-    from qa_seq2seq.config_docs import CONF, annotate, compose, key_comments
+    from qa_seq2seq.training.config_docs import CONF, annotate, compose, key_comments
 
     cfg = compose(overrides, return_hydra_config=True)
     choices = {group: option for group, option in cfg.hydra.runtime.choices.items()

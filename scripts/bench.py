@@ -155,7 +155,7 @@ def run_reference(args, tmp: str) -> dict:
     from reference_model import ReferenceSeq2Seq
     from torch import nn
 
-    from qa_seq2seq.batching import pad
+    from qa_seq2seq.data.batching import pad
 
     cfg = compose(args)
     dm = instantiate(cfg.data)
@@ -217,7 +217,7 @@ def run_framework(args, tmp: str) -> dict:
         overrides.append("model.net.input_feeding=true")
     cfg = compose(args, overrides + args.overrides.split())
     train(cfg)
-    from qa_seq2seq.tokenizer import Tokenizer
+    from qa_seq2seq.data.tokenizer import Tokenizer
 
     shape = model_shape(cfg, Tokenizer.load(Path(tmp) / "tokenizer.model").vocab_size)
     gates = {"gru": 3, "rnn": 1}.get(cell, 4)

@@ -81,8 +81,8 @@ def train_tokens(run_dir: Path, steps: int) -> float:
     """Real src+tgt tokens in ``steps`` batches: the epoch's tokens per batch, times steps."""
     from omegaconf import OmegaConf
 
-    from qa_seq2seq.fields import SourceBuilder
-    from qa_seq2seq.tokenizer import Tokenizer
+    from qa_seq2seq.data.fields import SourceBuilder
+    from qa_seq2seq.data.tokenizer import Tokenizer
 
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     tokenizer = Tokenizer.load(run_dir / "tokenizer.model")
@@ -102,7 +102,7 @@ def fit_seconds(run_dir: Path) -> float:
     Validations are included; process start, data preparation and evaluation are not."""
     stamps = [datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
               for line in (run_dir / "train.log").open()
-              if "[qa_seq2seq.data][INFO] - train: " in line or "][INFO] - done: " in line]
+              if "[qa_seq2seq.data.datamodule][INFO] - train: " in line or "][INFO] - done: " in line]
     return (stamps[-1] - stamps[0]).total_seconds()
 
 
@@ -221,9 +221,9 @@ def reference(args) -> None:
 
     folder = ROOT / args.reference
     if not (folder / "train.jsonl").exists():  # the project's generators write it on first use
-        from qa_seq2seq import arith_data, toy_data
+        from qa_seq2seq.data import arith, toy
 
-        (arith_data if "arith" in str(folder) else toy_data).ensure_splits(folder)
+        (arith if "arith" in str(folder) else toy).ensure_splits(folder)
     held_out = ("test", "extrapolation") if (folder / "extrapolation.jsonl").exists() else ("test",)
     splits = {s: [json.loads(line) for line in open(folder / f"{s}.jsonl")]
               for s in ("train", *held_out)}
@@ -269,7 +269,7 @@ def reference(args) -> None:
     model.eval()
 
     def greedy_exact_match(rows: list[dict]) -> float:
-        from qa_seq2seq.metrics import exact_match
+        from qa_seq2seq.decoding.metrics import exact_match
 
         correct = 0.0
         for begin in range(0, len(rows), 256):

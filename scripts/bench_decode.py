@@ -30,11 +30,11 @@ from pathlib import Path
 
 import torch
 
-from qa_seq2seq.checkpoint import CheckpointError, load_model
+from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from qa_seq2seq.decoding.checkpoint import CheckpointError, load_model
+from qa_seq2seq.decoding.inference import answer
+from qa_seq2seq.decoding.search import beam_search, greedy_search
 from qa_seq2seq.errors import entry_point
-from qa_seq2seq.inference import answer
-from qa_seq2seq.search import beam_search, greedy_search
-from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def read_questions(path: str | None) -> list[str]:
     """The ``question`` of each line of a JSON Lines file (default: the toy test split)."""
     import json
 
-    from qa_seq2seq.toy_data import ensure_splits
+    from qa_seq2seq.data.toy import ensure_splits
 
     path = path or ensure_splits(ROOT / "data" / "toy") / "test.jsonl"
     return [json.loads(line)["question"] for line in Path(path).open()]
@@ -51,12 +51,12 @@ def read_questions(path: str | None) -> list[str]:
 
 def untrained_checkpoint(questions: list[str], folder: Path) -> Path:
     """A qa_seq2seq checkpoint of an untrained 2x256 LSTM model, for when no run exists."""
-    from qa_seq2seq.checkpoint import FORMAT_VERSION, PAYLOAD_KEY, build_model
-    from qa_seq2seq.tokenizer import Tokenizer
+    from qa_seq2seq.data.tokenizer import Tokenizer
+    from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, PAYLOAD_KEY, build_model
 
     tokenizer = Tokenizer.train(questions, vocab_size=256)
-    config = {"_target_": "qa_seq2seq.model.Seq2Seq", "vocab_size": tokenizer.vocab_size,
-              "cell": {"_target_": "qa_seq2seq.rnn.LSTM", "_partial_": True},
+    config = {"_target_": "qa_seq2seq.network.builder.build_network", "vocab_size": tokenizer.vocab_size,
+              "cell": {"_target_": "qa_seq2seq.network.rnn.LSTM", "_partial_": True},
               "embedding_size": 64, "hidden_size": 256, "num_layers": 2}
     torch.manual_seed(0)
     model = build_model(config, "bench")
@@ -233,8 +233,8 @@ def _onnx(loaded, ids, torch_greedy, repeats, batch, max_length, results) -> lis
     except ImportError:
         print("(onnxruntime not installed: no ONNX rows; pip install -e '.[export]')")
         return []
+    from qa_seq2seq.deployment.runtime import OnnxAnswerer
     from qa_seq2seq.export import export
-    from qa_seq2seq.runtime import OnnxAnswerer
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -75,7 +75,7 @@ async def load(host: str, port: int, clients: int, requests: int,
 
 def sequential(checkpoint: str | None, questions: list[str], count: int) -> dict[str, float]:
     """The reference: one question at a time through the Answerer, no HTTP."""
-    from qa_seq2seq.answerer import Answerer
+    from qa_seq2seq.decoding.answerer import Answerer
 
     answerer = Answerer.from_checkpoint(checkpoint)
     answerer.answer(questions[:1])  # warm up

@@ -1,5 +1,5 @@
 """Write conf/README.md: every config group, its options, and each key with its default and the
-comment beside it in the YAML (qa_seq2seq.config_docs; `python -m qa_seq2seq.train --help` prints
+comment beside it in the YAML (qa_seq2seq.training.config_docs; `python -m qa_seq2seq.train --help` prints
 the same comments beside the config composed for the groups chosen).
 
     python scripts/config_reference.py          # rewrite conf/README.md
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qa_seq2seq.config_docs import CONF, header, keys, package
+from qa_seq2seq.training.config_docs import CONF, header, keys, package
 
 OUT = CONF / "README.md"
 

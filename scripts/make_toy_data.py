@@ -6,7 +6,7 @@
 import argparse
 from collections import Counter
 
-from qa_seq2seq.toy_data import generate, write_splits
+from qa_seq2seq.data.toy import generate, write_splits
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--out", default="data/toy", help="output folder (default: data/toy)")

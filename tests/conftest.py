@@ -12,9 +12,9 @@ from functools import partial  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from qa_seq2seq.builder import build_network  # noqa: E402
-from qa_seq2seq.model import Seq2Seq  # noqa: E402
-from qa_seq2seq.rnn import GRU, LSTM, RNN, LayerNormLSTM, PeepholeLSTM  # noqa: E402
+from qa_seq2seq.network.builder import build_network  # noqa: E402
+from qa_seq2seq.network.model import Seq2Seq  # noqa: E402
+from qa_seq2seq.network.rnn import GRU, LSTM, RNN, LayerNormLSTM, PeepholeLSTM  # noqa: E402
 
 CELLS = {"lstm": LSTM, "peephole_lstm": PeepholeLSTM, "layernorm_lstm": LayerNormLSTM,
          "gru": GRU, "rnn": RNN}

@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from qa_seq2seq import Answerer
+from qa_seq2seq.decoding.answering import QuestionError
+from qa_seq2seq.decoding.search import beam_search
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.questions import QuestionError
-from qa_seq2seq.search import beam_search
 
 QUESTIONS = ["What is 3 plus 4?", "Which is larger, 31 or 13?", "Where is Mary?"]
 
@@ -75,10 +75,10 @@ def test_a_question_it_cannot_read_names_its_position(smoke_run):
 
 
 def test_the_checkpoints_search_is_the_default_and_options_override_it(smoke_run):
-    from qa_seq2seq.checkpoint import load_model
+    from qa_seq2seq.decoding.checkpoint import load_model
 
     loaded = load_model(smoke_run[0])
-    loaded.checkpoint.payload["decode"] = {"_target_": "qa_seq2seq.search.beam_search",
+    loaded.checkpoint.payload["decode"] = {"_target_": "qa_seq2seq.decoding.search.beam_search",
                                            "_partial_": True, "beam_size": 4, "max_length": 20}
     stored = Answerer(loaded)
     assert (stored.decode, stored.options) == ("beam", {"beam_size": 4, "max_length": 20})
@@ -100,13 +100,24 @@ def test_stored_decode_targets_name_the_search_functions():
     those of the functions."""
     import importlib
 
-    from qa_seq2seq.answerer import SEARCHES
-    from qa_seq2seq.questions import SEARCH_TARGETS
+    from qa_seq2seq.decoding.answerer import SEARCHES
+    from qa_seq2seq.decoding.search_choice import SEARCH_TARGETS
 
     assert SEARCH_TARGETS.keys() == SEARCHES.keys()
     for name, target in SEARCH_TARGETS.items():
         module, function = target.rsplit(".", 1)
         assert getattr(importlib.import_module(module), function) is SEARCHES[name]
+
+
+@pytest.mark.parametrize("name", ["greedy", "beam", "sample"])
+def test_a_decode_config_stored_before_the_layers_names_the_same_search(name):
+    from qa_seq2seq.decoding.search_choice import decode_choice
+
+    stored = {"_target_": f"qa_seq2seq.search.{name if name == 'sample' else name + '_search'}",
+              "_partial_": True, "max_length": 9}
+    assert decode_choice(stored, "old.ckpt") == (name, {"max_length": 9})
+    with pytest.raises(ConfigError, match="old.ckpt names 'qa_seq2seq.search.nothing'"):
+        decode_choice({**stored, "_target_": "qa_seq2seq.search.nothing"}, "old.ckpt")
 
 
 def test_with_search_shares_the_model_and_checks_the_options(smoke_run):

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from qa_seq2seq.attention import Attention
-from qa_seq2seq.builder import build_network
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.model import reorder_memory
-from qa_seq2seq.rnn import LSTM
+from qa_seq2seq.network.attention import Attention
+from qa_seq2seq.network.builder import build_network
+from qa_seq2seq.network.model import reorder_memory
+from qa_seq2seq.network.rnn import LSTM
 from tests.conftest import random_batch, tiny_model
 
 SCORES = ["dot", "general", "bahdanau"]

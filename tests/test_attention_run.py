@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from qa_seq2seq.checkpoint import read_checkpoint
+from qa_seq2seq.data.tokenizer import Tokenizer
+from qa_seq2seq.decoding.checkpoint import read_checkpoint
 from qa_seq2seq.evaluate import evaluate
-from qa_seq2seq.places import DIGIT
-from qa_seq2seq.tokenizer import Tokenizer
+from qa_seq2seq.network.places import DIGIT
 from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
 
 pytestmark = pytest.mark.xdist_group(__name__)  # one xdist worker: module fixtures built once

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from qa_seq2seq.averaging import EMA, _ema_, ema_decay
-from qa_seq2seq.checkpoint import read_checkpoint
+from qa_seq2seq.decoding.checkpoint import read_checkpoint
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.train import train
+from qa_seq2seq.training.averaging import EMA, _ema_, ema_decay
 from tests.conftest import compose_train, toy_data_overrides
 
 

@@ -2,9 +2,9 @@ import random
 
 import pytest
 
-from qa_seq2seq.batching import LengthBucketBatchSampler, collate, pad
+from qa_seq2seq.data.batching import LengthBucketBatchSampler, collate, pad
+from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
 def lengths(n=1000, seed=0):

@@ -14,7 +14,7 @@ def test_bench_accuracy_trains_evaluates_and_summarises(tmp_path):
     data = tmp_path / "toy"
     data_args = " ".join([f"data.{s}_file={data}/{s}.jsonl" for s in ("train", "validation", "test")]
                          + [f"data.generate.out_dir={data}"])
-    from qa_seq2seq.toy_data import write_splits
+    from qa_seq2seq.data.toy import write_splits
 
     write_splits(data, sizes={"train": 300, "validation": 50, "test": 60})
     result = subprocess.run(

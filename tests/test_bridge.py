@@ -6,8 +6,8 @@ from functools import partial
 import pytest
 import torch
 
-from qa_seq2seq.bridge import Bridge, EncoderState, Side
-from qa_seq2seq.rnn import GRU, LSTM
+from qa_seq2seq.network.bridge import Bridge, EncoderState, Side
+from qa_seq2seq.network.rnn import GRU, LSTM
 from tests.conftest import random_batch, tiny_model
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from qa_seq2seq.checkpoint import (
+from qa_seq2seq.decoding.checkpoint import (
     CheckpointError,
     build_model,
     load_model,
@@ -71,15 +71,16 @@ def test_a_refused_pickle_is_quoted_by_what_torch_met_never_by_its_advice(tmp_pa
 
 def test_a_stored_target_outside_the_registry_is_refused(tmp_path):
     marker = tmp_path / "pwned"
-    config = {"_target_": "qa_seq2seq.model.Seq2Seq", "vocab_size": 10,
+    config = {"_target_": "qa_seq2seq.network.builder.build_network", "vocab_size": 10,
               "cell": {"_target_": "os.system", "_args_": [f"touch {marker}"]}}
     with pytest.raises(CheckpointError) as error:
         build_model(config, "evil.ckpt [network config]")
     assert str(error.value) == (
         "evil.ckpt [network config]: refused _target_ 'os.system' at cell: a stored config is "
-        "data, and only qa_seq2seq.rnn.GRU, qa_seq2seq.rnn.LSTM, qa_seq2seq.rnn.LayerNormLSTM, "
-        "qa_seq2seq.rnn.PeepholeLSTM, qa_seq2seq.rnn.RNN may be built there, so that loading a "
-        "file cannot run its author's code")
+        "data, and only qa_seq2seq.network.rnn.GRU, qa_seq2seq.network.rnn.LSTM, "
+        "qa_seq2seq.network.rnn.LayerNormLSTM, qa_seq2seq.network.rnn.PeepholeLSTM, "
+        "qa_seq2seq.network.rnn.RNN may be built there, so that loading a file cannot run its "
+        "author's code")
     assert not marker.exists()
 
 
@@ -145,7 +146,7 @@ def test_weights_that_do_not_fit_the_config_are_reported(tmp_path, smoke_run):
 
 
 def test_a_tokenizer_that_does_not_match_the_model_is_refused(tmp_path, smoke_run):
-    from qa_seq2seq.tokenizer import Tokenizer
+    from qa_seq2seq.data.tokenizer import Tokenizer
 
     other = Tokenizer.train(["a completely different corpus"] * 50, vocab_size=30)
     path = tampered(smoke_run[0], tmp_path / "mixed.ckpt",
@@ -160,7 +161,7 @@ def test_evaluate_and_inspect_refuse_stored_targets_outside_the_allow_list(tmp_p
     from omegaconf import OmegaConf
 
     from qa_seq2seq.evaluate import evaluate
-    from qa_seq2seq.inspect import from_checkpoint
+    from qa_seq2seq.parameters import from_checkpoint
 
     run_dir, _ = smoke_run
     marker = tmp_path / "pwned"
@@ -170,7 +171,7 @@ def test_evaluate_and_inspect_refuse_stored_targets_outside_the_allow_list(tmp_p
                     lambda payload: payload["data"].update(generate=hostile))
     with pytest.raises(CheckpointError, match="refused _target_ 'os.system'"):
         evaluate(compose_evaluate(path))
-    # inspect reads the initializer from the run's stored .hydra/config.yaml.
+    # parameters reads the initializer from the run's stored .hydra/config.yaml.
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     shutil.copy(resolve_checkpoint(run_dir), run / "checkpoints" / "best.ckpt")

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qa_seq2seq.attention import Attention
-from qa_seq2seq.builder import build_network
-from qa_seq2seq.model import Seq2Seq
-from qa_seq2seq.sharing import Sharing
+from qa_seq2seq.network.attention import Attention
+from qa_seq2seq.network.builder import build_network
+from qa_seq2seq.network.model import Seq2Seq
+from qa_seq2seq.network.sharing import Sharing
 from tests.conftest import CELLS, random_batch
 
 SHARINGS = {"none": {}, "embeddings": {"embeddings": True}, "tied_output": {"tied_output": True},
@@ -160,9 +160,9 @@ def test_pairwise_cases_cover_every_pair_and_mostly_build():
 
 @pytest.mark.parametrize("case", PAIRWISE, ids=[f"case{i}" for i in range(len(PAIRWISE))])
 def test_pairwise_case_trains_or_is_refused_by_key(case):
+    from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+    from qa_seq2seq.decoding.search import greedy_search
     from qa_seq2seq.errors import ConfigError
-    from qa_seq2seq.search import greedy_search
-    from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
     torch.manual_seed(0)
     try:

@@ -10,8 +10,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping
 
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.module import set_up
 from qa_seq2seq.train import make_loggers, make_trainer, optimizer_factory, train
+from qa_seq2seq.training.module import set_up
 from tests.conftest import compose_train, toy_data_overrides
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -122,7 +122,7 @@ def test_fused_without_a_fused_kernel_for_the_device_is_refused_before_the_first
 def test_fused_check_leaves_it_to_torch_without_torchs_private_device_list(monkeypatch):
     from torch.utils import _foreach_utils
 
-    from qa_seq2seq.module import check_fused
+    from qa_seq2seq.training.module import check_fused
 
     weight = torch.nn.Parameter(torch.ones(3))
     optimizer = torch.optim.Adam([weight], fused=True)

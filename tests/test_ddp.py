@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qa_seq2seq.batching import pad
-from qa_seq2seq.checkpoint import load_model
-from qa_seq2seq.questions import QuestionReader
-from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from qa_seq2seq.data.batching import pad
+from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from qa_seq2seq.decoding.answering import QuestionReader
+from qa_seq2seq.decoding.checkpoint import load_model
 from tests.conftest import toy_data_overrides
 
 ROOT = Path(__file__).resolve().parents[1]

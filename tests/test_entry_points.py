@@ -26,8 +26,8 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("command,message", [
-    ("-m qa_seq2seq.inspect model/net/sharing=tied_output", "needs model.net.embedding_size (64)"),
-    ("-m qa_seq2seq.inspect model.freeze=[nope*]", "model.freeze: pattern(s) ['nope*']"),
+    ("-m qa_seq2seq.parameters model/net/sharing=tied_output", "needs model.net.embedding_size (64)"),
+    ("-m qa_seq2seq.parameters model.freeze=[nope*]", "model.freeze: pattern(s) ['nope*']"),
     ("-m qa_seq2seq.evaluate ckpt_path=/no/such/run", "/no/such/run: no such checkpoint"),
     ("-m qa_seq2seq.evaluate +experiment=smoke", "evaluate does not read model, run_name, trainer"),
     ("-m qa_seq2seq.decode --checkpoint /no/such", "/no/such: no such checkpoint"),
@@ -65,7 +65,7 @@ def test_a_user_error_is_one_message_and_exit_status_2(tmp_path, command, messag
 
 def test_output_cut_short_by_a_closed_pipe_ends_quietly():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(f"{sys.executable} -m qa_seq2seq.inspect model.net.num_layers=300 | head -1",
+    result = subprocess.run(f"{sys.executable} -m qa_seq2seq.parameters model.net.num_layers=300 | head -1",
                             shell=True, cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.stdout.startswith("scope")

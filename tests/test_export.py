@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from qa_seq2seq.checkpoint import load_model, resolve_checkpoint
+from qa_seq2seq.decoding.checkpoint import load_model, resolve_checkpoint
 from qa_seq2seq.evaluate import evaluate
 from qa_seq2seq.export import main
 from tests.conftest import compose_evaluate

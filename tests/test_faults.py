@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from qa_seq2seq.checkpoint import read_checkpoint
+from qa_seq2seq.decoding.checkpoint import read_checkpoint
 from qa_seq2seq.errors import ConfigError, NonFiniteError
 from qa_seq2seq.train import train
 from tests.conftest import compose_train, toy_data_overrides

@@ -1,8 +1,8 @@
 import pytest
 
+from qa_seq2seq.data.fields import SourceBuilder, get_path, template_fields
+from qa_seq2seq.data.tokenizer import Tokenizer
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.fields import SourceBuilder, get_path, template_fields
-from qa_seq2seq.tokenizer import Tokenizer
 
 ROW = {"question": "Where is Mary?", "context": "Mary went to the kitchen. " * 20,
        "answers": {"text": ["kitchen", "the kitchen"], "answer_start": [17, 13]}}

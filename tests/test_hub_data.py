@@ -12,10 +12,10 @@ from pathlib import Path
 import datasets
 import pytest
 
-from qa_seq2seq.checkpoint import read_checkpoint
+from qa_seq2seq.data.tokenizer import Tokenizer
+from qa_seq2seq.data.toy import NAMES, PLACES
+from qa_seq2seq.decoding.checkpoint import read_checkpoint
 from qa_seq2seq.evaluate import evaluate
-from qa_seq2seq.tokenizer import Tokenizer
-from qa_seq2seq.toy_data import NAMES, PLACES
 from tests.conftest import compose_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,11 +5,11 @@ from functools import partial
 import pytest
 import torch
 
-from qa_seq2seq.attention import Attention
-from qa_seq2seq.hypotheses import Hypothesis
-from qa_seq2seq.inference import alignment, answer
-from qa_seq2seq.search import beam_search, greedy_search, sample
-from qa_seq2seq.tokenizer import Tokenizer
+from qa_seq2seq.data.tokenizer import Tokenizer
+from qa_seq2seq.decoding.hypotheses import Hypothesis
+from qa_seq2seq.decoding.inference import alignment, answer
+from qa_seq2seq.decoding.search import beam_search, greedy_search, sample
+from qa_seq2seq.network.attention import Attention
 from tests.test_search import peaked_model
 
 QUESTIONS = [[5, 6, 7, 8, 9], [4], [7, 7, 8], [9, 4, 5, 6, 7, 8, 9], [6, 5]]

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.nn import init as nn_init
 
-from qa_seq2seq.initializers import Initializer, fans, init_, variance_scaling_
-from qa_seq2seq.rnn import LSTM
+from qa_seq2seq.network.initializers import Initializer, fans, init_, variance_scaling_
+from qa_seq2seq.network.rnn import LSTM
 from tests.conftest import tiny_model
 
 
@@ -203,7 +203,7 @@ def test_an_override_that_matches_nothing_is_named_under_its_key():
 
 
 def test_glorot_normal_is_not_truncated_and_specs_describe_themselves():
-    from qa_seq2seq.initializers import describe, glorot_normal_
+    from qa_seq2seq.network.initializers import describe, glorot_normal_
 
     t = glorot_normal_(torch.empty(400, 400))
     std = math.sqrt(2.0 / 800)

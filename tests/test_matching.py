@@ -1,10 +1,10 @@
-"""The match feature (qa_seq2seq.matching) against a plain loop, and in the network."""
+"""The match feature (qa_seq2seq.network.matching) against a plain loop, and in the network."""
 
 import pytest
 import torch
 
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.matching import SourceMatch, matches
+from qa_seq2seq.network.matching import SourceMatch, matches
 from tests.conftest import random_batch, tiny_model
 
 PIECES = ["<pad>", "<unk>", "<s>", "</s>", "▁Norzu", "▁lives", "<sep>", "▁in", "▁Sarme", "?", "."]

@@ -1,6 +1,6 @@
 import pytest
 
-from qa_seq2seq.metrics import corpus_metrics, exact_match, normalize_answer, token_f1
+from qa_seq2seq.decoding.metrics import corpus_metrics, exact_match, normalize_answer, token_f1
 
 
 def test_squad_normalisation():

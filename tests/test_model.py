@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.rnn import State
+from qa_seq2seq.network.rnn import State
 from tests.conftest import random_batch, tiny_model
 
 
@@ -94,7 +94,7 @@ def test_step_by_step_decoding_equals_teacher_forcing(cell):
 
 
 def test_overfits_one_batch_and_decodes_it_back():
-    from qa_seq2seq.search import greedy_search
+    from qa_seq2seq.decoding.search import greedy_search
 
     model = tiny_model(vocab_size=12, hidden_size=32, dropout=0.0)
     src, lengths = random_batch(batch=8, vocab_size=12, max_len=5, seed=1)
@@ -144,7 +144,7 @@ def test_bad_scope_names_are_refused_naming_the_key(scopes, message):
 
 @pytest.mark.parametrize("p", [0.1, 0.5])
 def test_dropout_keeps_one_minus_p_of_the_units_scaled_as_nn_dropout_does(p):
-    from qa_seq2seq.dropout import Dropout
+    from qa_seq2seq.network.dropout import Dropout
 
     torch.manual_seed(0)
     x = torch.randn(64, 11, 256, requires_grad=True)
@@ -164,7 +164,7 @@ def test_dropout_keeps_one_minus_p_of_the_units_scaled_as_nn_dropout_does(p):
 
 
 def test_dropout_on_a_big_endian_host_is_torchs(monkeypatch):
-    from qa_seq2seq import dropout as module
+    from qa_seq2seq.network import dropout as module
 
     x = torch.randn(8, 16)
     monkeypatch.setattr(module, "_WORDS_IN_ORDER", False)

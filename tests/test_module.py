@@ -9,13 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qa_seq2seq.batching import collate
-from qa_seq2seq.checkpoint import PAYLOAD_KEY
+from qa_seq2seq.data.batching import collate
+from qa_seq2seq.data.tokenizer import PAD_ID, Tokenizer
+from qa_seq2seq.decoding.checkpoint import PAYLOAD_KEY
+from qa_seq2seq.decoding.search import greedy_search
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.module import Seq2SeqModule
-from qa_seq2seq.search import greedy_search
-from qa_seq2seq.sharing import Sharing
-from qa_seq2seq.tokenizer import PAD_ID, Tokenizer
+from qa_seq2seq.network.sharing import Sharing
+from qa_seq2seq.training.module import Seq2SeqModule
 from tests.conftest import tiny_model
 
 TOKENIZER = Tokenizer.train(["abcdefg hijk"] * 50, vocab_size=20, model_type="char")
@@ -142,7 +142,7 @@ def test_checkpoints_carry_the_payload_tokenizer_and_random_states():
 
 
 def test_compile_marks_every_recurrent_layer_and_is_off_by_default():
-    from qa_seq2seq.rnn import Recurrent
+    from qa_seq2seq.network.rnn import Recurrent
 
     for flag in (False, True):
         layers = [m for m in module(compile=flag).net.modules() if isinstance(m, Recurrent)]

@@ -1,4 +1,4 @@
-"""ONNX export and the torch-free runtime: the same answers and scores as qa_seq2seq.search."""
+"""ONNX export and the torch-free runtime: the same answers and scores as qa_seq2seq.decoding.search."""
 
 import json
 import re
@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from qa_seq2seq import runtime
-from qa_seq2seq.answerer import Answerer
-from qa_seq2seq.attention import Attention
+from qa_seq2seq.decoding.answerer import Answerer
+from qa_seq2seq.decoding.search import beam_search, greedy_search
+from qa_seq2seq.deployment import runtime
+from qa_seq2seq.deployment.onnx_graphs import export_graphs
 from qa_seq2seq.export import export
-from qa_seq2seq.onnx_graphs import export_graphs
-from qa_seq2seq.rnn import GRU
-from qa_seq2seq.search import beam_search, greedy_search
-from qa_seq2seq.sharing import Sharing
+from qa_seq2seq.network.attention import Attention
+from qa_seq2seq.network.rnn import GRU
+from qa_seq2seq.network.sharing import Sharing
 from tests.conftest import random_batch, tiny_model
 
 pytest.importorskip("onnx", reason="the export extra is not installed: pip install -e '.[export]'")
@@ -224,7 +224,7 @@ BLOCK_TORCH = (
 def test_the_runtime_never_imports_torch(onnx_folder):
     """Run in a subprocess where importing torch fails: the runtime answers regardless."""
     script = BLOCK_TORCH + (
-        "from qa_seq2seq.runtime import OnnxAnswerer\n"
+        "from qa_seq2seq.deployment.runtime import OnnxAnswerer\n"
         f"qa = OnnxAnswerer({str(onnx_folder)!r}, 'beam', beam_size=2)\n"
         "print(len(qa.answer(['What is 3 plus 4?', 'Where is Mary?'])))\n"
         "assert 'torch' not in sys.modules\n"

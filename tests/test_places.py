@@ -7,10 +7,10 @@ import re
 import pytest
 import torch
 
-from qa_seq2seq.builder import build_network
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.places import DIGIT, OTHER, POINT, NumberPlaces, flip_rows, number_places
-from qa_seq2seq.rnn import LSTM
+from qa_seq2seq.network.builder import build_network
+from qa_seq2seq.network.places import DIGIT, OTHER, POINT, NumberPlaces, flip_rows, number_places
+from qa_seq2seq.network.rnn import LSTM
 from qa_seq2seq.train import train
 from tests.conftest import compose_train, toy_data_overrides
 

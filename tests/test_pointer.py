@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qa_seq2seq.attention import Attention
+from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.tokenizer import BOS_ID, EOS_ID
+from qa_seq2seq.network.attention import Attention
 from tests.conftest import random_batch, tiny_model
 
 

@@ -2,7 +2,7 @@
 composed or parsed (docs/experiments/ is a dated log, not instructions, and is left out).
 
 Training and evaluation commands are composed with Hydra exactly as given (an unknown key, a
-missing group option or a malformed override fails here), `inspect` commands build their model,
+missing group option or a malformed override fails here), `parameters` commands build their model,
 decode commands go through the CLI's argument parser, and `make` targets must exist. Commands
 that train for minutes are not run here: their keys are what drifts.
 """
@@ -49,9 +49,9 @@ COMMANDS = readme_commands()
 def test_the_readme_has_commands_of_every_kind():
     starts = {c.split()[0] if not c.startswith("python") else " ".join(c.split()[:3])
               for c in COMMANDS}
-    assert {"make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.inspect"} <= starts
+    assert {"make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.parameters"} <= starts
     assert any("qa-seq2seq-decode" in c for c in COMMANDS)
-    covered = ("make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.inspect",
+    covered = ("make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.parameters",
                "python -m qa_seq2seq.export", "qa-seq2seq-serve", "curl")
     assert [c for c in COMMANDS if not c.startswith(covered) and "qa-seq2seq-decode" not in c] == []
 
@@ -62,10 +62,10 @@ def test_training_commands_compose(command, tmp_path):
     compose_train(first_of_sweeps(args), tmp_path)
 
 
-@pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("python -m qa_seq2seq.inspect")
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("python -m qa_seq2seq.parameters")
                                      and "--checkpoint" not in c])
-def test_inspect_commands_build_their_model(command):
-    from qa_seq2seq.inspect import from_config
+def test_parameters_commands_build_their_model(command):
+    from qa_seq2seq.parameters import from_config
 
     assert "trainable:" in from_config(shlex.split(command)[3:])
 
@@ -97,7 +97,7 @@ def test_curl_examples_are_answered(smoke_run):
     """Each curl example's request, sent to a server over the smoke run, gets a 200 answer."""
     import urllib.request
 
-    from qa_seq2seq.answerer import Answerer
+    from qa_seq2seq.decoding.answerer import Answerer
     from qa_seq2seq.serve import Service
     from tests.conftest import serving
 

@@ -17,14 +17,14 @@ import pytest
 import torch
 
 import qa_seq2seq
-from qa_seq2seq.checkpoint import CheckpointError, build_model, load_model, resolve_checkpoint
-from qa_seq2seq.registry import DATA, INITIALIZER, NETWORK, build
+from qa_seq2seq.decoding.checkpoint import CheckpointError, build_model, load_model, resolve_checkpoint
+from qa_seq2seq.registry import DATA, INITIALIZER, MOVED, NETWORK, build
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTERED = {name for places in (NETWORK, DATA, INITIALIZER) for targets in places.values()
               for name in targets}
 # The issue's own examples, besides whatever the draw finds.
-KNOWN = ["qa_seq2seq.checkpoint.Path.write_text", "qa_seq2seq.checkpoint.torch.load",
+KNOWN = ["qa_seq2seq.decoding.checkpoint.Path.write_text", "qa_seq2seq.decoding.checkpoint.torch.load",
          "qa_seq2seq.errors.os.system", "os.system", "builtins.exec", "subprocess.Popen"]
 
 
@@ -62,8 +62,8 @@ def targets() -> list[str]:
     """Names a hostile config could use: every attribute of the package's modules, and one
     level into each module and class they hold (``qa_seq2seq.errors.os.system``)."""
     names = set(KNOWN) | REGISTERED
-    for info in pkgutil.iter_modules(qa_seq2seq.__path__):
-        module = importlib.import_module(f"qa_seq2seq.{info.name}")
+    for info in pkgutil.walk_packages(qa_seq2seq.__path__, "qa_seq2seq."):
+        module = importlib.import_module(info.name)
         for attr in dir(module):
             if attr.startswith("__"):
                 continue
@@ -135,14 +135,33 @@ def test_the_stored_configs_as_written_still_build(stored):
     assert build(stored["init"], INITIALIZER, "init").plan(model)
 
 
-def test_a_network_stored_under_the_class_name_builds_the_same_network(stored):
-    """Checkpoints written before the builder name ``qa_seq2seq.model.Seq2Seq`` with the same
-    arguments: the same network, parameter for parameter."""
-    assert stored["net"]["_target_"] == "qa_seq2seq.builder.build_network"
-    old = build_model({**stored["net"], "_target_": "qa_seq2seq.model.Seq2Seq"}, "old")
+@pytest.mark.parametrize("old_name", ["qa_seq2seq.model.Seq2Seq", "qa_seq2seq.builder.build_network"])
+def test_a_network_stored_under_an_old_name_builds_the_same_network(stored, old_name):
+    """Checkpoints written before the builder (``qa_seq2seq.model.Seq2Seq``) or before the layers
+    (``qa_seq2seq.builder.build_network``, cells as ``qa_seq2seq.rnn.*``) build the same network,
+    parameter for parameter."""
+    assert stored["net"]["_target_"] == "qa_seq2seq.network.builder.build_network"
+    cell = stored["net"]["cell"]["_target_"].replace("network.rnn", "rnn")
+    old = build_model({**stored["net"], "_target_": old_name,
+                       "cell": {**stored["net"]["cell"], "_target_": cell}}, "old")
     new = build_model(stored["net"], "new")
     assert {k: v.shape for k, v in old.state_dict().items()} == \
         {k: v.shape for k, v in new.state_dict().items()}
+
+
+def test_every_moved_name_is_read_as_a_target_that_exists():
+    """Each old name maps to a target some place builds, or (callbacks, schedules, searches,
+    the module) to one the shipped configs name."""
+    conf = "\n".join(p.read_text() for p in (ROOT / "conf").rglob("*.yaml"))
+    registered = {name for places in (NETWORK, DATA, INITIALIZER) for allowed in places.values()
+                  for name in allowed}
+    for old, new in MOVED.items():
+        assert old not in registered and f"_target_: {old}" not in conf
+        assert new in registered or f"_target_: {new}" in conf, new
+        module, _, attribute = new.rpartition(".")
+        if module.endswith(".Tokenizer"):
+            module, attribute = module.rpartition(".")[0], "Tokenizer"
+        assert hasattr(importlib.import_module(module), attribute), new
 
 
 @pytest.mark.parametrize("part,places", [("net", NETWORK), ("data", DATA),
@@ -164,13 +183,13 @@ def test_fuzzed_stored_configs_are_refused_and_call_nothing(stored, targets, par
 
 
 @pytest.mark.parametrize("value", [
-    {"_target_": "qa_seq2seq.rnn.LSTM"},  # a cell stored as an object, not a factory
-    {"_target_": "qa_seq2seq.sharing.Sharing", "_partial_": True},
-    {"_target_": "qa_seq2seq.rnn.LSTM", "_partial_": True, "hidden_size": "${oc.env:HOME}"},
-    {"_target_": "qa_seq2seq.rnn.LSTM", "_partial_": True, "sizes": {"_args_": [1]}},
-    {"_target_": "qa_seq2seq.rnn.LSTM", "_partial_": True, "no_such_option": 1},
-    {"_target_": "qa_seq2seq.model.Seq2Seq"},  # the network where a cell belongs
-    "qa_seq2seq.rnn.LSTM",  # a name where a config belongs
+    {"_target_": "qa_seq2seq.network.rnn.LSTM"},  # a cell stored as an object, not a factory
+    {"_target_": "qa_seq2seq.network.sharing.Sharing", "_partial_": True},
+    {"_target_": "qa_seq2seq.network.rnn.LSTM", "_partial_": True, "hidden_size": "${oc.env:HOME}"},
+    {"_target_": "qa_seq2seq.network.rnn.LSTM", "_partial_": True, "sizes": {"_args_": [1]}},
+    {"_target_": "qa_seq2seq.network.rnn.LSTM", "_partial_": True, "no_such_option": 1},
+    {"_target_": "qa_seq2seq.network.builder.build_network"},  # the network where a cell belongs
+    "qa_seq2seq.network.rnn.LSTM",  # a name where a config belongs
 ])
 def test_each_place_takes_only_its_own_targets_as_data(stored, value, nothing_dangerous):
     with pytest.raises(CheckpointError, match=r"^x: "):
@@ -191,9 +210,9 @@ def hostile_checkpoints(smoke_run, tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile")
     marker = folder / "pwned"
     ckpt = torch.load(resolve_checkpoint(smoke_run[0]), weights_only=True)
-    write = {"_target_": "qa_seq2seq.checkpoint.Path.write_text",
-             "_args_": [{"_target_": "qa_seq2seq.checkpoint.Path", "_args_": [str(marker)]}, "x"]}
-    pickle = {"_target_": "qa_seq2seq.checkpoint.torch.load", "f": str(marker),
+    write = {"_target_": "qa_seq2seq.decoding.checkpoint.Path.write_text",
+             "_args_": [{"_target_": "qa_seq2seq.decoding.checkpoint.Path", "_args_": [str(marker)]}, "x"]}
+    pickle = {"_target_": "qa_seq2seq.decoding.checkpoint.torch.load", "f": str(marker),
               "weights_only": False}
     system = {"_target_": "qa_seq2seq.errors.os.system", "_args_": [f"touch {marker}"]}
     paths = []
@@ -224,13 +243,13 @@ def _refused_in_process(main, argv, caplog, capsys):
 
 def test_every_entry_point_refuses_them_with_one_message(hostile_checkpoints, tmp_path, caplog,
                                                          capsys, monkeypatch):
-    from qa_seq2seq import Answerer, decode, export, inspect, serve
+    from qa_seq2seq import Answerer, decode, export, parameters, serve
 
     runs, marker = hostile_checkpoints
     monkeypatch.setattr(sys, "stdin", open(os.devnull))
     for run in runs[:2]:  # the network's config: every command that builds the model
         _refused_in_process(decode.main, ["--checkpoint", str(run)], caplog, capsys)
-        _refused_in_process(inspect.main, ["--checkpoint", str(run)], caplog, capsys)
+        _refused_in_process(parameters.main, ["--checkpoint", str(run)], caplog, capsys)
         _refused_in_process(export.main, ["--checkpoint", str(run), "--out",
                                           str(tmp_path / run.name)], caplog, capsys)
         _refused_in_process(serve.main, ["--checkpoint", str(run), "--port", "0"], caplog,

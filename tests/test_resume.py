@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from qa_seq2seq.checkpoint import read_checkpoint
+from qa_seq2seq.decoding.checkpoint import read_checkpoint
 from tests.conftest import toy_data_overrides
 
 ROOT = Path(__file__).resolve().parents[1]

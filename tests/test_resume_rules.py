@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.resume import (
+from qa_seq2seq.training.resume import (
     MAY_CHANGE,
     Finished,
     GracefulStop,
@@ -95,12 +95,12 @@ def test_a_run_made_before_a_target_was_renamed_resumes_with_the_new_name(tmp_pa
     old = {"callbacks": {"checkpoint": {"_target_": "lightning.pytorch.callbacks.ModelCheckpoint"}},
            "freeze": ["encoder.*"]}
     OmegaConf.save(old, tmp_path / ".hydra/config.yaml")
-    new = {**old, "callbacks": {"checkpoint": {"_target_": "qa_seq2seq.resume.RunCheckpoint"}}}
+    new = {**old, "callbacks": {"checkpoint": {"_target_": "qa_seq2seq.training.resume.RunCheckpoint"}}}
     check_unchanged(OmegaConf.create(new), tmp_path)
     net = {**old, "model": {"net": {"_target_": "qa_seq2seq.model.Seq2Seq"}}}
     OmegaConf.save(net, tmp_path / ".hydra/config.yaml")
     check_unchanged(OmegaConf.create(
-        {**new, "model": {"net": {"_target_": "qa_seq2seq.builder.build_network"}}}), tmp_path)
+        {**new, "model": {"net": {"_target_": "qa_seq2seq.network.builder.build_network"}}}), tmp_path)
     OmegaConf.save(old, tmp_path / ".hydra/config.yaml")
     backwards = {**old, "callbacks": {"checkpoint": {"_target_": "my.OtherCheckpoint"}}}
     with pytest.raises(ConfigError, match="callbacks.checkpoint._target_: run has"):

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qa_seq2seq.rnn import GRU, LSTM, RNN, LayerNormLSTM, PeepholeLSTM, Recurrent, State
+from qa_seq2seq.network.rnn import GRU, LSTM, RNN, LayerNormLSTM, PeepholeLSTM, Recurrent, State
 
 B, T, I, H = 4, 7, 5, 6  # noqa: E741  (batch, time, input, hidden)
 LENGTHS = torch.tensor([7, 3, 5, 1])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from qa_seq2seq.errors import CheckpointError
-from qa_seq2seq.saving import AtomicCheckpointIO, atomic_save
+from qa_seq2seq.training.saving import AtomicCheckpointIO, atomic_save
 
 
 def test_the_temporary_file_sits_beside_the_target_not_in_tmpdir(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.schedules import TeacherForcing, plateau, warmup_decay
+from qa_seq2seq.training.schedules import TeacherForcing, plateau, warmup_decay
 from tests.conftest import compose_train, toy_data_overrides
 
 

@@ -4,9 +4,9 @@ the names of a shared parameter."""
 import pytest
 import torch
 
-from qa_seq2seq.module import set_up
-from qa_seq2seq.scopes import aliases, freeze_, match, owner_of
-from qa_seq2seq.sharing import Sharing
+from qa_seq2seq.network.scopes import aliases, freeze_, match, owner_of
+from qa_seq2seq.network.sharing import Sharing
+from qa_seq2seq.training.module import set_up
 from tests.conftest import tiny_model
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qa_seq2seq.attention import Attention
-from qa_seq2seq.search import beam_search, greedy_search, sample
-from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from qa_seq2seq.decoding.search import beam_search, greedy_search, sample
+from qa_seq2seq.network.attention import Attention
 from tests.conftest import random_batch, tiny_model
 
 # Decoder variants whose state holds more than (h, c): the search must carry and reorder it all.
@@ -69,7 +69,7 @@ def test_score_is_the_teacher_forced_log_probability(search, variant):
 def test_an_explicit_initial_state_is_searched_from(search):
     """Scores match teacher forcing from the same initial (h, c), and differ from the bridged
     encoder state's."""
-    from qa_seq2seq.rnn import State
+    from qa_seq2seq.network.rnn import State
 
     model = peaked_model(variant="feeding+thinking")
     src, lengths = random_batch(batch=4)
@@ -360,7 +360,7 @@ def test_single_path_search_stops_when_every_question_has_ended(search):
     (3, [5, 6, 7, 5], set()),  # "7 5" never continued
 ])
 def test_repeated_ngrams_are_banned_by_hand(n, history, banned):
-    from qa_seq2seq.hypotheses import block_repeated_ngrams
+    from qa_seq2seq.decoding.hypotheses import block_repeated_ngrams
 
     log_probs = torch.zeros(2, 9)
     block_repeated_ngrams(log_probs, torch.tensor([history, history]), n)

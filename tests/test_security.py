@@ -1,7 +1,7 @@
 """A checkpoint from someone else runs no code through any entry point that loads one.
 
 One hostile run directory (its checkpoints carry a pickled object whose unpickling would create
-a file) goes through every path: the decoding CLI, the Python API, evaluate, inspect, resuming,
+a file) goes through every path: the decoding CLI, the Python API, evaluate, parameters, resuming,
 and a warm start. Each must refuse it with a message and leave the file uncreated.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from qa_seq2seq.checkpoint import CheckpointError, resolve_checkpoint
+from qa_seq2seq.decoding.checkpoint import CheckpointError, resolve_checkpoint
 from qa_seq2seq.errors import UserError, user_error
 from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
 
@@ -49,7 +49,7 @@ def run(*args):
 
 
 @pytest.mark.parametrize("command", ["-m qa_seq2seq.decode --checkpoint {run}",
-                                     "-m qa_seq2seq.inspect --checkpoint {run}"])
+                                     "-m qa_seq2seq.parameters --checkpoint {run}"])
 def test_command_line_tools_refuse_it(hostile_run, command):
     result = run(*command.format(run=hostile_run).split())
     assert result.returncode == 2 and "refused to load" in result.stderr

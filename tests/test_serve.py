@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_seq2seq.answerer import Answerer
+from qa_seq2seq.decoding.answerer import Answerer
 from qa_seq2seq.serve import Service
 from tests.conftest import serving
 

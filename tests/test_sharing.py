@@ -6,9 +6,9 @@ from functools import partial
 import pytest
 import torch
 
-from qa_seq2seq.attention import Attention
-from qa_seq2seq.rnn import GRU, LSTM
-from qa_seq2seq.sharing import Sharing
+from qa_seq2seq.network.attention import Attention
+from qa_seq2seq.network.rnn import GRU, LSTM
+from qa_seq2seq.network.sharing import Sharing
 from tests.conftest import tiny_model
 
 

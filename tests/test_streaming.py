@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from qa_seq2seq.data import QADataModule, StreamingQADataModule
+from qa_seq2seq.data.datamodule import QADataModule, StreamingQADataModule
+from qa_seq2seq.data.tokenizer import Tokenizer
 from qa_seq2seq.errors import ConfigError, DataError
-from qa_seq2seq.tokenizer import Tokenizer
 from qa_seq2seq.train import train
 from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
 

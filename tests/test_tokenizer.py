@@ -2,8 +2,8 @@ import pickle
 
 import pytest
 
+from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 TEXTS = ["What is 3 plus 4?", "7", "Mary went to the kitchen. Where is Mary?", "kitchen"] * 20
 

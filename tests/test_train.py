@@ -7,7 +7,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from qa_seq2seq.checkpoint import load_model, read_checkpoint
+from qa_seq2seq.decoding.checkpoint import load_model, read_checkpoint
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.evaluate import evaluate
 from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
@@ -21,9 +21,10 @@ def test_train_writes_a_self_contained_run_directory(smoke_run):
     assert {"train/loss", "val/loss", "val/ppl", "val/exact_match"} <= set(metrics)
     ckpt = read_checkpoint(run_dir)
     assert ckpt.path.name == "best.ckpt"
-    assert ckpt.payload["net"]["_target_"] == "qa_seq2seq.builder.build_network"
-    assert ckpt.payload["decode"] == {"_target_": "qa_seq2seq.search.greedy_search", "_partial_": True,
-                                      "max_length": 64, "max_length_ratio": None, "min_length": 0}
+    assert ckpt.payload["net"]["_target_"] == "qa_seq2seq.network.builder.build_network"
+    assert ckpt.payload["decode"] == {"_target_": "qa_seq2seq.decoding.search.greedy_search",
+                                      "_partial_": True, "max_length": 64,
+                                      "max_length_ratio": None, "min_length": 0}
     loaded = load_model(run_dir)
     assert loaded.tokenizer.model_proto == (run_dir / "tokenizer.model").read_bytes()
 
@@ -64,7 +65,7 @@ def test_evaluate_uses_the_search_the_checkpoint_was_validated_with(smoke_run, t
 
     run = tmp_path / "run"
     shutil.copytree(smoke_run[0], run, ignore=shutil.ignore_patterns("eval-*"))
-    beam = {"_target_": "qa_seq2seq.search.beam_search", "_partial_": True, "beam_size": 3,
+    beam = {"_target_": "qa_seq2seq.decoding.search.beam_search", "_partial_": True, "beam_size": 3,
             "n_best": 2, "max_length": 64}
     tampered(run, run / "checkpoints" / "best.ckpt", lambda payload: payload.update(decode=beam))
     stored = evaluate(compose_evaluate(run, "split=validation"))
@@ -256,9 +257,9 @@ def test_fp16_mixed_on_the_cpu_is_refused_not_swapped_for_bf16(monkeypatch, prec
 
 
 def test_decode_accepts_the_models_own_field_name_and_question(smoke_run):
-    from qa_seq2seq.answerer import Answerer
-    from qa_seq2seq.checkpoint import load_model
     from qa_seq2seq.decode import Question, Session, parse_args
+    from qa_seq2seq.decoding.answerer import Answerer
+    from qa_seq2seq.decoding.checkpoint import load_model
 
     loaded = load_model(smoke_run[0])
     loaded.checkpoint.payload["data"]["question_field"] = "q"  # trained with data.question_field=q

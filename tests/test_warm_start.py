@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from qa_seq2seq.checkpoint import build_model, read_checkpoint
+from qa_seq2seq.decoding.checkpoint import build_model, read_checkpoint
 from qa_seq2seq.train import train
-from qa_seq2seq.warm_start import WarmStart
+from qa_seq2seq.training.warm_start import WarmStart
 from tests.conftest import compose_train, toy_data_overrides
 
 
