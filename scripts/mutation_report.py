@@ -19,13 +19,22 @@ import sys
 
 # Survivors that cannot change behaviour, by their diff (removed line, added line), stripped.
 EQUIVALENT = {
+    **{("while block := f.read(1 << 20):", f"while block := f.read({size}):"):
+       "the block size of a streamed hash: any size gives the same digest"
+       for size in ("None", "2 << 20", "1 << 21")},
     ("self._skip = 0", "self._skip = None"): "batches[None:] is batches[0:]",
-    ("batches, current, src_max, tgt_max = [], [], 0, 0",
-     "batches, current, src_max, tgt_max = [], [], 1, 0"):
-        "every row has at least one question token, so the running maximum is at least 1",
-    ("batches, current, src_max, tgt_max = [], [], 0, 0",
-     "batches, current, src_max, tgt_max = [], [], 0, 1"):
-        "every row has at least one answer position (<eos>), so the running maximum is at least 1",
+    ("src_max = tgt_max = 0", "src_max = tgt_max = 1"):
+        "every row has at least one question token and one answer position (<eos>), so both "
+        "running maxima are at least 1",
+    **{('return torch.tanh(g.contiguous() if g.device.type == "cpu" else g)', mutant):
+       "contiguous() on the CPU is speed only: tanh of a strided view has the same values"
+       for mutant in ('return torch.tanh(g.contiguous() if (g.device.type == "cpu") and False '
+                      'else g)',
+                      'return torch.tanh(g.contiguous() if (g.device.type == "cpu") or True '
+                      'else g)',
+                      'return torch.tanh(g.contiguous() if g.device.type != "cpu" else g)',
+                      'return torch.tanh(g.contiguous() if g.device.type == "XXcpuXX" else g)',
+                      'return torch.tanh(g.contiguous() if g.device.type == "CPU" else g)')},
     ('detail = " ".join(str(e).split())[:500]', 'detail = " ".join(str(e).split())[:501]'):
         "the cap on how much of torch's message is quoted",
     ("return best_possible <= worst_kept", "return best_possible < worst_kept"):

@@ -1,5 +1,6 @@
 """resume.py's rules in-process (test_resume.py runs whole trainings in subprocesses): which run
-continues, which config changes are refused, when a run is finished, how a signal stops it."""
+continues, which config changes are refused, when a run is finished, how a signal stops it, which
+data files a resume refuses, and how a moved run's checkpoint state follows it."""
 
 import os
 import re
@@ -7,17 +8,22 @@ import signal
 from pathlib import Path
 
 import pytest
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
 
-from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.errors import ConfigError, DataError
 from qa_seq2seq.training.resume import (
     MAY_CHANGE,
+    DataFiles,
     Finished,
     GracefulStop,
+    RunCheckpoint,
     Stopped,
+    check_data_files,
     check_not_finished,
     check_unchanged,
     find_run,
+    fingerprint,
     hydra_run_dir,
 )
 
@@ -186,3 +192,133 @@ def test_handlers_are_restored_when_training_ends_or_fails():
         assert signal.getsignal(signal.SIGINT) == stop._handle
         end(stop)
         assert signal.getsignal(signal.SIGINT) == previous
+
+
+def data_run(tmp_path: Path) -> tuple[dict, DataFiles, Path]:
+    """A checkpoint's raw dict that stored the fingerprints of a train and a validation file."""
+    train, val = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
+    train.write_text('{"question": "q", "answer": "a"}\n')
+    val.write_text('{"question": "v", "answer": "b"}\n')
+    saved = DataFiles({"train": str(train), "validation": str(val), "test": str(val)})
+    assert set(saved.files) == {"train", "validation"}  # the test split is not trained on
+    raw = {"global_step": 33, "callbacks": {saved.state_key: saved.state_dict()}}
+    return raw, saved, train
+
+
+def test_a_resume_on_the_same_data_files_goes_on(tmp_path):
+    raw, saved, _ = data_run(tmp_path)
+    check_data_files(raw, saved, accept=False)
+    check_data_files({"global_step": 5}, saved, accept=False)  # saved before files were stored
+
+
+def test_a_changed_data_file_is_refused_naming_it_and_both_sizes(tmp_path):
+    raw, _, train = data_run(tmp_path)
+    old = fingerprint(str(train))
+    with open(train, "a") as f:
+        f.write('{"question": "q2", "answer": "a2"}\n')
+    new = fingerprint(str(train))
+    with pytest.raises(DataError) as error:
+        check_data_files(raw, DataFiles({"train": str(train),
+                                         "validation": str(tmp_path / "val.jsonl")}), accept=False)
+    assert str(error.value) == (
+        "resume: the data changed since step 33 was saved:\n"
+        f"  data.train_file={train}: {old['size']:,} bytes (sha256 {old['sha256'][:12]}) when "
+        f"trained; now {new['size']:,} bytes (sha256 {new['sha256'][:12]})\n"
+        "A resumed run continues the epoch's batch order from the file it was trained on. Restore "
+        "the file, start a new run from this one's weights (model.init_from.checkpoint=<run>), or "
+        "add resume_data_changed=accept to go on with the new file")
+
+
+def test_a_same_sized_edit_and_a_missing_file_are_changes_too(tmp_path):
+    raw, _, train = data_run(tmp_path)
+    train.write_text(train.read_text().replace('"a"', '"b"'))  # same size, other bytes
+    val = tmp_path / "val.jsonl"
+    val.unlink()
+    with pytest.raises(DataError) as error:
+        check_data_files(raw, DataFiles({"train": str(train), "validation": str(val)}),
+                         accept=False)
+    message = str(error.value)
+    assert re.search(r"data\.train_file=.*: 33 bytes \(sha256 \w{12}\) when trained; now 33 "
+                     r"bytes \(sha256 \w{12}\)\n", message)
+    assert f"data.validation_file={val}: 33 bytes" in message and message.count("now missing") == 1
+
+
+def test_accept_goes_on_and_says_what_it_does_to_the_epoch(tmp_path, caplog):
+    raw, _, train = data_run(tmp_path)
+    train.write_text("")
+    current = DataFiles({"train": str(train), "validation": str(tmp_path / "val.jsonl")})
+    with caplog.at_level("WARNING", logger="qa_seq2seq.training.resume"):
+        check_data_files(raw, current, accept=True)
+    [record] = caplog.records
+    trained = raw["callbacks"][current.state_key]["files"]["train"]["sha256"][:12]
+    empty = fingerprint(str(train))["sha256"][:12]
+    assert record.getMessage() == (
+        "resume_data_changed=accept: the data changed since step 33 was saved:\n"
+        f"  data.train_file={train}: 33 bytes (sha256 {trained}) "
+        f"when trained; now 0 bytes (sha256 {empty})\n"
+        "Going on with the new file(s): the epoch in progress resumes at the batch it had "
+        "reached, in the new file's order, so some of its rows are skipped or seen twice; later "
+        "epochs read the new file whole, and the run no longer matches one never interrupted")
+
+
+def test_a_checkpoint_without_a_step_is_named_step_0(tmp_path, caplog):
+    raw, _, train = data_run(tmp_path)
+    del raw["global_step"]
+    train.write_text("")
+    current = DataFiles({"train": str(train), "validation": str(tmp_path / "val.jsonl")})
+    with pytest.raises(DataError, match=r"^resume: the data changed since step 0 was saved:"):
+        check_data_files(raw, current, accept=False)
+    with caplog.at_level("WARNING", logger="qa_seq2seq.training.resume"):
+        check_data_files(raw, current, accept=True)
+    assert "since step 0 was saved" in caplog.records[0].getMessage()
+
+
+def checkpoint_state(dirpath: Path) -> dict:
+    return {"monitor": "val/exact_match", "best_model_score": 0.75, "dirpath": str(dirpath),
+            "best_model_path": str(dirpath / "best.ckpt"),
+            "kth_best_model_path": str(dirpath / "step=20.ckpt"),
+            "last_model_path": str(dirpath / "last.ckpt"), "kth_value": 0.5,
+            "best_k_models": {str(dirpath / "step=20.ckpt"): 0.5, "/elsewhere/x.ckpt": 0.25}}
+
+
+def test_a_moved_run_keeps_its_best_score_and_paths_in_the_new_directory(tmp_path, caplog):
+    old, new = tmp_path / "old/checkpoints", tmp_path / "new/checkpoints"
+    callback = RunCheckpoint(dirpath=new, monitor="val/exact_match", mode="max")
+    with caplog.at_level("INFO", logger="qa_seq2seq.training.resume"):
+        callback.load_state_dict(checkpoint_state(old))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the run moved from {old}: its checkpoint state follows it to {new}"]
+    assert float(callback.best_model_score) == 0.75
+    assert callback.dirpath == str(new)
+    assert (callback.best_model_path, callback.kth_best_model_path, callback.last_model_path) == (
+        str(new / "best.ckpt"), str(new / "step=20.ckpt"), str(new / "last.ckpt"))
+    assert callback.best_k_models == {str(new / "step=20.ckpt"): 0.5, "/elsewhere/x.ckpt": 0.25}
+
+
+def test_a_moved_run_without_best_k_models_keeps_its_best_path(tmp_path):
+    old, new = tmp_path / "old/checkpoints", tmp_path / "new/checkpoints"
+    state = {k: v for k, v in checkpoint_state(old).items() if k != "best_k_models"}
+    callback = RunCheckpoint(dirpath=new, monitor="val/exact_match", mode="max")
+    callback.load_state_dict(state)
+    assert (callback.best_model_path, callback.best_k_models) == (str(new / "best.ckpt"), {})
+
+
+def test_a_state_without_a_directory_is_lightnings_to_read(tmp_path, caplog):
+    callback = RunCheckpoint(dirpath=tmp_path, monitor="val/exact_match", mode="max")
+    with caplog.at_level("INFO", logger="qa_seq2seq.training.resume"), \
+            pytest.warns(UserWarning, match="dirpath has changed from None"):
+        callback.load_state_dict({**checkpoint_state(tmp_path), "dirpath": None})
+    assert caplog.records == []
+
+
+def test_a_run_in_place_loads_its_state_unchanged_under_lightnings_key(tmp_path, caplog):
+    here = tmp_path / "run/checkpoints"
+    callback = RunCheckpoint(dirpath=here, monitor="val/exact_match", mode="max")
+    with caplog.at_level("INFO", logger="qa_seq2seq.training.resume"):
+        callback.load_state_dict(checkpoint_state(here))
+    assert caplog.records == []  # nothing moved, nothing said
+    assert (callback.best_model_path, float(callback.best_model_score)) == (
+        str(here / "best.ckpt"), 0.75)
+    assert callback.best_k_models == checkpoint_state(here)["best_k_models"]
+    lightning = ModelCheckpoint(dirpath=here, monitor="val/exact_match", mode="max")
+    assert callback.state_key == lightning.state_key

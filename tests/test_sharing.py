@@ -89,6 +89,16 @@ def test_encoder_decoder_sharing_lists_every_difference_and_the_way_out(kwargs, 
         "or choose another model/net/sharing.")
 
 
+def test_encoder_decoder_sharing_with_a_split_decoder_says_to_choose_one():
+    with pytest.raises(ValueError) as error:
+        tiny_model(sharing=Sharing(encoder_decoder=True), attention=partial(Attention, "dot"),
+                   attend_from="bottom")
+    assert str(error.value) == (
+        "model/net/sharing=encoder_decoder runs one RNN on both sides, and "
+        "model.net.attend_from=bottom splits the decoder's in two (the layers above the bottom "
+        "one read the attention): choose one")
+
+
 def test_tied_output_names_both_sizes_and_the_setting_that_works():
     with pytest.raises(ValueError) as error:
         tiny_model(sharing=Sharing(tied_output=True))  # embeddings 8, decoder output 12
