@@ -115,6 +115,42 @@ def test_other_files_get_a_one_line_explanation(tmp_path, smoke_run):
                                 "formats 1 and 2: was it written by a newer qa_seq2seq?")
 
 
+@pytest.mark.parametrize("payload,weights", [
+    ([1], {"net.w": torch.zeros(1)}),  # the payload a list, the weights fine
+    ({"format": 2}, [torch.zeros(1)]),  # the weights a list
+    ({"format": 2}, {"net.w": 1}),  # a name mapped to a number, not a tensor
+    ({"format": 2}, {3: torch.zeros(1)}),  # a tensor under a number, not a name
+])
+def test_a_payload_or_weights_of_the_wrong_shape_are_refused(tmp_path, payload, weights):
+    path = tmp_path / "odd.ckpt"
+    torch.save({"qa_seq2seq": payload, "state_dict": weights}, path)
+    with pytest.raises(CheckpointError) as error:
+        read_checkpoint(path)
+    assert str(error.value) == (f"{path}: not a qa_seq2seq checkpoint (its 'qa_seq2seq' entry "
+                                "must be a map, its state_dict names mapped to tensors)")
+
+
+def test_a_format_2_payload_is_read_as_stored(tmp_path, smoke_run):
+    """Only format 1 moves "model" to "net": a format-2 payload keeps any "model" entry apart."""
+    path = tampered(smoke_run[0], tmp_path / "v2.ckpt",
+                    lambda payload: payload.update(model={"hidden_size": 1}))
+    payload = read_checkpoint(path).payload
+    assert payload["model"] == {"hidden_size": 1}
+    assert payload["net"] == read_checkpoint(smoke_run[0]).payload["net"]
+
+
+@pytest.mark.parametrize("tokenizer,detail", [
+    (None, "found NoneType, not the model's bytes"),
+    ("a string", "found str, not the model's bytes"),
+])
+def test_a_stored_tokenizer_that_is_not_bytes_is_refused(tmp_path, smoke_run, tokenizer, detail):
+    path = tampered(smoke_run[0], tmp_path / "tok.ckpt",
+                    lambda payload: payload.update(tokenizer=tokenizer))
+    with pytest.raises(CheckpointError) as error:
+        load_model(path)
+    assert str(error.value) == f"{path}: its tokenizer cannot be read: {detail}"
+
+
 def test_a_format_1_checkpoint_is_read_as_format_2(tmp_path, smoke_run):
     """Format 1 kept the network config under "model", with init/init_from/freeze beside it."""
     def downgrade(payload):
