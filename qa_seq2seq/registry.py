@@ -53,7 +53,6 @@ CELLS = _targets(*(Target("qa_seq2seq.network.rnn", cell, True)
 
 # Place in the config ("" its root, else a dotted key) -> the targets built there.
 NETWORK = {
-    # Configs stored before the builder named the network's class, with the same arguments.
     "": _targets(Target("qa_seq2seq.network.builder", "build_network", False)),
     "cell": CELLS, "encoder_cell": CELLS, "decoder_cell": CELLS,
     "attention": _targets(Target("qa_seq2seq.network.attention", "Attention", True)),

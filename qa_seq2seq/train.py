@@ -303,16 +303,15 @@ def print_help(overrides: list[str]) -> None:
     each key's meaning (its comment in conf/) beside it."""
     from omegaconf import open_dict
 
-    from qa_seq2seq.training.config_docs import CONF, annotate, compose, key_comments
+    from qa_seq2seq.training.config_docs import CONF, annotate, compose, groups, key_comments
 
     cfg = compose(overrides, return_hydra_config=True)
     choices = {group: option for group, option in cfg.hydra.runtime.choices.items()
                if not group.startswith("hydra")}
     with open_dict(cfg):
         del cfg["hydra"]
-    groups = sorted({p.parent.relative_to(CONF).as_posix() for p in CONF.rglob("*.yaml")} - {"."})
     lines = [USAGE, "", "== Groups (group=option; chosen in brackets) =="]
-    for group in (g for g in groups if not g.startswith("hydra")):
+    for group in groups():
         options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
         lines.append(f"{group}: " + ", ".join(f"[{o}]" if o == choices.get(group) else o
                                             for o in options))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qa_seq2seq.training.config_docs import CONF, header, keys, package
+from qa_seq2seq.training.config_docs import CONF, groups, header, keys, package
 
 OUT = CONF / "README.md"
 
@@ -35,14 +35,10 @@ def render() -> str:
     for name in ("train.yaml", "evaluate.yaml"):
         text = (CONF / name).read_text().splitlines()
         lines += [f"## `conf/{name}`", "", header(text), "", *table(keys(text), ""), ""]
-    groups = sorted({p.parent for p in CONF.rglob("*.yaml")} - {CONF}, key=lambda p: str(p))
-    for group in groups:
-        rel = group.relative_to(CONF).as_posix()
-        if rel.startswith("hydra"):
-            continue
+    for rel in groups():
         prefix = package(rel)
         lines += [f"## `{rel}=`" + ("" if prefix else " (keys anywhere in the config)"), ""]
-        for path in sorted(group.glob("*.yaml")):
+        for path in sorted((CONF / rel).glob("*.yaml")):
             text = path.read_text().splitlines()
             lines += [f"### `{rel}={path.stem}`", ""]
             if about := header(text):

@@ -35,6 +35,13 @@ def compose(overrides: list[str], return_hydra_config: bool = False) -> Any:
         raise ConfigError(f"{e}{moved_keys_hint(overrides)}") from None
 
 
+def groups() -> list[str]:
+    """The config groups a user chooses from (``model/net/cell``, ``experiment``...), sorted;
+    Hydra's own are left out."""
+    found = {p.parent.relative_to(CONF).as_posix() for p in CONF.rglob("*.yaml")} - {"."}
+    return sorted(g for g in found if not g.startswith("hydra"))
+
+
 def header(lines: list[str]) -> str:
     """The file's leading comment lines, joined."""
     text = []
