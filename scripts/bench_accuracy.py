@@ -7,8 +7,9 @@
 Each configuration is ``label:overrides`` for ``python -m qa_seq2seq.train`` and is trained
 through the real entry point, as a user runs it (logger and callbacks on), for ``--budget``
 (``trainer.max_time``) per seed; its best checkpoint is then scored with
-``python -m qa_seq2seq.evaluate`` on the test split with greedy and beam-5 search, and for
-``data=arith`` runs also on the extrapolation split (longer numbers than any in training).
+``python -m qa_seq2seq.evaluate`` on the test split with greedy and beam-5 search, and where the
+generated data has one (``data=arith``, ``passages``, ``relations``) on its extrapolation split
+(longer numbers, longer passages, larger families than any in training).
 The ``reference`` row is a hand-written character-level ``nn.LSTM`` seq2seq (the mission's
 model, written as users write it: whole-epoch length-sorted batches, Adam, greedy decoding),
 trained on the same files for the same budget.
@@ -125,12 +126,28 @@ def run_config(label: str, overrides: str, seed: int, args, out: Path) -> dict:
               "tokens_per_s": train_tokens(run_dir, steps) / fit_seconds(run_dir),
               "greedy": greedy["exact_match"],
               "beam5": evaluate(run_dir, "beam", log)["exact_match"],
-              "families": {k.split("/")[0]: v for k, v in greedy.items()
-                           if k.endswith("/exact_match")}}
-    if "arith" in overrides:
-        result["extrapolation_greedy"] = evaluate(
-            run_dir, "greedy", log, "data/arith/extrapolation.jsonl")["exact_match"]
+              "families": families(greedy)}
+    extrapolation = extrapolation_file(run_dir)
+    if extrapolation is not None:
+        metrics = evaluate(run_dir, "greedy", log, extrapolation)
+        result["extrapolation_greedy"] = metrics["exact_match"]
+        result["extrapolation_families"] = families(metrics)
     return result
+
+
+def extrapolation_file(run_dir: Path) -> str | None:
+    """The generated data's extrapolation split beside the run's test file, if it has one."""
+    from omegaconf import OmegaConf
+
+    test_file = OmegaConf.load(run_dir / ".hydra" / "config.yaml").data.get("test_file")
+    found = Path(test_file).parent / "extrapolation.jsonl" if test_file else None
+    return str(found) if found is not None and (ROOT / found).is_file() else None
+
+
+def families(metrics: dict) -> dict[str, float]:
+    """Exact match per family: ``{family: score}``."""
+    return {k.split("/")[0]: v for k, v in metrics.items()
+            if k.endswith("/exact_match") and k.count("/") == 1}
 
 
 def check_overrides(specs: list[tuple[str, str]]) -> None:
@@ -203,9 +220,9 @@ def main() -> None:
               + f"{statistics.mean(r['steps'] for r in runs):>9.0f}"
               + f"{statistics.mean(r['tokens_per_s'] for r in runs):>10.0f}")
     for label, entry in results.items():  # greedy exact match per family of questions
-        if families := sorted({f for r in entry["runs"] for f in r.get("families", {})}):
+        if names := sorted({f for r in entry["runs"] for f in r.get("families", {})}):
             print(f"{label:<18} by family (greedy): " + ", ".join(
-                f"{f} {mean_std([r['families'][f] for r in entry['runs']])}" for f in families))
+                f"{f} {mean_std([r['families'][f] for r in entry['runs']])}" for f in names))
 
 
 # ----- the hand-written reference ------------------------------------------------------------

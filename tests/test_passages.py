@@ -55,3 +55,78 @@ def test_answers_are_read_from_the_passage_and_right(splits):
         elif m := re.fullmatch(r"Where does (\w+) live\?", question):
             assert re.search(rf"{m[1]}\b[^.]*\b{answer}\.|{m[1]}\b[^.]* {answer} (in|since)",
                              context), row
+
+
+RELATIONS = {"spouse", "parent", "child", "grandparent", "grandchild", "sibling", "in-law"}
+
+
+def test_small_pools_make_training_names_recur_and_held_out_names_stay_new():
+    splits = generate(0, SMALL, people={"train": 40}, places={"train": 20})
+    names = {m for r in splits["train"] for m in re.findall(r"\b[A-Z][a-z]+\b", r["context"])}
+    assert len(names) <= 40 + 20 + 3  # the pools, and the odd capitalised sentence start
+    held_out = {r["answer"] for r in splits["test"] if r["family"] in ("place", "name")}
+    assert held_out and not held_out & names
+
+
+def test_relations_are_told_by_marriages_and_children_and_answered_right():
+    from qa_seq2seq.data.passages import Member, relation
+
+    def person(name, male):
+        return Member(name, male)
+
+    gran, grandpa, mum, dad, kid, aunt, uncle = (person(n, m) for n, m in [
+        ("Gran", False), ("Grandpa", True), ("Mum", False), ("Dad", True), ("Kid", True),
+        ("Aunt", False), ("Uncle", True)])
+    for a, b in ((gran, grandpa), (mum, dad), (aunt, uncle)):
+        a.spouse, b.spouse = b, a
+    for child, parents in ((mum, (gran, grandpa)), (aunt, (gran, grandpa)), (kid, (mum, dad))):
+        child.parents = list(parents)
+        for p in parents:
+            p.children.append(child)
+    expected = {(dad, mum): "husband", (mum, kid): "mother", (kid, dad): "son",
+                (gran, kid): "grandmother", (kid, grandpa): "grandson", (aunt, mum): "sister",
+                (grandpa, dad): "father-in-law", (dad, gran): "son-in-law",
+                (uncle, mum): "brother-in-law", (mum, uncle): "sister-in-law",
+                (dad, aunt): "brother-in-law", (aunt, kid): None}
+    for (x, y), answer in expected.items():
+        assert (relation(x, y) or (None, None))[1] == answer, (x.name, y.name)
+
+
+def test_relation_passages_and_their_larger_extrapolation_families():
+    splits = generate(0, {**SMALL, "extrapolation": 300}, kinds=["relations"])
+    for name in ("train", "test", "extrapolation"):
+        assert {r["family"] for r in splits[name]} == RELATIONS
+    sentences = {name: max(r["context"].count(".") for r in splits[name]) for name in splits}
+    assert sentences["extrapolation"] > sentences["train"]  # bigger families than in training
+    row = splits["train"][0]
+    asked = re.match(r"(?:What is (\w+) to (\w+)\?|How is (\w+) related to (\w+)\?|"
+                     r"(\w+) is (\w+)'s what\?)", row["question"])
+    assert asked and all(n in row["context"] for n in asked.groups() if n)
+
+
+def test_both_kinds_mix_and_settings_are_checked():
+    from qa_seq2seq.errors import ConfigError
+
+    mixed = generate(0, {"train": 600}, kinds=["facts", "relations"])["train"]
+    assert {r["family"] for r in mixed} >= {"place", "spouse"}
+    with pytest.raises(ConfigError, match=r"data.generate.kinds=\['stories'\]: choose from"):
+        generate(0, SMALL, kinds=["stories"])
+    with pytest.raises(ConfigError, match="data.generate.people.train=3: a passage needs at "
+                                          "least 12 people"):
+        generate(0, SMALL, people={"train": 3})
+    with pytest.raises(ConfigError, match="data.generate.places: no split 'extrapolation'"):
+        generate(0, SMALL, places={"extrapolation": 30})
+
+
+def test_changed_settings_generate_the_files_again(tmp_path, monkeypatch):
+    from qa_seq2seq.data import passages
+
+    monkeypatch.setattr(passages, "SPLIT_SIZES",
+                        {"train": 60, "validation": 10, "test": 10, "extrapolation": 10})
+    passages.ensure_splits(tmp_path, people={"train": 30})
+    first = (tmp_path / "train.jsonl").read_text()
+    passages.ensure_splits(tmp_path, people={"train": 30})  # the same settings: kept
+    assert (tmp_path / "train.jsonl").read_text() == first
+    passages.ensure_splits(tmp_path, people={"train": 300})
+    assert (tmp_path / "train.jsonl").read_text() != first
+    assert '"train": 300' in (tmp_path / "generated.json").read_text()
