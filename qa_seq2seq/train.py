@@ -199,16 +199,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         nonfinite=cfg.nonfinite,
         payload=payload,
     )
-    if (places := module.net.encoder.places) is not None:  # which pieces are digits
-        places.set_pieces(tokenizer.id_to_piece(list(range(tokenizer.vocab_size))),
-                          cfg.data.get("reverse_source", False))
-    if (match := module.net.encoder.match) is not None:  # which piece is the separator
-        if match.separator not in (cfg.data.get("source_template") or ""):
-            raise ConfigError(f"model.net.match_separator={match.separator!r} splits the source "
-                              f"into question and passage, and data.source_template does not "
-                              f"contain it: e.g. data.source_template='{{question}} "
-                              f"{match.separator} {{context}}'")
-        match.set_pieces(tokenizer.id_to_piece(list(range(tokenizer.vocab_size))))
+    if (match := module.net.encoder.match) is not None and \
+            match.separator not in (cfg.data.get("source_template") or ""):
+        raise ConfigError(f"model.net.match_separator={match.separator!r} splits the source "
+                          f"into question and passage, and data.source_template does not "
+                          f"contain it: e.g. data.source_template='{{question}} "
+                          f"{match.separator} {{context}}'")
+    module.net.bind_vocabulary(tokenizer.id_to_piece(list(range(tokenizer.vocab_size))),
+                               cfg.data.get("reverse_source", False))
     check_search(search, module.net)
     trainable = sum(p.numel() for p in module.net.parameters() if p.requires_grad)
     log.info("model: %d trainable / %d parameters", trainable,

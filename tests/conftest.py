@@ -26,6 +26,16 @@ def tiny_model(cell="lstm", vocab_size=11, seed=0, **kwargs) -> Seq2Seq:
     return build_network(vocab_size, partial(CELLS[cell]), **options)
 
 
+def follow_spans(model: Seq2Seq) -> None:
+    """Give a model with ``copy_span`` word pieces (ids 4-6 start a word, 7-10 continue one)
+    and span biases that move its attention, so tests see the mechanism at work."""
+    if (span := model.decoder.span) is not None:
+        span.set_pieces(["<pad>", "<unk>", "<s>", "</s>", "▁a", "▁b", "▁c",
+                         *(f"x{i}" for i in range(len(span.continues) - 7))])
+        with torch.no_grad():
+            span.follow.copy_(torch.tensor([2.0, 1.0]))
+
+
 @pytest.fixture
 def model():
     return tiny_model().eval()

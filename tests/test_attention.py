@@ -260,3 +260,33 @@ def test_scheduled_sampling_at_probability_zero_reads_its_own_predictions():
         token = logits.argmax(-1)
     torch.testing.assert_close(sampled, torch.stack(expected, 1), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(sampled, model(src, lengths, tgt))  # gold inputs differ
+
+
+def test_self_attention_is_torchs_transformer_layer_over_the_real_positions():
+    from qa_seq2seq.network.attention import SelfAttention
+
+    torch.manual_seed(0)
+    layer = SelfAttention(8, layers=2, heads=2).eval()
+    values = torch.randn(3, 6, 8)
+    lengths = torch.tensor([6, 4, 1])
+    out = layer(values, lengths)
+    for b, n in enumerate(lengths.tolist()):  # each row alone, unpadded, by torch's own layers
+        alone = values[b:b + 1, :n]
+        for block in layer.layers:
+            alone = block(alone)
+        torch.testing.assert_close(out[b, :n], alone[0], atol=1e-5, rtol=1e-5)
+        assert (out[b, n:] == 0).all()
+    longer = torch.cat([values, torch.randn(3, 3, 8)], 1)  # more padding changes nothing
+    torch.testing.assert_close(layer(longer, lengths)[:, :6], out, atol=1e-5, rtol=1e-5)
+
+
+def test_self_attention_heads_must_divide_the_encoder_output():
+    with pytest.raises(ConfigError, match=r"model.net.self_attention_heads=5 must divide the "
+                                          r"encoder's output size \(12\)"):
+        tiny_model(self_attention_layers=1, self_attention_heads=5)
+    with pytest.raises(ConfigError, match="model.net.self_attention_layers must be >= 0"):
+        tiny_model(self_attention_layers=-1)
+    model = tiny_model(attention=partial(Attention, "general"), self_attention_layers=1,
+                       self_attention_heads=3)
+    assert [n for n, _ in model.named_parameters() if "self_attention" in n][0] == \
+        "encoder.self_attention.layers.0.self_attn.in_proj_weight"

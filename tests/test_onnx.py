@@ -19,7 +19,7 @@ from qa_seq2seq.export import export
 from qa_seq2seq.network.attention import Attention
 from qa_seq2seq.network.rnn import GRU
 from qa_seq2seq.network.sharing import Sharing
-from tests.conftest import random_batch, tiny_model
+from tests.conftest import follow_spans, random_batch, tiny_model
 
 pytest.importorskip("onnx", reason="the export extra is not installed: pip install -e '.[export]'")
 pytest.importorskip("onnxruntime", reason="the export extra is not installed: pip install -e '.[export]'")
@@ -49,6 +49,9 @@ VARIANTS = {  # every cell x bridge, and each option that changes what the graph
     "bahdanau+input-feeding+copy": {"attention": partial(Attention, "bahdanau"),
                                     "input_feeding": True, "copy": True},
     "match+copy": {"match_separator": "b", "attention": partial(Attention, "dot"), "copy": True},
+    "copy+span": {"attention": partial(Attention, "general"), "copy": True, "copy_span": True},
+    "self-attention": {"attention": partial(Attention, "general"), "self_attention_layers": 2,
+                       "self_attention_heads": 2, "bidirectional_encoder": True, "bridge": "linear"},
     "sharing": {"sharing": Sharing(embeddings=True, tied_output=True, encoder_decoder=True),
                 "embedding_size": 12},
 }
@@ -65,6 +68,7 @@ def peaked(seed=0, cell="lstm", **options):
         model.encoder.match.set_pieces(["<pad>", "<unk>", "<s>", "</s>", *"123456", "b"])
     with torch.no_grad():
         model.decoder.output.weight.mul_(6)
+    follow_spans(model)
     return model
 
 

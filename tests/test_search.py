@@ -11,13 +11,16 @@ import torch.nn.functional as F
 from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from qa_seq2seq.decoding.search import beam_search, greedy_search, sample
 from qa_seq2seq.network.attention import Attention
-from tests.conftest import random_batch, tiny_model
+from tests.conftest import follow_spans, random_batch, tiny_model
 
 # Decoder variants whose state holds more than (h, c): the search must carry and reorder it all.
 VARIANTS = {"plain": {}, "attention": {"attention": partial(Attention, "general")},
             "feeding+thinking": {"attention": partial(Attention, "bahdanau"),
                                  "input_feeding": True, "thinking_steps": 2},
-            "copy": {"attention": partial(Attention, "general"), "copy": True}}
+            "copy": {"attention": partial(Attention, "general"), "copy": True},
+            "copy+span+self-attention": {"attention": partial(Attention, "general"), "copy": True,
+                                         "copy_span": True, "self_attention_layers": 1,
+                                         "self_attention_heads": 2}}
 
 
 def peaked_model(vocab_size=11, seed=0, cell="lstm", variant="plain"):
@@ -26,6 +29,7 @@ def peaked_model(vocab_size=11, seed=0, cell="lstm", variant="plain"):
     with torch.no_grad():
         model.decoder.output.weight.mul_(6.0)
         model.decoder.output.bias[EOS_ID] += 1.0  # answers of a few tokens
+    follow_spans(model)
     return model
 
 

@@ -15,6 +15,7 @@ one's batch axis, which the runtime selects and repeats for the beam):
     memory_mask                (B, S)      bool, True at real source tokens
     memory_ids                 (B, S)      int64, the source tokens (copy attention)
     feed                       (B, H)      the last attentional vector (input feeding)
+    span                       (B, S)      int64, the source spans the answer ends with (copy_span)
 
 A step changes ``CARRIED`` only; the rest are inputs of every step and pass through unchanged.
 
@@ -28,6 +29,8 @@ torch's fused kernels (``lstm``, ``gru``, ``rnn``) export with a dynamic length.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -38,8 +41,8 @@ from qa_seq2seq.network.model import DecoderState, Seq2Seq
 from qa_seq2seq.network.rnn import State
 
 STATE = {"h": 1, "c": 1, "context": 0, "memory_values": 0, "memory_keys": 0, "memory_mask": 0,
-         "memory_ids": 0, "feed": 0}
-CARRIED = ("h", "c", "feed")
+         "memory_ids": 0, "feed": 0, "span": 0}
+CARRIED = ("h", "c", "feed", "span")
 SMALLEST_BUCKET = 8
 
 
@@ -48,7 +51,8 @@ def flatten(state: DecoderState) -> dict[str, Tensor]:
     memory = state.memory or Memory(None, None, None)
     named = {"h": state.rnn.h, "c": state.rnn.c, "context": state.context,
              "memory_values": memory.values, "memory_keys": memory.keys,
-             "memory_mask": memory.mask, "memory_ids": memory.ids, "feed": state.feed}
+             "memory_mask": memory.mask, "memory_ids": memory.ids, "feed": state.feed,
+             "span": state.span}
     return {name: tensor for name, tensor in named.items() if tensor is not None}
 
 
@@ -58,7 +62,7 @@ def unflatten(named: dict[str, Tensor]) -> DecoderState:
         memory = Memory(named["memory_values"], named["memory_keys"], named["memory_mask"],
                         named.get("memory_ids"))
     return DecoderState(State(named["h"], named.get("c")), named.get("context"), memory,
-                        named.get("feed"))
+                        named.get("feed"), named.get("span"))
 
 
 class EncoderGraph(nn.Module):
@@ -116,7 +120,7 @@ def export_graphs(net: Seq2Seq, out: Path, max_source_length: int, opset: int = 
     encoder_axes |= {name: _axes(name) for name in names}
     encoder_axes["encoder_output"] = {0: "batch", 1: "source"}
     encoders = {}
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), transformer_fast_path(False):
         warnings.simplefilter("ignore")  # the tracer's notes on data-dependent branches
         for length in [None] if fused else buckets(max_source_length):
             file = "encoder.onnx" if length is None else f"encoder_{length}.onnx"
@@ -141,8 +145,20 @@ def export_graphs(net: Seq2Seq, out: Path, max_source_length: int, opset: int = 
             "grouped_memory": True}  # one memory row serves several state rows (beam search)
 
 
+@contextmanager
+def transformer_fast_path(enabled: bool) -> Iterator[None]:
+    """torch's fused transformer-layer kernel (used in eval mode) has no ONNX form: a trace of
+    ``model.net.self_attention_layers`` must take the layer's plain operators."""
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
 def _axes(name: str) -> dict[int, str]:
     axes = {STATE[name]: "batch"}
-    if name.startswith("memory"):
+    if name.startswith("memory") or name == "span":
         axes[1] = "source"
     return axes

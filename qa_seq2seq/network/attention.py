@@ -84,13 +84,15 @@ class Attention(nn.Module):
         keys = values if self.score == "dot" else self.key(values)
         return Memory(values, keys, real_tokens(values, lengths), ids)
 
-    def forward(self, query: Tensor, memory: Memory) -> Attended:
+    def forward(self, query: Tensor, memory: Memory, bias: Tensor | None = None) -> Attended:
         """query (B, T, Q): decoder RNN outputs -> attentional vectors and weights."""
-        context, weights = self.read(query, memory)
+        context, weights = self.read(query, memory, bias)
         return Attended(self.combine(context, query), weights)
 
-    def read(self, query: Tensor, memory: Memory) -> tuple[Tensor, Tensor]:
-        """query (B, T, Q) -> the context (B, T, M) and the weights (B, T, S).
+    def read(self, query: Tensor, memory: Memory, bias: Tensor | None = None
+             ) -> tuple[Tensor, Tensor]:
+        """query (B, T, Q) -> the context (B, T, M) and the weights (B, T, S); ``bias``
+        (B, T, S) is added to the scores (``qa_seq2seq.network.spans``).
 
         A memory of fewer rows (B / g, as beam search keeps it) serves g consecutive query rows
         each: the k hypotheses of a question read one copy of its encoder outputs.
@@ -104,6 +106,8 @@ class Attention(nn.Module):
             scores = self.v(features).squeeze(-1)  # (B, T, S)
         else:
             scores = query @ memory.keys.transpose(1, 2)  # (B, T, S)
+        if bias is not None:
+            scores = scores + bias.reshape(scores.shape)
         scores = scores.masked_fill(~memory.mask[:, None], float("-inf"))
         weights = scores.softmax(-1)  # every question has >= 1 real token: no all -inf row
         context = weights @ memory.values  # (B, T, M)
@@ -134,6 +138,31 @@ class Pooling(nn.Module):
         scores = self.v(torch.tanh(self.key(values))).squeeze(-1)  # (B, S)
         weights = scores.masked_fill(~real_tokens(values, lengths), float("-inf")).softmax(-1)
         return (weights[:, :, None] * values).sum(1)
+
+
+class SelfAttention(nn.TransformerEncoder):
+    """Transformer layers over the encoder's outputs (``model.net.self_attention_layers``): each
+    source position reads every other, so facts told in different sentences meet before the
+    decoder reads them (the person a question names gathers what each sentence says of them).
+    torch's ``nn.TransformerEncoderLayer`` (pre-norm, feed-forward of twice the width, GELU)
+    over the real positions; the RNN's outputs already carry the order, so no position encoding.
+
+    Parameters (under the encoder's scope): ``encoder.self_attention.layers.<i>.self_attn.*``,
+    ``.linear1/2.*``, ``.norm1/2.*``, torch's names.
+    """
+
+    def __init__(self, size: int, layers: int, heads: int, dropout: float = 0.0):
+        if heads < 1 or size % heads:
+            raise ConfigError(f"model.net.self_attention_heads={heads} must divide the encoder's "
+                              f"output size ({size}), e.g. 1, 2 or 4 when it is a multiple of 4")
+        layer = nn.TransformerEncoderLayer(size, heads, 2 * size, dropout, "gelu", batch_first=True,
+                                           norm_first=True)
+        super().__init__(layer, layers, enable_nested_tensor=False)
+
+    def forward(self, values: Tensor, lengths: Tensor) -> Tensor:  # type: ignore[override]
+        """values (B, S, M) encoder outputs, lengths (B,) -> (B, S, M), zeros at padding."""
+        real = real_tokens(values, lengths)
+        return super().forward(values, src_key_padding_mask=~real) * real[..., None]
 
 
 def real_tokens(values: Tensor, lengths: Tensor) -> Tensor:

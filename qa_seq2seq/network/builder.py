@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.network.attention import Pooling
+from qa_seq2seq.network.attention import Pooling, SelfAttention
 from qa_seq2seq.network.bridge import Bridge, Side
 from qa_seq2seq.network.matching import SourceMatch
 from qa_seq2seq.network.model import Decoder, Encoder, Seq2Seq, scope_names
 from qa_seq2seq.network.places import NumberPlaces
 from qa_seq2seq.network.pointer import CopyGenerator
 from qa_seq2seq.network.rnn import Recurrent
+from qa_seq2seq.network.spans import SpanFollowing
 
 if TYPE_CHECKING:
     from qa_seq2seq.network.attention import Attention
@@ -49,6 +50,9 @@ def build_network(
         match_separator: str | None = None,
         dropout: float = 0.0,
         copy: bool = False,
+        copy_span: bool = False,
+        self_attention_layers: int = 0,
+        self_attention_heads: int = 4,
         sharing: Sharing | None = None,
         scopes: Mapping[str, str] | None = None,
 ) -> Seq2Seq:
@@ -87,6 +91,12 @@ def build_network(
         copy: copy attention (See et al. 2017; needs ``attention``): each step's distribution
             mixes generating from the vocabulary with copying a source token through the
             attention weights (``qa_seq2seq.network.pointer``).
+        copy_span: copying continues a span (needs ``copy``): each step's attention and input
+            know which source span the answer so far ends with (``qa_seq2seq.network.spans``);
+            training tells it which pieces continue a word.
+        self_attention_layers, self_attention_heads: transformer layers (of that many heads)
+            over the encoder's outputs, so facts of different sentences meet before the decoder
+            reads them (``qa_seq2seq.network.attention.SelfAttention``); 0: none.
         sharing: ties scopes after construction (``qa_seq2seq.network.sharing``).
         scopes: ``{"encoder"|"bridge"|"decoder": name}``, the names the parts' parameters live
             under; each part keeps its default name unless given one.
@@ -105,6 +115,12 @@ def build_network(
         raise ConfigError("model.net.copy=true copies source tokens through the attention "
                           "weights: choose an attention (model/net/attention=dot|general|"
                           "bahdanau)")
+    if copy_span and not copy:
+        raise ConfigError("model.net.copy_span=true continues the span copy attention copies: "
+                          "set model.net.copy=true too")
+    if self_attention_layers < 0:
+        raise ConfigError(f"model.net.self_attention_layers must be >= 0, got "
+                          f"{self_attention_layers}")
     if thinking_steps < 0:
         raise ConfigError(f"model.net.thinking_steps must be >= 0, got {thinking_steps}")
     summary = _summary(feed_encoder_state)
@@ -143,14 +159,17 @@ def build_network(
 
     encoder = Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout,
                       NumberPlaces(vocab_size, embedding_size) if number_places else None,
-                      SourceMatch(embedding_size, match_separator) if match_separator else None)
+                      SourceMatch(embedding_size, match_separator) if match_separator else None,
+                      SelfAttention(enc_side.h_size, self_attention_layers, self_attention_heads,
+                                    dropout) if self_attention_layers else None)
     decoder = Decoder(
         nn.Embedding(vocab_size, embedding_size), dec_rnn,
         nn.Linear(dec_side.h_size, vocab_size), dropout,
         attention(query_size=dec_side.h_size, memory_size=enc_side.h_size) if attention
         else None, input_feeding, thinking_steps,
         Pooling(enc_side.h_size) if summary == "pooled" else None, upper,
-        upper_dropout, CopyGenerator(dec_side.h_size, embedding_size) if copy else None)
+        upper_dropout, CopyGenerator(dec_side.h_size, embedding_size) if copy else None,
+        SpanFollowing(vocab_size, embedding_size) if copy_span else None)
     net = Seq2Seq(encoder, Bridge(bridge, enc_side, dec_side), decoder, names,
                   feed_final_state=summary == "final")
     if sharing is not None:

@@ -6,6 +6,7 @@ Parameter scopes (stable names, used by config globs, ``parameters`` and checkpo
     encoder.places.embedding.weight   (2 x max_place + 1, E): only with model.net.number_places
     encoder.match.embedding.weight    (2, E): only with model.net.match_separator
     encoder.rnn.weight_ih_l0 ...      the encoder RNN, torch's names
+    encoder.self_attention.layers.0.* only with model.net.self_attention_layers (torch's names)
     bridge.h.weight ...               only with model.net.bridge=linear
     decoder.embedding.weight          (V, E)
     decoder.rnn.weight_hh_l1 ...      the decoder RNN
@@ -14,6 +15,7 @@ Parameter scopes (stable names, used by config globs, ``parameters`` and checkpo
     decoder.thinking                  (E,): only with model.net.thinking_steps > 0
     decoder.pooling.key.weight ...    only with model.net.feed_encoder_state=pooled
     decoder.copy.switch.weight, .bias only with model.net.copy (see qa_seq2seq.network.pointer)
+    decoder.span.follow, .embedding.weight  only with model.net.copy_span (see qa_seq2seq.network.spans)
 
 ``encoder``, ``bridge`` and ``decoder`` are the default names of the three scopes; ``scopes``
 renames them (``{"encoder": "question_encoder"}`` gives ``question_encoder.rnn.weight_ih_l0``).
@@ -26,20 +28,21 @@ to the network through ``encode``, ``step`` and ``reorder_state`` only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.network.attention import Attention, Memory, Pooling
+from qa_seq2seq.network.attention import Attention, Memory, Pooling, SelfAttention
 from qa_seq2seq.network.bridge import Bridge, EncoderState
 from qa_seq2seq.network.dropout import Dropout, dropout
 from qa_seq2seq.network.matching import SourceMatch
 from qa_seq2seq.network.places import NumberPlaces
 from qa_seq2seq.network.pointer import CopyGenerator
 from qa_seq2seq.network.rnn import Recurrent, State
+from qa_seq2seq.network.spans import SpanFollowing
 
 SCOPES = ("encoder", "bridge", "decoder")
 
@@ -56,25 +59,30 @@ class DecoderState(NamedTuple):
     context: Tensor | None = None  # (B, C): encoder summary fed at every step (feed_encoder_state)
     memory: Memory | None = None  # the encoder outputs, for attention
     feed: Tensor | None = None  # (B, H_out): the last attentional vector (input feeding)
+    span: Tensor | None = None  # (B, S) int64: the source spans the answer ends with (copy_span)
 
 
 class DecoderOutput(NamedTuple):
     logits: Tensor  # (B, T, V); with copy attention, log-probabilities (qa_seq2seq.network.pointer)
     state: DecoderState  # after the last step
     attention: Tensor | None  # (B, T, S) weights over the source, or None without attention
+    generate: Tensor | None = None  # (B, T) copy attention's switch: P(generate), else None
 
 
 class Encoder(nn.Module):
     """Embeds a right-padded question and runs the RNN over it; many-to-one. ``places`` adds
     each digit's place-value embedding to its token embedding (``qa_seq2seq.network.places``), ``match``
-    the embedding of whether a piece occurs on both sides of a separator (``qa_seq2seq.network.matching``).
+    the embedding of whether a piece occurs on both sides of a separator (``qa_seq2seq.network.matching``);
+    ``self_attention`` runs over the RNN's outputs (``qa_seq2seq.network.attention.SelfAttention``;
+    the final state is the RNN's).
     """
 
     def __init__(self, embedding: nn.Embedding, rnn: Recurrent, dropout: float = 0.0,
-                 places: NumberPlaces | None = None, match: SourceMatch | None = None):
+                 places: NumberPlaces | None = None, match: SourceMatch | None = None,
+                 self_attention: SelfAttention | None = None):
         super().__init__()
         self.embedding, self.rnn, self.dropout = embedding, rnn, Dropout(dropout)
-        self.places, self.match = places, match
+        self.places, self.match, self.self_attention = places, match, self_attention
 
     def forward(self, src: Tensor, lengths: Tensor) -> EncoderOutput:
         """src (B, S) token ids, lengths (B,) -> final state at each true length."""
@@ -84,7 +92,9 @@ class Encoder(nn.Module):
         if self.match is not None:
             x = x + self.match(src, lengths)
         out = self.rnn(self.dropout(x), lengths)
-        return EncoderOutput(out.output, merge_directions(out.state, self.rnn.num_directions))
+        output = out.output if self.self_attention is None else self.self_attention(out.output,
+                                                                                     lengths)
+        return EncoderOutput(output, merge_directions(out.state, self.rnn.num_directions))
 
 
 class Decoder(nn.Module):
@@ -99,16 +109,20 @@ class Decoder(nn.Module):
     attention, and ``upper`` the layers above it, reading [h_t; context_t]; ``upper_dropout``
     is the cell's dropout between layers, there between the two); ``copy`` (copy attention:
     each step's distribution mixes the output layer's with the attention over the source tokens,
-    ``qa_seq2seq.network.pointer``).
+    ``qa_seq2seq.network.pointer``); ``span`` (copying that continues a span: each step's
+    attention and input know where the answer so far stands in the source,
+    ``qa_seq2seq.network.spans``).
     """
 
     def __init__(self, embedding: nn.Embedding, rnn: Recurrent, output: nn.Linear,
                  dropout: float = 0.0, attention: Attention | None = None,
                  input_feeding: bool = False, thinking_steps: int = 0,
                  pooling: Pooling | None = None, upper: Recurrent | None = None,
-                 upper_dropout: float = 0.0, copy: CopyGenerator | None = None):
+                 upper_dropout: float = 0.0, copy: CopyGenerator | None = None,
+                 span: SpanFollowing | None = None):
         super().__init__()
         self.embedding, self.rnn, self.output, self.copy = embedding, rnn, output, copy
+        self.span = span
         self.upper, self.upper_dropout = upper, upper_dropout
         self.pooling = pooling
         self.dropout = Dropout(dropout)
@@ -120,11 +134,16 @@ class Decoder(nn.Module):
     def forward(self, tokens: Tensor, state: DecoderState) -> DecoderOutput:
         """tokens (B, T) -> logits (B, T, V), the state after the last step, attention."""
         inputs = self.dropout(self.embedding(tokens))  # (B, T, E)
-        hidden, state, weights = self._hidden(inputs, state)
-        logits = self.output(self.dropout(hidden))
+        bias = None
+        if self.span is not None:
+            memory = state.memory
+            follow = self.span(tokens, memory.ids, memory.mask, state.span)
+            inputs, bias, state = inputs + follow.inputs, follow.bias, state._replace(span=follow.run)
+        hidden, state, weights = self._hidden(inputs, state, bias)
+        logits, generate = self.output(self.dropout(hidden)), None
         if self.copy is not None:  # log-probabilities, which the loss and searches read as logits
-            logits = self.copy(logits, hidden, inputs, weights, state.memory.ids)
-        return DecoderOutput(logits, state, weights)
+            logits, generate = self.copy(logits, hidden, inputs, weights, state.memory.ids)
+        return DecoderOutput(logits, state, weights, generate)
 
     def think(self, state: DecoderState) -> DecoderState:
         """Run the thinking steps from ``state`` (no outputs, so no loss and nothing emitted)."""
@@ -133,29 +152,30 @@ class Decoder(nn.Module):
         x = self.thinking.expand(state.rnn.h.size(1), self.thinking_steps, -1)  # (B, N, E)
         return self._hidden(x, state)[1]
 
-    def _hidden(self, x: Tensor, state: DecoderState
+    def _hidden(self, x: Tensor, state: DecoderState, bias: Tensor | None = None
                 ) -> tuple[Tensor, DecoderState, Tensor | None]:
-        """x (B, T, E) inputs -> the top outputs (B, T, H_out), the new state, attention."""
+        """x (B, T, E) inputs -> the top outputs (B, T, H_out), the new state, attention;
+        ``bias`` (B, T, S) is added to the attention scores."""
         if state.context is not None:
             x = torch.cat([x, state.context[:, None].expand(-1, x.size(1), -1)], -1)
         if self.input_feeding:
-            return self._fed(x, state)
+            return self._fed(x, state, bias)
         if self.upper is not None:
-            return self._from_bottom(x, state)
+            return self._from_bottom(x, state, bias)
         out = self.rnn(x, None, state.rnn)  # the whole answer in one (fused) call
         if self.attention is None:
             return out.output, state._replace(rnn=out.state), None
-        attended = self.attention(out.output, state.memory)  # one batched matmul for all steps
+        attended = self.attention(out.output, state.memory, bias)  # one matmul for all steps
         return attended.hidden, state._replace(rnn=out.state), attended.weights
 
-    def _from_bottom(self, x: Tensor, state: DecoderState
+    def _from_bottom(self, x: Tensor, state: DecoderState, bias: Tensor | None
                      ) -> tuple[Tensor, DecoderState, Tensor]:
         """``attend_from=bottom`` (Wu et al. 2016): the bottom layer's outputs query the
         attention, and the layers above read [h_t; context_t], so every step of them sees the
         question where it looked; one fused call per part, as without attention."""
         h, c = state.rnn
         below = self.rnn(x, None, State(h[:1], None if c is None else c[:1]))
-        context, weights = self.attention.read(below.output, state.memory)
+        context, weights = self.attention.read(below.output, state.memory, bias)
         lower = dropout(below.output, self.upper_dropout, self.training)  # as between layers
         above = self.upper(torch.cat([lower, context], -1), None,
                            State(h[1:], None if c is None else c[1:]))
@@ -163,13 +183,15 @@ class Decoder(nn.Module):
                     None if c is None else torch.cat([below.state.c, above.state.c]))
         return self.attention.combine(context, above.output), state._replace(rnn=rnn), weights
 
-    def _fed(self, x: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor]:
+    def _fed(self, x: Tensor, state: DecoderState, bias: Tensor | None
+             ) -> tuple[Tensor, DecoderState, Tensor]:
         """Input feeding (Luong et al. 2015): step t reads [x_t; h~_{t-1}], one step at a time."""
         rnn_state, feed = state.rnn, state.feed
         hidden, weights = [], []
-        for x_t in x.unbind(1):  # (B, E)
+        for t, x_t in enumerate(x.unbind(1)):  # (B, E)
             out = self.rnn(torch.cat([x_t, feed], -1)[:, None], None, rnn_state)
-            attended = self.attention(out.output, state.memory)  # (B, 1, H_out), (B, 1, S)
+            attended = self.attention(out.output, state.memory,  # (B, 1, H_out), (B, 1, S)
+                                      None if bias is None else bias[:, t:t + 1])
             rnn_state, feed = out.state, attended.hidden[:, 0]
             hidden.append(attended.hidden)
             weights.append(attended.weights)
@@ -238,13 +260,18 @@ class Seq2Seq(nn.Module):
             state = out.state
         return torch.cat(logits, 1)  # (B, T, V)
 
+    def read(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> DecoderOutput:
+        """One teacher-forced pass that keeps what the decoder looked at: logits (B, T, V),
+        attention weights (B, T, S) and copy switch (B, T), where the network has them."""
+        return self.decoder(tgt_in, self.encode(src, src_lengths))
+
     def attention_weights(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor | None:
         """Where each answer position looked: (B, T, S) for tgt_in (B, T), None without attention.
 
         Decoding is deterministic given the prefix, so for a searched answer these are exactly
         the weights the search saw.
         """
-        return self.decoder(tgt_in, self.encode(src, src_lengths)).attention
+        return self.read(src, src_lengths, tgt_in).attention
 
     # ----- the search contract ----------------------------------------------------------------
     def encode(self, src: Tensor, src_lengths: Tensor,
@@ -267,10 +294,12 @@ class Seq2Seq(nn.Module):
         attention, memory, feed = self.decoder.attention, None, None
         if attention is not None:
             memory = attention.memory(encoded.output, src_lengths,
-                                      src if self.decoder.copy is not None else None)
+                                      src if self.decoder.copy is not None or
+                                      self.decoder.span is not None else None)
         if self.decoder.input_feeding:
             feed = encoded.output.new_zeros(src.size(0), self.decoder.output.in_features)
-        return DecoderState(self.bridge(encoded.state), context, memory, feed)
+        span = torch.zeros_like(src) if self.decoder.span is not None else None
+        return DecoderState(self.bridge(encoded.state), context, memory, feed, span)
 
     def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """One decoder step: tokens (B,) -> logits (B, V) and the next state."""
@@ -281,11 +310,26 @@ class Seq2Seq(nn.Module):
     def reorder_state(state: DecoderState, order: Tensor) -> DecoderState:
         """Select/repeat batch rows: ``order`` (B',) indexes the batch dimension."""
         rnn = State(*(None if s is None else s.index_select(1, order) for s in state.rnn))
-        context, feed = (None if x is None else x.index_select(0, order)
-                         for x in (state.context, state.feed))
+        context, feed, span = (None if x is None else x.index_select(0, order)
+                               for x in (state.context, state.feed, state.span))
         memory = None if state.memory is None else reorder_memory(state.memory, order,
                                                                   state.rnn.h.size(1))
-        return DecoderState(rnn, context, memory, feed)
+        return DecoderState(rnn, context, memory, feed, span)
+
+    def bind_vocabulary(self, pieces: Sequence[str], reversed_source: bool = False) -> None:
+        """Tell the parts that read token ids which piece each id is (the tokenizer's pieces,
+        in id order): the digits and point of ``number_places``, the separator of
+        ``match_separator``, the word boundaries of ``copy_span``. Called once by training;
+        the buffers they set travel in checkpoints. ``reversed_source``: ``data.reverse_source``."""
+        if (places := self.encoder.places) is not None:
+            places.set_pieces(pieces, reversed_source)
+        if (match := self.encoder.match) is not None:
+            match.set_pieces(pieces)
+        if (span := self.decoder.span) is not None:
+            if reversed_source:
+                raise ConfigError("model.net.copy_span=true follows the source left to right, and "
+                                  "data.reverse_source=true reverses it: set one of them")
+            span.set_pieces(pieces)
 
 
 def reorder_memory(memory: Memory, order: Tensor, rows: int) -> Memory:
