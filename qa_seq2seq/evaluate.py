@@ -7,7 +7,9 @@ The search is the one the checkpoint was validated with (stored in it) unless ``
 another; it runs through ``qa_seq2seq.decoding.answerer.Answerer``, as the CLI and the Python API do.
 
 Writes ``predictions.jsonl`` (question, gold, prediction, score, correct, family) and
-``metrics.json`` into ``eval-<split>-<decode>/`` beside the checkpoint, prints a table, and logs
+``metrics.json`` into ``eval-<split>-<decode>/`` beside the checkpoint, prints a table (with what
+the wrong answers are, overall and per family: a cut-off or extended gold answer, another span
+of the source, or nothing in it; and exact match by the gold answer's length in pieces), and logs
 the metrics to the run's TensorBoard under ``eval/<split>/<decode>/``. With another file for the
 split (``+data.test_file=data/arith/extrapolation.jsonl``) ``<split>`` becomes
 ``<split>-<file stem>`` (``test-extrapolation``), so one file's results never replace another's.
@@ -25,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq.decoding.answerer import Answerer
 from qa_seq2seq.decoding.checkpoint import load_model
-from qa_seq2seq.decoding.metrics import corpus_metrics, exact_match
+from qa_seq2seq.decoding.metrics import corpus_metrics, error_analysis, exact_match
 from qa_seq2seq.decoding.search_choice import decode_choice
 from qa_seq2seq.errors import ConfigError, compose_errors_exit_2, entry_point
 from qa_seq2seq.registry import DATA, build, check
@@ -56,8 +58,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()
     datamodule.use_tokenizer(loaded.tokenizer)
     # Checked and tokenised exactly as in training (read row by row: it may be a stream).
-    rows = list(datamodule.split(cfg.split).select_columns(["src_ids", "source", "target",
-                                                            "family"]))
+    rows = list(datamodule.split(cfg.split).select_columns(["src_ids", "tgt_ids", "source",
+                                                            "target", "family"]))
     ids, questions = [r["src_ids"] for r in rows], [r["source"] for r in rows]
     golds = [r["target"] for r in rows]
     families = [r["family"] for r in rows] if datamodule.family_field else None
@@ -66,6 +68,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     best = [h[0] for h in answerer.answer_ids(ids)]
     predictions = [h.text for h in best]
     metrics = corpus_metrics(predictions, golds, families)
+    metrics |= error_analysis(predictions, golds, questions, [len(r["tgt_ids"]) for r in rows],
+                              families)
 
     name = evaluated_name(cfg.split, ckpt.payload["data"], data_cfg)
     out_dir = ckpt.path.parent / f"eval-{name}-{decode_name}"

@@ -1,4 +1,4 @@
-"""Answer-quality metrics as pure functions.
+"""Answer-quality metrics as pure functions, and what the wrong answers are.
 
 Exact match and token F1 follow the SQuAD evaluation script: lower-case, strip punctuation and
 the articles a/an/the, collapse white space; except that a number's sign and decimal point are
@@ -78,4 +78,47 @@ def corpus_metrics(predictions: Sequence[str], golds: Sequence[str],
             result[f"{family}/exact_match"] = sum(em[i] for i in rows) / len(rows)
             result[f"{family}/f1"] = sum(f1[i] for i in rows) / len(rows)
             result[f"{family}/count"] = len(rows)
+    return result
+
+
+WRONG = ("cut", "extended", "other_span", "nowhere")
+
+
+def wrong_kind(prediction: str, gold: str, source: str) -> str:
+    """What a wrong answer is, after normalisation: ``cut`` (a part of the gold answer: a name
+    copied short), ``extended`` (the gold answer and more), ``other_span`` (something else the
+    question or passage says), ``nowhere`` (not in the source; empty answers too)."""
+    pred, want = normalize_answer(prediction), normalize_answer(gold)
+    if pred and pred in want:
+        return "cut"
+    if want and want in pred:
+        return "extended"
+    if pred and pred in normalize_answer(source):
+        return "other_span"
+    return "nowhere"
+
+
+def error_analysis(predictions: Sequence[str], golds: Sequence[str], sources: Sequence[str],
+                   gold_pieces: Sequence[int], families: Sequence[str | None] | None = None
+                   ) -> dict[str, float]:
+    """Where answers go wrong, overall and per family: the share of wrong answers of each
+    :func:`wrong_kind` (``wrong/cut`` ...), and exact match by the gold answer's length in pieces
+    (``pieces/3/exact_match``, ``pieces/3/count``; 10 and more together as ``10+``)."""
+    groups: dict[str, list[int]] = {"": list(range(len(golds)))}
+    for i, family in enumerate(families or []):
+        if family is not None:
+            groups.setdefault(f"{family}/", []).append(i)
+    result: dict[str, float] = {}
+    for prefix, rows in groups.items():
+        wrong = [i for i in rows if not exact_match(predictions[i], golds[i])]
+        kinds = Counter(wrong_kind(predictions[i], golds[i], sources[i]) for i in wrong)
+        for kind in WRONG:
+            result[f"{prefix}wrong/{kind}"] = kinds[kind] / len(wrong) if wrong else 0.0
+        by_length: dict[str, list[int]] = defaultdict(list)
+        for i in rows:
+            by_length[str(gold_pieces[i]) if gold_pieces[i] < 10 else "10+"].append(i)
+        for length, members in sorted(by_length.items(), key=lambda kv: (len(kv[0]), kv[0])):
+            result[f"{prefix}pieces/{length}/exact_match"] = sum(
+                exact_match(predictions[i], golds[i]) for i in members) / len(members)
+            result[f"{prefix}pieces/{length}/count"] = len(members)
     return result

@@ -33,9 +33,9 @@ class CopyGenerator(nn.Module):
         self.switch = nn.Linear(hidden_size + input_size, 1)
 
     def forward(self, logits: Tensor, hidden: Tensor, inputs: Tensor, weights: Tensor,
-                source_ids: Tensor) -> Tensor:
+                source_ids: Tensor) -> tuple[Tensor, Tensor]:
         """logits (B, T, V), hidden (B, T, H), inputs (B, T, E), weights (B, T, S) over the
-        source, source_ids (B / g, S) -> log P (B, T, V), in float32.
+        source, source_ids (B / g, S) -> log P (B, T, V) in float32, and the switch p_gen (B, T).
 
         As the attention memory does, a source row may serve g consecutive rows (beam search
         keeps one per question for its k hypotheses).
@@ -48,4 +48,4 @@ class CopyGenerator(nn.Module):
             -1, source_ids[:, None].expand(-1, weights.size(1), -1), weights)
         mixture = generate * logits.float().softmax(-1) + \
             (1 - generate) * copied.reshape(rows, steps, vocab)
-        return mixture.clamp_min(TINY).log()
+        return mixture.clamp_min(TINY).log(), generate[..., 0]

@@ -4,7 +4,9 @@ It sets the network up for training (initializer, then warm start, then freezing
 sees the result of the one before), and owns the optimizer and scheduler, the loss, the
 validation metrics (loss, perplexity, exact match by actually decoding the validation
 questions), what is logged, and what is stored in checkpoints beside the weights.
-Logged: ``train/loss``, ``train/grad_norm``, ``val/loss``, ``val/ppl``, ``val/exact_match``, a
+Logged: ``train/loss``, ``train/grad_norm``, ``val/loss``, ``val/ppl``, ``val/exact_match``,
+with copy attention ``val/copy_switch`` (the mean probability of generating rather than copying
+over the validation answers' tokens, teacher-forced), a
 table of validation questions with predicted and gold answers (TensorBoard text), and for models
 with attention, images of where the first validation answers looked (``val/attention/<i>``).
 
@@ -113,6 +115,7 @@ class Seq2SeqModule(L.LightningModule):
         self.payload = {**(payload or {}), "tokenizer": tokenizer.model_proto}
         self.text_samples, self.attention_maps = text_samples, attention_maps
         self.val_loss, self.val_exact_match = MeanMetric(), MeanMetric()
+        self.val_copy_switch = MeanMetric()
         self._samples: list[tuple[str, str, str]] = []
 
     def forward(self, batch: Batch, teacher_forcing: float = 1.0) -> Tensor:
@@ -122,9 +125,7 @@ class Seq2SeqModule(L.LightningModule):
     def model_step(self, batch: Batch, label_smoothing: float = 0.0,
                    teacher_forcing: float = 1.0) -> Tensor:
         """Mean cross-entropy per answer token (padding ignored)."""
-        logits = self(batch, teacher_forcing)
-        return F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(),
-                               ignore_index=PAD_ID, label_smoothing=label_smoothing)
+        return answer_loss(self(batch, teacher_forcing), batch.tgt_out, label_smoothing)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         p = self.teacher_forcing(self.global_step) if self.teacher_forcing else 1.0
@@ -191,8 +192,11 @@ class Seq2SeqModule(L.LightningModule):
         log.warning("%s: update skipped (%d so far)", message, self.skipped_updates)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        tokens = int((batch.tgt_out != PAD_ID).sum())
-        self.val_loss.update(self.model_step(batch), weight=tokens)
+        real = batch.tgt_out != PAD_ID  # (B, T)
+        read = self.net.read(batch.src, batch.src_lengths, batch.tgt_in)
+        self.val_loss.update(answer_loss(read.logits, batch.tgt_out), weight=int(real.sum()))
+        if read.generate is not None:
+            self.val_copy_switch.update(read.generate[real])
         hypotheses = self.search(self.net, batch.src, batch.src_lengths)
         predictions = [with_texts(h[:1], self.tokenizer, self.reverse_target)[0].text
                        for h in hypotheses]
@@ -228,8 +232,10 @@ class Seq2SeqModule(L.LightningModule):
         self.log_dict({"val/loss": loss, "val/ppl": torch.exp(loss.clamp(max=50)),
                        "val/exact_match": self.val_exact_match.compute()}, prog_bar=True,
                       sync_dist=True)
-        self.val_loss.reset()
-        self.val_exact_match.reset()
+        if self.net.decoder.copy is not None:
+            self.log("val/copy_switch", self.val_copy_switch.compute(), sync_dist=True)
+        for metric in (self.val_loss, self.val_exact_match, self.val_copy_switch):
+            metric.reset()
         if (tensorboard := self._tensorboard()) is not None and self._samples:
             rows = "\n".join(f"| {q} | {p} | {g} | {'✓' if exact_match(p, g) else '✗'} |"
                              for q, p, g in self._samples[: self.text_samples])
@@ -272,6 +278,12 @@ class Seq2SeqModule(L.LightningModule):
         if states := checkpoint.get("rng_states"):
             torch.set_rng_state(states["torch"])
             random.setstate(states["python"])
+
+
+def answer_loss(logits: Tensor, tgt_out: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Mean cross-entropy per answer token: logits (B, T, V), tgt_out (B, T) padded."""
+    return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID,
+                           label_smoothing=label_smoothing)
 
 
 def check_fused(optimizer: torch.optim.Optimizer) -> None:
