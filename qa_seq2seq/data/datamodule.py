@@ -37,6 +37,7 @@ from qa_seq2seq.data.rows import (
     replica_shard,
     scan_jsonl,
 )
+from qa_seq2seq.data.sampling import SampledCollate
 from qa_seq2seq.data.streaming import BucketedStream, RowGuard
 from qa_seq2seq.data.tokenizer import Tokenizer
 from qa_seq2seq.errors import ConfigError, DataError
@@ -93,6 +94,9 @@ class QADataModule(L.LightningDataModule):
             ``Tokenizer.train``), unless a tokenizer is given with :meth:`use_tokenizer`.
         batch_size: rows per training batch; ``max_tokens`` caps padded tokens per batch too.
         eval_batch_size: rows per validation/test batch (sorted by length, not shuffled).
+        subword_sampling: segment each training batch's words one sampled way (BPE-dropout or
+            unigram sampling with this ``alpha``; :mod:`qa_seq2seq.data.sampling`); None: the
+            tokenizer's best segmentation, as validation and decoding always read.
         sort_window: batches per sort window when shuffling (larger: less padding, less random).
         max_question_length, max_answer_length: in tokens; longer rows are truncated
             (``overlength=truncate``), dropped (``drop``) or refused (``error``), always counted.
@@ -131,6 +135,7 @@ class QADataModule(L.LightningDataModule):
         tokenizer: Callable[[list[str]], Tokenizer] | None = None,
         batch_size: int = 64,
         eval_batch_size: int = 256,
+        subword_sampling: float | None = None,
         max_tokens: int | None = None,
         sort_window: int = 100,
         max_question_length: int = 256,
@@ -168,6 +173,13 @@ class QADataModule(L.LightningDataModule):
         self.answer_field, self.family_field = answer_field, family_field
         self.tokenizer_factory, self.tokenizer = tokenizer, None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        if subword_sampling is not None and not 0 < subword_sampling <= 1:
+            raise ConfigError(f"data.subword_sampling={subword_sampling}: give an alpha in (0, 1], "
+                              "e.g. 0.1, or null for the tokenizer's best segmentation")
+        if subword_sampling is not None and streaming:
+            raise ConfigError("data.subword_sampling reads the training rows in memory: set "
+                              "data.streaming=false, or data.subword_sampling=null")
+        self.subword_sampling = subword_sampling
         self.max_tokens, self.sort_window = max_tokens, sort_window
         self.limits = (max_question_length, max_answer_length)
         self.overlength, self.on_bad_row = overlength, on_bad_row
@@ -342,7 +354,10 @@ class QADataModule(L.LightningDataModule):
         return [(len(s), len(t) + 1) for s, t in zip(column(ds, "src_ids"), column(ds, "tgt_ids"))]
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
-        ds = self.split(split).select_columns(["src_ids", "tgt_ids", "index"])
+        columns, batch = ["src_ids", "tgt_ids", "index"], collate
+        if shuffle and self.subword_sampling:
+            columns, batch = columns + ["source", "target"], self._sampled_collate()
+        ds = self.split(split).select_columns(columns)
         replica = replica_shard()
         if self.max_tokens and replica["num_replicas"] > 1:
             raise ConfigError("data.max_tokens gives each process a different number of batches, "
@@ -359,9 +374,19 @@ class QADataModule(L.LightningDataModule):
         # Its own generator: creating an iterator then draws no number from torch's global RNG,
         # so dropout masks do not depend on how many loaders were iterated (resume = no resume).
         return (ResumableLoader if shuffle else DataLoader)(
-            ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
+            ds, batch_sampler=sampler, collate_fn=batch, num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed))
+
+    def _sampled_collate(self) -> SampledCollate:
+        try:
+            self.tokenizer.encode_sampled(["probe"], self.subword_sampling)
+        except RuntimeError:
+            raise ConfigError("data.subword_sampling samples segmentations of a bpe or unigram "
+                              "tokenizer: set data.tokenizer.model_type=bpe|unigram, or "
+                              "data.subword_sampling=null") from None
+        return SampledCollate(self.tokenizer, self.builder, self.subword_sampling, self.limits[1],
+                              self.seed)
 
     def train_dataloader(self) -> DataLoader:
         loader = self.loader("train", shuffle=True)

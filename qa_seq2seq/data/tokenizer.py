@@ -96,6 +96,13 @@ class Tokenizer:
     def encode(self, texts: list[str]) -> list[list[int]]:
         return self._sp.encode(texts)
 
+    def encode_sampled(self, texts: list[str], alpha: float) -> list[list[int]]:
+        """Ids of one sampled segmentation each instead of the best: BPE-dropout (each merge
+        skipped with probability ``alpha``) for ``bpe`` models, sampling from the lattice with
+        smoothing ``alpha`` for ``unigram``. Seeded by ``spm.set_random_generator_seed``."""
+        return self._sp.encode(texts, enable_sampling=True, alpha=alpha, nbest_size=-1,
+                               num_threads=1)  # one generator: the seed decides the draws
+
     def decode(self, ids: list[list[int]]) -> list[str]:
         """Ids to text; special ids (pad, bos, eos) decode to nothing."""
         return self._sp.decode(ids)
