@@ -28,19 +28,19 @@ def test_matches_equals_the_definition(seed):
     src, lengths = random_batch(batch=8, vocab_size=9, max_len=12, seed=seed)  # many repeats
     expected = loop_matches(src, lengths, SEP)
     assert expected.any() and not expected.all()  # the batch tells the cases apart
-    assert torch.equal(matches(src, lengths, torch.tensor(SEP)), expected)
+    assert torch.equal(matches(src, lengths, torch.tensor(SEP), 9), expected)
 
 
 def test_a_question_name_is_marked_in_the_passage_and_in_the_question():
     tokens = ["▁Norzu", "▁lives", "?", "<sep>", "▁Sarme", "▁in", "▁Norzu", ".", "<pad>"]
     src = torch.tensor([[PIECES.index(t) for t in tokens]])
-    got = matches(src, torch.tensor([8]), torch.tensor(SEP))[0].tolist()
+    got = matches(src, torch.tensor([8]), torch.tensor(SEP), len(PIECES))[0].tolist()
     assert got == [True, False, False, False, False, False, True, False, False]
 
 
 def test_without_a_separator_nothing_matches():
     src, lengths = random_batch(batch=4, vocab_size=6, max_len=9)  # ids 4, 5: no separator
-    assert not matches(src, lengths, torch.tensor(SEP)).any()
+    assert not matches(src, lengths, torch.tensor(SEP), 6).any()
 
 
 def test_the_encoder_adds_the_match_embedding_and_the_checkpoint_keeps_the_separator():
@@ -59,7 +59,7 @@ def test_the_encoder_adds_the_match_embedding_and_the_checkpoint_keeps_the_separ
 
 
 def test_a_tokenizer_without_the_separator_is_refused_with_what_to_set():
-    match = SourceMatch(8, "<sep>")
+    match = SourceMatch(len(PIECES), 8, "<sep>")
     with pytest.raises(ConfigError, match=r"data.tokenizer.user_defined_symbols"):
         match.set_pieces(PIECES[:6])
 

@@ -159,7 +159,7 @@ def build_network(
 
     encoder = Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout,
                       NumberPlaces(vocab_size, embedding_size) if number_places else None,
-                      SourceMatch(embedding_size, match_separator) if match_separator else None,
+                      SourceMatch(vocab_size, embedding_size, match_separator) if match_separator else None,
                       SelfAttention(enc_side.h_size, self_attention_layers, self_attention_heads,
                                     dropout) if self_attention_layers else None)
     decoder = Decoder(

@@ -26,13 +26,14 @@ from qa_seq2seq.errors import ConfigError
 
 class SourceMatch(nn.Module):
     """Args:
+        vocab_size: the tokenizer's number of pieces.
         embedding_size: the token embeddings' size (match embeddings are added to them).
         separator: the piece that splits the source into sides, e.g. ``<sep>``.
     """
 
-    def __init__(self, embedding_size: int, separator: str):
+    def __init__(self, vocab_size: int, embedding_size: int, separator: str):
         super().__init__()
-        self.separator = separator
+        self.vocab_size, self.separator = vocab_size, separator
         self.embedding = nn.Embedding(2, embedding_size)  # 0: no match, 1: a match
         self.register_buffer("separator_id", torch.tensor(-1))  # -1 matches no id: one side
 
@@ -51,15 +52,20 @@ class SourceMatch(nn.Module):
 
     def forward(self, src: Tensor, lengths: Tensor) -> Tensor:
         """src (B, S) ids, lengths (B,) -> match embeddings (B, S, E)."""
-        return self.embedding(matches(src, lengths, self.separator_id).long())
+        return self.embedding(matches(src, lengths, self.separator_id, self.vocab_size).long())
 
 
-def matches(src: Tensor, lengths: Tensor, separator: Tensor) -> Tensor:
-    """src (B, S) ids, lengths (B,), the separator's id -> (B, S) bool: the piece also occurs
-    on another side of the separator. Separators and padding never match."""
+def matches(src: Tensor, lengths: Tensor, separator: Tensor, vocab_size: int) -> Tensor:
+    """src (B, S) ids below ``vocab_size``, lengths (B,), the separator's id -> (B, S) bool:
+    the piece also occurs on another side of the separator. Separators and padding never match.
+
+    An id occurs on more than one side exactly when the sides of its occurrences are not all
+    equal, i.e. when their variance is not zero: ``n * sum(side^2) != sum(side)^2``, three
+    integer sums per (row, id) (``scatter_add``), so the cost grows with S, not S^2."""
     position = torch.arange(src.size(1), device=src.device)
     real = (position < lengths.to(src.device)[:, None]) & (src != separator)  # (B, S)
-    side = torch.cumsum((src == separator).long(), 1)  # (B, S): 0 before the first separator
-    same = src[:, :, None] == src[:, None, :]  # (B, S, S)
-    across = side[:, :, None] != side[:, None, :]
-    return (same & across & real[:, None, :]).any(-1) & real
+    side = torch.cumsum((src == separator).long(), 1) * real  # (B, S): 0 before the first one
+    sums = [torch.zeros(src.size(0), vocab_size, dtype=torch.long, device=src.device)
+            .scatter_add(1, src, value) for value in (real.long(), side, side * side)]
+    count, total, squares = (s.gather(1, src) for s in sums)  # (B, S), per position's id
+    return (count * squares != total * total) & real
