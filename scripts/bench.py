@@ -6,16 +6,18 @@
 Datasets (``--datasets``): the shipped experiments a user starts from, on data with realistic
 lengths: ``toy`` (``+experiment=toy_lstm``: ~10-token questions, 1-3-token answers), ``arith``
 (``+experiment=arith``: the generated arithmetic QA, ~22-token questions, 2-17-token answers) and
-``arith-char`` (the same with ``data.tokenizer.model_type=char``: ~29 / 2-20 characters) and
+``arith-char`` (the same with ``data.tokenizer.model_type=char``: ~29 / 2-20 characters),
 ``passages`` (``+experiment=passage_qa``: a question and its passage, ~140 tokens, answers of
-1-6 tokens; the rows keep its bidirectional encoder, attention and copy attention, which the
-plain reference has not).
+1-6 tokens) and ``passages-256``, ``-512``, ``-1024`` (the same preset on sources of exactly that
+many tokens: several generated passages joined, cut at ``data.max_question_length``).
 
 Rows (each in its own process, so that peak memory is its own):
 
 - ``reference``: nn.Embedding + packed nn.LSTM encoder, its final (h, c) into an nn.LSTM decoder,
   teacher forcing, Adam, on the same token ids, batched with the strongest hand-written policy:
-  the whole epoch sorted by (question length, answer length), the batches shuffled.
+  the whole epoch sorted by (question length, answer length), the batches shuffled. On the
+  ``passages`` datasets, the preset's architecture written so (``ReferencePassageQA``: a
+  bidirectional encoder, linear bridge, ``general`` attention and copy attention).
 - ``lstm``, ``peephole_lstm``, ``layernorm_lstm``, ``gru``, ``rnn``, ``lstm+rdrop``: the
   dataset's experiment with ``model/net/cell=ROW``, trained through the real entry point
   (``qa_seq2seq.train.train(cfg)`` with the shipped configs: datamodule, logger and callbacks on,
@@ -53,6 +55,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {"toy": ["+experiment=toy_lstm"], "arith": ["+experiment=arith"],
             "arith-char": ["+experiment=arith", "data.tokenizer.model_type=char"],
             "passages": ["+experiment=passage_qa", "scheduler.warmup_steps=5"]}  # 45 steps in all
+LONG_SOURCES = (256, 512, 1024)  # passages-N: sources of N tokens
+DATASETS |= {f"passages-{n}": [*DATASETS["passages"], "data.generate=null",
+                               *(f"data.{split}_file=bench-results/passages-{n}/{split}.jsonl"
+                                 for split in ("train", "validation", "test")),
+                               f"data.max_question_length={n}"] for n in LONG_SOURCES}
 ROWS = ["reference", "lstm", "peephole_lstm", "layernorm_lstm", "gru", "rnn", "lstm+rdrop",
         "peephole_lstm+compile", "layernorm_lstm+compile", "lstm+rdrop+compile", "lstm+dot",
         "lstm+dot+feed"]
@@ -62,8 +69,31 @@ def compose(args, overrides: list[str] = ()):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    if args.dataset.startswith("passages-"):
+        write_long_passages(int(args.dataset.split("-")[1]))
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         return hydra_compose("train", overrides=[*DATASETS[args.dataset], *overrides])
+
+
+def write_long_passages(tokens: int) -> None:
+    """``bench-results/passages-<tokens>/``: each row's passage followed by enough other
+    generated passages (about 140 tokens each) that its source passes ``tokens``; 4,000
+    training rows, so that validation (at half an epoch) comes after the timed steps."""
+    from qa_seq2seq.data.passages import generate
+    from qa_seq2seq.data.toy import write_jsonl
+
+    folder = ROOT / "bench-results" / f"passages-{tokens}"
+    if (folder / "test.jsonl").exists():
+        return
+    per_row = tokens // 120 + 1
+    rows = generate(0, {"train": 4100}, people={"train": 4000}, places={"train": 2000})["train"]
+    others = list(dict.fromkeys(r["context"] for r in rows))
+    for split, count in (("train", 4000), ("validation", 50), ("test", 50)):
+        # The row's own passage first (its answer is never cut off), then others.
+        joined = [{**row, "context": " ".join([row["context"], *(others[(i + k) % len(others)]
+                                                                 for k in range(1, per_row))])}
+                  for i, row in enumerate(rows[:count])]
+        write_jsonl(folder / f"{split}.jsonl", joined)
 
 
 def model_shape(cfg, vocab: int) -> dict:
@@ -152,7 +182,7 @@ def run_reference(args, tmp: str) -> dict:
     import torch
     import torch.nn.functional as F
     from hydra.utils import instantiate
-    from reference_model import ReferenceSeq2Seq
+    from reference_model import ReferencePassageQA, ReferenceSeq2Seq
     from torch import nn
 
     from qa_seq2seq.data.batching import pad
@@ -167,8 +197,10 @@ def run_reference(args, tmp: str) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"  # where Lightning's "auto" trains
     half = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(args.precision)
     torch.manual_seed(0)
-    model = ReferenceSeq2Seq(shape["vocab"], shape["embedding_size"], shape["hidden_size"],
-                             shape["num_layers"]).to(device)
+    model = (ReferencePassageQA(shape["vocab"], shape["embedding_size"], shape["hidden_size"])
+             if args.dataset.startswith("passages") else
+             ReferenceSeq2Seq(shape["vocab"], shape["embedding_size"], shape["hidden_size"],
+                              shape["num_layers"])).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler(device, enabled=half is torch.float16)
     # The whole epoch sorted by (question, answer) length, the batches shuffled.

@@ -59,3 +59,17 @@ def test_bench_decode_times_each_batch_size_beside_the_reference_loop(tmp_path):
     for name in ("greedy", "beam5", "reference"):
         table = out.split(f"\n{name}, batch 8: the 4 operators with the most self_cpu_time_total\n")[1]
         assert "Self CPU %" in table.splitlines()[1] and "aten::" in table
+
+
+def test_bench_long_passages_beside_a_reference_of_the_same_architecture(tmp_path):
+    """passages-N: sources of exactly N tokens, the reference the preset's architecture."""
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--datasets", "passages-256",
+         "--rows", "reference,lstm", "--steps", "6", "--warmup", "1", "--no-decode",
+         "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert set(rows) == {"passages-256/reference", "passages-256/lstm"}
+    for row in rows.values():  # every source cut to 256 tokens: (next to) no encoder padding
+        assert row["tokens_per_s"] > 0 and row["encoder_padding"] < 0.01
