@@ -147,3 +147,25 @@ def test_compile_marks_every_recurrent_layer_and_is_off_by_default():
     for flag in (False, True):
         layers = [m for m in module(compile=flag).net.modules() if isinstance(m, Recurrent)]
         assert len(layers) == 2 and all(layer.compiled is flag for layer in layers)
+
+
+def test_validation_logs_the_copy_switch_over_the_real_answer_tokens():
+    from qa_seq2seq.network.attention import Attention
+
+    net = tiny_model(vocab_size=TOKENIZER.vocab_size, attention=partial(Attention, "general"),
+                     copy=True)
+    m = Seq2SeqModule(net, TOKENIZER, partial(torch.optim.SGD, lr=0.1),
+                      partial(greedy_search, max_length=4))
+    m.eval()
+    logged = {}
+    m.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value))
+    m.log_dict = lambda values, **kwargs: logged.update({k: float(v) for k, v in values.items()})
+    with torch.no_grad():
+        m.validation_step(BATCH, 0)
+        m.on_validation_epoch_end()
+        read = net.read(BATCH.src, BATCH.src_lengths, BATCH.tgt_in)
+    real = BATCH.tgt_out != PAD_ID
+    assert logged["val/copy_switch"] == pytest.approx(float(read.generate[real].mean()))
+    assert logged["val/copy_switch"] != pytest.approx(float(read.generate.mean()))  # padding out
+    with torch.no_grad():
+        assert logged["val/loss"] == pytest.approx(float(m.model_step(BATCH)), rel=1e-5)
