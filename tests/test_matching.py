@@ -78,3 +78,62 @@ def test_training_refuses_a_separator_the_source_or_the_tokenizer_lacks(tmp_path
                          *toy_data_overrides(tmp_path / "data")], tmp_path / "run")
     with pytest.raises(ConfigError, match=message):
         train(cfg)
+
+
+def loop_question_words(src, lengths, separator, pieces):
+    """The definition of question_words, one position at a time."""
+    out = torch.full(src.shape, -1)
+    for b in range(src.size(0)):
+        row = src[b, :lengths[b]].tolist()
+        if separator not in row:
+            continue
+        question = row[:row.index(separator)]
+        words = [sum(pieces[t].startswith("▁") for t in question[:i + 1]) - 1
+                 for i in range(len(question))]
+        for i in range(len(question) + 1, len(row)):
+            if row[i] != separator and row[i] in question:
+                out[b, i] = max(words[question.index(row[i])], 0)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_question_words_equal_the_definition(seed):
+    from qa_seq2seq.network.matching import question_words
+
+    g = torch.Generator().manual_seed(seed)
+    others = torch.tensor([i for i in range(4, len(PIECES)) if i != SEP])
+    src = others[torch.randint(len(others), (8, 14), generator=g)]
+    src[:, 6] = SEP  # a question of six pieces, then the passage
+    src[2, 3] = SEP  # and one row with a second separator
+    lengths = torch.randint(9, 15, (8,), generator=g)
+    src[torch.arange(14) >= lengths[:, None]] = 0
+    expected = loop_question_words(src, lengths, SEP, PIECES)
+    assert (expected >= 1).any() and (expected == -1).any()
+    starts = torch.tensor([p.startswith("▁") for p in PIECES])
+    assert torch.equal(question_words(src, lengths, torch.tensor(SEP), starts), expected)
+
+
+def test_match_words_tell_the_two_people_of_a_question_apart():
+    pieces = [*PIECES, "▁What", "▁is", "▁Kel", "bi", "▁to"]
+    ids = {p: i for i, p in enumerate(pieces)}
+    question = ["▁What", "▁is", "▁Kel", "bi", "▁to", "▁Norzu", "?", "<sep>"]
+    passage = ["▁Norzu", "▁is", "▁Kel", "bi", "."]
+    src = torch.tensor([[ids[p] for p in question + passage]])
+    match = SourceMatch(len(pieces), 4, "<sep>", words=3)
+    match.set_pieces(pieces)
+    with torch.no_grad():
+        match.embedding.weight.copy_(torch.arange(5.0)[:, None].expand(5, 4))
+        kinds = match(src, torch.tensor([src.size(1)]))[0, :, 0].tolist()
+    # question: Kel bi and Norzu match (1); passage: Norzu is word 4 (capped at 2), is word 1,
+    # Kel bi word 2 (capped at 2: the third told apart), . unmatched
+    assert kinds == [0, 1, 1, 1, 0, 1, 0, 0] + [2 + 2, 2 + 1, 2 + 2, 2 + 2, 0]
+    with pytest.raises(ConfigError, match="data.reverse_source=true puts it at the source's end"):
+        match.set_pieces(pieces, reversed_source=True)
+    with pytest.raises(ConfigError, match="set model.net.match_separator"):
+        tiny_model(match_words=4)
+
+
+def test_checkpoints_made_before_match_words_keep_their_keys():
+    assert list(SourceMatch(len(PIECES), 8, "<sep>").state_dict()) == ["separator_id",
+                                                                      "embedding.weight"]
+    assert "word_starts" in SourceMatch(len(PIECES), 8, "<sep>", words=2).state_dict()

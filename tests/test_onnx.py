@@ -49,6 +49,8 @@ VARIANTS = {  # every cell x bridge, and each option that changes what the graph
     "bahdanau+input-feeding+copy": {"attention": partial(Attention, "bahdanau"),
                                     "input_feeding": True, "copy": True},
     "match+copy": {"match_separator": "b", "attention": partial(Attention, "dot"), "copy": True},
+    "match-words+copy": {"match_separator": "b", "match_words": 3,
+                         "attention": partial(Attention, "dot"), "copy": True},
     "copy+span": {"attention": partial(Attention, "general"), "copy": True, "copy_span": True},
     "self-attention": {"attention": partial(Attention, "general"), "self_attention_layers": 2,
                        "self_attention_heads": 2, "bidirectional_encoder": True, "bridge": "linear"},
@@ -65,7 +67,8 @@ def peaked(seed=0, cell="lstm", **options):
         model.encoder.places.set_pieces(["<pad>", "<unk>", "<s>", "</s>", "1", "2", ".", "3", "a",
                                          "4", "b"], reversed_source=True)
     if model.encoder.match is not None:  # piece 10 splits random batches into sides
-        model.encoder.match.set_pieces(["<pad>", "<unk>", "<s>", "</s>", *"123456", "b"])
+        model.encoder.match.set_pieces(["<pad>", "<unk>", "<s>", "</s>", "▁1", "2", "▁3", "4",
+                                        "▁5", "6", "b"])
     with torch.no_grad():
         model.decoder.output.weight.mul_(6)
     follow_spans(model)

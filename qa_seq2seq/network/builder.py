@@ -48,6 +48,7 @@ def build_network(
         thinking_steps: int = 0,
         number_places: bool = False,
         match_separator: str | None = None,
+        match_words: int = 0,
         dropout: float = 0.0,
         copy: bool = False,
         copy_span: bool = False,
@@ -87,6 +88,8 @@ def build_network(
         match_separator: a piece splitting the source into sides (question ``<sep>`` passage):
             each piece that also occurs on another side gets a learned match embedding (DrQA's
             exact-match feature; ``qa_seq2seq.network.matching``); training finds the piece's id.
+        match_words: with ``match_separator``, a passage piece found in the question also says
+            which of the question's first ``match_words`` words it matches (0: only that it does).
         dropout: on embeddings and on the decoder output before the vocabulary projection.
         copy: copy attention (See et al. 2017; needs ``attention``): each step's distribution
             mixes generating from the vocabulary with copying a source token through the
@@ -115,6 +118,9 @@ def build_network(
         raise ConfigError("model.net.copy=true copies source tokens through the attention "
                           "weights: choose an attention (model/net/attention=dot|general|"
                           "bahdanau)")
+    if match_words and not match_separator:
+        raise ConfigError(f"model.net.match_words={match_words} numbers the question words a "
+                          "passage piece matches: set model.net.match_separator (e.g. '<sep>') too")
     if copy_span and not copy:
         raise ConfigError("model.net.copy_span=true continues the span copy attention copies: "
                           "set model.net.copy=true too")
@@ -159,7 +165,8 @@ def build_network(
 
     encoder = Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout,
                       NumberPlaces(vocab_size, embedding_size) if number_places else None,
-                      SourceMatch(vocab_size, embedding_size, match_separator) if match_separator else None,
+                      SourceMatch(vocab_size, embedding_size, match_separator, match_words)
+                      if match_separator else None,
                       SelfAttention(enc_side.h_size, self_attention_layers, self_attention_heads,
                                     dropout) if self_attention_layers else None)
     decoder = Decoder(

@@ -7,11 +7,18 @@ the passage, and in the question. This is DrQA's exact-match feature (Chen et al
 encoder no longer has to carry a name it has never seen across the passage to find where the
 question's person is spoken of; it reads which sentences are about them from its input.
 
+With ``words`` (``model.net.match_words``) a passage piece found in the question says which
+question word it matches, the first ``words`` words told apart: in ``What is Norzu to Kelbi?``
+the passage's ``Norzu`` and ``Kelbi`` get different embeddings (word 2 and word 4), so the
+encoder knows which of two people asked about a sentence speaks of. Words are counted by the
+pieces that start one (``▁``), whatever the names' pieces.
+
 The separator must be one piece: a sentencepiece user-defined symbol
-(``data.tokenizer.user_defined_symbols``) written in ``data.source_template``. Its id comes from
-the tokenizer (:meth:`set_pieces`, called once by training) and is kept in a buffer, so a
-checkpoint carries it. The feature is symmetric in the sides, so a reversed source
-(``data.reverse_source``) needs nothing more.
+(``data.tokenizer.user_defined_symbols``) written in ``data.source_template``. Its id and the
+word starts come from the tokenizer (:meth:`set_pieces`, called once by training) and are kept
+in buffers, so a checkpoint carries them. The plain feature is symmetric in the sides, so a
+reversed source (``data.reverse_source``) needs nothing more; question words are counted from
+the question's start, which a reversed source moves to its end: ``words`` refuses it.
 """
 
 from __future__ import annotations
@@ -29,30 +36,48 @@ class SourceMatch(nn.Module):
         vocab_size: the tokenizer's number of pieces.
         embedding_size: the token embeddings' size (match embeddings are added to them).
         separator: the piece that splits the source into sides, e.g. ``<sep>``.
+        words: question words a passage match tells apart (0: only that it matches).
     """
 
-    def __init__(self, vocab_size: int, embedding_size: int, separator: str):
+    def __init__(self, vocab_size: int, embedding_size: int, separator: str, words: int = 0):
         super().__init__()
-        self.vocab_size, self.separator = vocab_size, separator
-        self.embedding = nn.Embedding(2, embedding_size)  # 0: no match, 1: a match
+        if words < 0:
+            raise ConfigError(f"model.net.match_words must be >= 0, got {words}")
+        self.vocab_size, self.separator, self.words = vocab_size, separator, words
+        # 0: no match, 1: a match, 2 + k: a passage piece matching question word k
+        self.embedding = nn.Embedding(2 + words, embedding_size)
         self.register_buffer("separator_id", torch.tensor(-1))  # -1 matches no id: one side
+        # Only with words, so that checkpoints made without them still load.
+        self.register_buffer("word_starts", torch.zeros(vocab_size, dtype=torch.bool)
+                             if words else None)
 
     def extra_repr(self) -> str:
-        return f"separator={self.separator!r}"
+        return f"separator={self.separator!r}, words={self.words}"
 
-    def set_pieces(self, pieces: Sequence[str]) -> None:
-        """Find the separator among the tokenizer's pieces; refuse a tokenizer without it."""
+    def set_pieces(self, pieces: Sequence[str], reversed_source: bool = False) -> None:
+        """Find the separator among the tokenizer's pieces, and the pieces that start a word;
+        refuse a tokenizer without the separator."""
         if self.separator not in pieces:
             raise ConfigError(
                 f"model.net.match_separator={self.separator!r} is not a piece of the tokenizer: "
                 f"add it to data.tokenizer.user_defined_symbols (e.g. "
                 f"'data.tokenizer.user_defined_symbols=[{self.separator}]') and write it in "
                 f"data.source_template between the question and the passage")
+        if self.words and reversed_source:
+            raise ConfigError("model.net.match_words counts question words from the question's "
+                              "start, and data.reverse_source=true puts it at the source's end: "
+                              "set model.net.match_words=0 or data.reverse_source=false")
         self.separator_id.fill_(list(pieces).index(self.separator))
+        if self.word_starts is not None:
+            self.word_starts.copy_(torch.tensor([p.startswith("▁") for p in pieces]))
 
     def forward(self, src: Tensor, lengths: Tensor) -> Tensor:
         """src (B, S) ids, lengths (B,) -> match embeddings (B, S, E)."""
-        return self.embedding(matches(src, lengths, self.separator_id, self.vocab_size).long())
+        kind = matches(src, lengths, self.separator_id, self.vocab_size).long()
+        if self.words:
+            word = question_words(src, lengths, self.separator_id, self.word_starts)
+            kind = torch.where(word >= 0, 2 + word.clamp(max=self.words - 1), kind)
+        return self.embedding(kind)
 
 
 def matches(src: Tensor, lengths: Tensor, separator: Tensor, vocab_size: int) -> Tensor:
@@ -69,3 +94,20 @@ def matches(src: Tensor, lengths: Tensor, separator: Tensor, vocab_size: int) ->
             .scatter_add(1, src, value) for value in (real.long(), side, side * side)]
     count, total, squares = (s.gather(1, src) for s in sums)  # (B, S), per position's id
     return (count * squares != total * total) & real
+
+
+def question_words(src: Tensor, lengths: Tensor, separator: Tensor, word_starts: Tensor) -> Tensor:
+    """src (B, S) ids, lengths (B,), the separator's id, word_starts (V,) -> (B, S): for each
+    piece after the first separator that occurs before it, the index of the question word of
+    its first occurrence there (words counted by pieces that start one); -1 elsewhere."""
+    position = torch.arange(src.size(1), device=src.device)
+    real = (position < lengths.to(src.device)[:, None]) & (src != separator)
+    side = torch.cumsum((src == separator).long(), 1)
+    question = real & (side == 0)
+    word = torch.cumsum((word_starts[src] & question).long(), 1) - 1  # (B, S) along the question
+    unseen = src.size(1)  # larger than any word index
+    first = torch.full((src.size(0), word_starts.numel()), unseen, dtype=torch.long,
+                       device=src.device)
+    first = first.scatter_reduce(1, src, torch.where(question, word.clamp(min=0), unseen), "amin")
+    found = first.gather(1, src)  # (B, S)
+    return torch.where(real & (side > 0) & (found < unseen), found, -1)

@@ -324,7 +324,7 @@ class Seq2Seq(nn.Module):
         if (places := self.encoder.places) is not None:
             places.set_pieces(pieces, reversed_source)
         if (match := self.encoder.match) is not None:
-            match.set_pieces(pieces)
+            match.set_pieces(pieces, reversed_source)
         if (span := self.decoder.span) is not None:
             if reversed_source:
                 raise ConfigError("model.net.copy_span=true follows the source left to right, and "
