@@ -45,6 +45,8 @@ VARIANTS = {  # every cell x bridge, and each option that changes what the graph
                                         "attention": partial(Attention, "bahdanau")},
     "thinking": {"thinking_steps": 2, "cell": "layernorm_lstm"},
     "number_places": {"number_places": True, "attention": partial(Attention, "dot")},
+    "number_values": {"number_places": True, "number_values": True,
+                      "attention": partial(Attention, "dot")},
     "general+copy": {"attention": partial(Attention, "general"), "copy": True},
     "bahdanau+input-feeding+copy": {"attention": partial(Attention, "bahdanau"),
                                     "input_feeding": True, "copy": True},

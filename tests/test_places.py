@@ -114,3 +114,48 @@ def test_places_change_the_encoder_inputs_at_digits_only():
     net.encoder(src, lengths)
     changed = (seen[0] != net.encoder.embedding(src)).any(-1)[0]
     assert changed.tolist() == [c in "0123456789" for c in "ab 12.5 c"]
+
+
+def reference_values(text: str) -> list[float | None]:
+    """The value of the number each character belongs to (None off digits), from its text."""
+    values: list[float | None] = [None] * len(text)
+    for number in re.finditer(r"\d+(?:\.\d+)?", text):
+        for i, c in enumerate(number.group()):
+            if c.isdigit():
+                values[number.start() + i] = float(number.group())
+    return values
+
+
+@pytest.mark.parametrize("reversed_source", [False, True])
+def test_number_values_match_the_numbers_read_from_the_text(reversed_source):
+    from qa_seq2seq.network.places import size_features
+
+    rng = random.Random(1)
+    texts = [random_question(rng) for _ in range(100)] + ["Bo is 52. Al turned 18 in 1950."]
+    places = NumberPlaces(len(CHARS), 4, values=True)
+    places.set_pieces(CHARS, reversed_source)
+    _, src, lengths = char_places(texts, reversed_source)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(places.values.weight)
+    with torch.no_grad():
+        torch.nn.init.zeros_(places.embedding.weight)  # only the values are added
+        embedded = places(src, lengths)
+    if reversed_source:
+        embedded = embedded.gather(1, flip_rows(
+            torch.arange(src.size(1)).expand_as(src), lengths)[..., None].expand_as(embedded))
+    for row, text in enumerate(texts):
+        for i, value in enumerate(reference_values(text)):
+            if value is None:
+                assert not embedded[row, i].any()
+            else:
+                expected = places.values(size_features(torch.tensor([[value]])))[0, 0]
+                torch.testing.assert_close(embedded[row, i], expected, rtol=1e-4, atol=1e-5)
+    older, younger = size_features(torch.tensor([[90.0, 18.0, 52.0]]))[0, :, 1].tolist()[:2]
+    assert older == pytest.approx(0.9) and younger == pytest.approx(0.18)
+
+
+def test_number_values_need_places_and_leave_old_checkpoints_loadable():
+    with pytest.raises(ConfigError, match="set model.net.number_places=true too"):
+        build_network(11, LSTM, number_values=True)
+    assert "values.weight" not in NumberPlaces(11, 4).state_dict()
+    assert {"values.weight", "digit_values"} <= NumberPlaces(11, 4, values=True).state_dict().keys()

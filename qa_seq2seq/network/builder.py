@@ -47,6 +47,7 @@ def build_network(
         attend_from: str = "top",
         thinking_steps: int = 0,
         number_places: bool = False,
+        number_values: bool = False,
         match_separator: str | None = None,
         match_words: int = 0,
         dropout: float = 0.0,
@@ -85,6 +86,9 @@ def build_network(
         thinking_steps: decoder steps run on a learned input before ``<bos>``, without output.
         number_places: add a place-value embedding to each digit of the question (units,
             tens, tenths...; ``qa_seq2seq.network.places``); training tells it the digit pieces.
+        number_values: with ``number_places``, add a learned function of each number's size
+            (log and leading digits) to its digits, so comparing two numbers is reading a
+            direction.
         match_separator: a piece splitting the source into sides (question ``<sep>`` passage):
             each piece that also occurs on another side gets a learned match embedding (DrQA's
             exact-match feature; ``qa_seq2seq.network.matching``); training finds the piece's id.
@@ -118,6 +122,9 @@ def build_network(
         raise ConfigError("model.net.copy=true copies source tokens through the attention "
                           "weights: choose an attention (model/net/attention=dot|general|"
                           "bahdanau)")
+    if number_values and not number_places:
+        raise ConfigError("model.net.number_values=true adds each number's size to the place "
+                          "embeddings of its digits: set model.net.number_places=true too")
     if match_words and not match_separator:
         raise ConfigError(f"model.net.match_words={match_words} numbers the question words a "
                           "passage piece matches: set model.net.match_separator (e.g. '<sep>') too")
@@ -164,7 +171,8 @@ def build_network(
                     dec_rnn.output_size, dec_rnn.hidden_size if dec_rnn.has_cell_state else None)
 
     encoder = Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout,
-                      NumberPlaces(vocab_size, embedding_size) if number_places else None,
+                      NumberPlaces(vocab_size, embedding_size, values=number_values)
+                      if number_places else None,
                       SourceMatch(vocab_size, embedding_size, match_separator, match_words)
                       if match_separator else None,
                       SelfAttention(enc_side.h_size, self_attention_layers, self_attention_heads,

@@ -9,8 +9,13 @@ learning to count digits from a number's end (or its decimal point) before atten
 an answer's digits with the question's: the plateau every arithmetic run starts with (Abacus
 embeddings, McLeish et al. 2024, do the same for transformers).
 
-Which ids are digits and which is the point comes from the tokenizer (:meth:`set_pieces`, called
-once by training) and is kept in buffers, so a checkpoint carries it. Questions the encoder reads
+With ``values`` (``model.net.number_values``) every digit of a number also gets a learned
+function of the number's size: ``log10(1 + v) / 4`` and its leading digits ``v / 10^k`` in
+[0.1, 1), so that which of two ages is larger is a direction in the embedding, there to be read
+wherever the number is spoken of, rather than something to compute from its digits.
+
+Which ids are digits (and their values) and which is the point comes from the tokenizer
+(:meth:`set_pieces`, called once by training) and is kept in buffers, so a checkpoint carries it. Questions the encoder reads
 last token first (``data.reverse_source``) are turned back per row to find the places.
 """
 
@@ -33,14 +38,19 @@ class NumberPlaces(nn.Module):
         vocab_size: the tokenizer's number of pieces.
         embedding_size: the token embeddings' size (place embeddings are added to them).
         max_place: places beyond ``max_place`` either way share the outermost embedding.
+        values: also add a learned function of each number's size to its digits.
     """
 
-    def __init__(self, vocab_size: int, embedding_size: int, max_place: int = 16):
+    def __init__(self, vocab_size: int, embedding_size: int, max_place: int = 16,
+                 values: bool = False):
         super().__init__()
         self.max_place = max_place
         self.embedding = nn.Embedding(2 * max_place + 1, embedding_size)  # places -max..max
         self.register_buffer("kinds", torch.zeros(vocab_size, dtype=torch.long))  # OTHER|DIGIT|POINT
         self.register_buffer("reversed", torch.zeros((), dtype=torch.bool))
+        # Only with values, so that checkpoints made without them still load.
+        self.values = nn.Linear(2, embedding_size, bias=False) if values else None
+        self.register_buffer("digit_values", torch.zeros(vocab_size) if values else None)
 
     def extra_repr(self) -> str:
         return f"max_place={self.max_place}"
@@ -59,16 +69,26 @@ class NumberPlaces(nn.Module):
                  for p, t in zip(pieces, texts)]
         self.kinds.copy_(torch.tensor(kinds))
         self.reversed.fill_(reversed_source)
+        if self.digit_values is not None:
+            self.digit_values.copy_(torch.tensor([float(t) if t in DIGITS else 0.0 for t in texts]))
 
     def forward(self, src: Tensor, lengths: Tensor) -> Tensor:
         """src (B, S) ids, lengths (B,) -> place embeddings (B, S, E), zeros off digits."""
         kinds = self.kinds[src]
         if self.reversed:
             kinds = flip_rows(kinds, lengths)
-        place, digit = number_places(kinds)
+        place, digit, slot = numbers(kinds)
+        if self.values is not None:
+            digits = self.digit_values[src]
+            if self.reversed:
+                digits = flip_rows(digits, lengths)
+            value = number_values(digits, place, digit, slot)
         if self.reversed:
             place, digit = flip_rows(place, lengths), flip_rows(digit, lengths)
         embedded = self.embedding(place.clamp(-self.max_place, self.max_place) + self.max_place)
+        if self.values is not None:
+            value = flip_rows(value, lengths) if self.reversed else value
+            embedded = embedded + self.values(size_features(value))
         return embedded * digit[..., None]  # nothing added off digits
 
 
@@ -79,6 +99,30 @@ def number_places(kinds: Tensor) -> tuple[Tensor, Tensor]:
     number's first point (or its end): units 0, tenths -1. A sentence's final ``.`` after a
     number changes no place, and neither does a second point (``1.2.3``: 0, -1, -3).
     """
+    place, digit, _ = numbers(kinds)
+    return place, digit
+
+
+def number_values(digits: Tensor, place: Tensor, digit: Tensor, slot: Tensor) -> Tensor:
+    """digits (B, S) each piece's digit value, and :func:`numbers`' places, digit mask and slots
+    -> (B, S): the value of the number each digit belongs to (0 off digits)."""
+    terms = torch.where(digit, digits * torch.pow(10.0, place.clamp(-16, 16).float()), 0.0)
+    sums = torch.zeros(slot.numel() + slot.size(0), device=slot.device).scatter_add(
+        0, slot.flatten(), terms.flatten())
+    return torch.where(digit, sums[slot], 0.0)
+
+
+def size_features(value: Tensor) -> Tensor:
+    """value (B, S) >= 0 -> (B, S, 2): ``log10(1 + v) / 4`` and the leading digits
+    ``v / 10^k`` in [0.1, 1) (linear within one order of magnitude: 18 < 90 as 0.18 < 0.9)."""
+    magnitude = torch.log10(1 + value)
+    leading = value / torch.pow(10.0, torch.floor(torch.log10(value.clamp(min=1e-30))) + 1)
+    return torch.stack([magnitude / 4, torch.where(value > 0, leading, 0.0)], -1)
+
+
+def numbers(kinds: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`number_places`' places and digit mask, and each position's slot: one per
+    (row, number), row * (S + 1) for everything outside numbers."""
     batch, length = kinds.shape
     digit = kinds == DIGIT
     # A point after a digit joins the number; one that ends it ("Add 7.") anchors its places
@@ -96,7 +140,7 @@ def number_places(kinds: Tensor) -> tuple[Tensor, Tensor]:
         0, slot[point], position[point], "amin")
     anchor = torch.minimum(end, first_point)[slot]  # (B, S): the point, else one past the end
     place = torch.where(position < anchor, anchor - position - 1, anchor - position)
-    return place, digit
+    return place, digit, slot
 
 
 def flip_rows(x: Tensor, lengths: Tensor) -> Tensor:
