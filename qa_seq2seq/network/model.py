@@ -4,7 +4,8 @@ Parameter scopes (stable names, used by config globs, ``parameters`` and checkpo
 
     encoder.embedding.weight          (V, E)
     encoder.places.embedding.weight   (2 x max_place + 1, E): only with model.net.number_places
-    encoder.match.embedding.weight    (2, E): only with model.net.match_separator
+    encoder.places.values.weight      (E, 2): only with model.net.number_values
+    encoder.match.embedding.weight    (2 + match_words, E): only with model.net.match_separator
     encoder.rnn.weight_ih_l0 ...      the encoder RNN, torch's names
     encoder.self_attention.layers.0.* only with model.net.self_attention_layers (torch's names)
     bridge.h.weight ...               only with model.net.bridge=linear
@@ -136,9 +137,9 @@ class Decoder(nn.Module):
         inputs = self.dropout(self.embedding(tokens))  # (B, T, E)
         bias = None
         if self.span is not None:
-            memory = state.memory
-            follow = self.span(tokens, memory.ids, memory.mask, state.span)
-            inputs, bias, state = inputs + follow.inputs, follow.bias, state._replace(span=follow.run)
+            follow = self.span(tokens, state.memory.ids, state.memory.mask, state.span)
+            inputs, bias = inputs + follow.inputs, follow.bias
+            state = state._replace(span=follow.run)
         hidden, state, weights = self._hidden(inputs, state, bias)
         logits, generate = self.output(self.dropout(hidden)), None
         if self.copy is not None:  # log-probabilities, which the loss and searches read as logits
