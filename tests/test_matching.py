@@ -88,11 +88,12 @@ def loop_question_words(src, lengths, separator, pieces):
         if separator not in row:
             continue
         question = row[:row.index(separator)]
-        words = [sum(pieces[t].startswith("▁") for t in question[:i + 1]) - 1
+        words = [max(sum(pieces[t].startswith("▁") for t in question[:i + 1]) - 1, 0)
                  for i in range(len(question))]
+        out[b, :len(question)] = torch.tensor(words)
         for i in range(len(question) + 1, len(row)):
             if row[i] != separator and row[i] in question:
-                out[b, i] = max(words[question.index(row[i])], 0)
+                out[b, i] = words[question.index(row[i])]
     return out
 
 
@@ -110,7 +111,10 @@ def test_question_words_equal_the_definition(seed):
     expected = loop_question_words(src, lengths, SEP, PIECES)
     assert (expected >= 1).any() and (expected == -1).any()
     starts = torch.tensor([p.startswith("▁") for p in PIECES])
-    assert torch.equal(question_words(src, lengths, torch.tensor(SEP), starts), expected)
+    word, passage = question_words(src, lengths, torch.tensor(SEP), starts)
+    assert torch.equal(word, expected)
+    assert torch.equal(passage, (torch.cumsum(src == SEP, 1) > 0) & (src != SEP)
+                       & (torch.arange(14) < lengths[:, None]))
 
 
 def test_match_words_tell_the_two_people_of_a_question_apart():
@@ -137,3 +141,27 @@ def test_checkpoints_made_before_match_words_keep_their_keys():
     assert list(SourceMatch(len(PIECES), 8, "<sep>").state_dict()) == ["separator_id",
                                                                       "embedding.weight"]
     assert "word_starts" in SourceMatch(len(PIECES), 8, "<sep>", words=2).state_dict()
+
+
+def test_match_pooling_gives_every_mention_of_a_question_word_their_mean():
+    pieces = [*PIECES, "▁What", "▁is", "▁Kel", "bi", "▁to"]
+    ids = {p: i for i, p in enumerate(pieces)}
+    tokens = ["▁What", "▁is", "▁Kel", "bi", "▁to", "▁Norzu", "?", "<sep>",
+              "▁Norzu", "▁is", "▁Kel", "bi", ".", "▁Kel", "bi"]
+    src = torch.tensor([[ids[p] for p in tokens]])
+    match = SourceMatch(len(pieces), 4, "<sep>", words=8, pool_size=3)
+    match.set_pieces(pieces)
+    torch.manual_seed(0)
+    output = torch.randn(1, len(tokens), 3)
+    with torch.no_grad():
+        added = match.mentions(output, src, torch.tensor([len(tokens)]))[0]
+    groups = {"What": [0], "is": [1, 9], "Kelbi": [2, 3, 10, 11, 13, 14], "to": [4],
+              "Norzu?": [5, 6, 8]}  # a word runs to the next piece that starts one
+    for members in groups.values():
+        expected = match.pool(output[0, members].mean(0))
+        for i in members:
+            torch.testing.assert_close(added[i], expected)
+    for i in (7, 12):  # the separator and an unmatched passage piece are in no group
+        assert not added[i].any()
+    with pytest.raises(ConfigError, match="set model.net.match_words"):
+        SourceMatch(len(pieces), 4, "<sep>", pool_size=3)

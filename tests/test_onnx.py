@@ -51,7 +51,7 @@ VARIANTS = {  # every cell x bridge, and each option that changes what the graph
     "bahdanau+input-feeding+copy": {"attention": partial(Attention, "bahdanau"),
                                     "input_feeding": True, "copy": True},
     "match+copy": {"match_separator": "b", "attention": partial(Attention, "dot"), "copy": True},
-    "match-words+copy": {"match_separator": "b", "match_words": 3,
+    "match-words+pooling+copy": {"match_separator": "b", "match_words": 3, "match_pooling": True,
                          "attention": partial(Attention, "dot"), "copy": True},
     "copy+span": {"attention": partial(Attention, "general"), "copy": True, "copy_span": True},
     "self-attention": {"attention": partial(Attention, "general"), "self_attention_layers": 2,

@@ -50,6 +50,7 @@ def build_network(
         number_values: bool = False,
         match_separator: str | None = None,
         match_words: int = 0,
+        match_pooling: bool = False,
         dropout: float = 0.0,
         copy: bool = False,
         copy_span: bool = False,
@@ -94,6 +95,8 @@ def build_network(
             exact-match feature; ``qa_seq2seq.network.matching``); training finds the piece's id.
         match_words: with ``match_separator``, a passage piece found in the question also says
             which of the question's first ``match_words`` words it matches (0: only that it does).
+        match_pooling: with ``match_words``, add to each piece of a question word and of its
+            passage matches a learned map of the mean encoder output over all of them.
         dropout: on embeddings and on the decoder output before the vocabulary projection.
         copy: copy attention (See et al. 2017; needs ``attention``): each step's distribution
             mixes generating from the vocabulary with copying a source token through the
@@ -125,8 +128,8 @@ def build_network(
     if number_values and not number_places:
         raise ConfigError("model.net.number_values=true adds each number's size to the place "
                           "embeddings of its digits: set model.net.number_places=true too")
-    if match_words and not match_separator:
-        raise ConfigError(f"model.net.match_words={match_words} numbers the question words a "
+    if (match_words or match_pooling) and not match_separator:
+        raise ConfigError("model.net.match_words and match_pooling follow the question words a "
                           "passage piece matches: set model.net.match_separator (e.g. '<sep>') too")
     if copy_span and not copy:
         raise ConfigError("model.net.copy_span=true continues the span copy attention copies: "
@@ -173,7 +176,8 @@ def build_network(
     encoder = Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout,
                       NumberPlaces(vocab_size, embedding_size, values=number_values)
                       if number_places else None,
-                      SourceMatch(vocab_size, embedding_size, match_separator, match_words)
+                      SourceMatch(vocab_size, embedding_size, match_separator, match_words,
+                                  enc_side.h_size if match_pooling else None)
                       if match_separator else None,
                       SelfAttention(enc_side.h_size, self_attention_layers, self_attention_heads,
                                     dropout) if self_attention_layers else None)

@@ -11,7 +11,11 @@ With ``words`` (``model.net.match_words``) a passage piece found in the question
 question word it matches, the first ``words`` words told apart: in ``What is Norzu to Kelbi?``
 the passage's ``Norzu`` and ``Kelbi`` get different embeddings (word 2 and word 4), so the
 encoder knows which of two people asked about a sentence speaks of. Words are counted by the
-pieces that start one (``▁``), whatever the names' pieces.
+pieces that start one (``▁``), whatever the names' pieces. With ``pool_size``
+(``model.net.match_pooling``) every piece of a question word and of its passage matches also
+gets, after the encoder RNN, a learned map of the mean of the RNN's outputs over all of them
+(:meth:`SourceMatch.mentions`): what one sentence says of a person (an age, a gender, a
+parent) reaches every other sentence that names them, in one step and for any distance.
 
 The separator must be one piece: a sentencepiece user-defined symbol
 (``data.tokenizer.user_defined_symbols``) written in ``data.source_template``. Its id and the
@@ -37,12 +41,19 @@ class SourceMatch(nn.Module):
         embedding_size: the token embeddings' size (match embeddings are added to them).
         separator: the piece that splits the source into sides, e.g. ``<sep>``.
         words: question words a passage match tells apart (0: only that it matches).
+        pool_size: the encoder's output size, to pool it over each question word's mentions
+            (needs ``words``); None: no pooling.
     """
 
-    def __init__(self, vocab_size: int, embedding_size: int, separator: str, words: int = 0):
+    def __init__(self, vocab_size: int, embedding_size: int, separator: str, words: int = 0,
+                 pool_size: int | None = None):
         super().__init__()
         if words < 0:
             raise ConfigError(f"model.net.match_words must be >= 0, got {words}")
+        if pool_size and not words:
+            raise ConfigError("model.net.match_pooling=true pools over each question word's "
+                              "mentions: set model.net.match_words (e.g. 8) too")
+        self.pool = nn.Linear(pool_size, pool_size) if pool_size else None
         self.vocab_size, self.separator, self.words = vocab_size, separator, words
         # 0: no match, 1: a match, 2 + k: a passage piece matching question word k
         self.embedding = nn.Embedding(2 + words, embedding_size)
@@ -75,9 +86,23 @@ class SourceMatch(nn.Module):
         """src (B, S) ids, lengths (B,) -> match embeddings (B, S, E)."""
         kind = matches(src, lengths, self.separator_id, self.vocab_size).long()
         if self.words:
-            word = question_words(src, lengths, self.separator_id, self.word_starts)
-            kind = torch.where(word >= 0, 2 + word.clamp(max=self.words - 1), kind)
+            word, passage = question_words(src, lengths, self.separator_id, self.word_starts)
+            kind = torch.where((word >= 0) & passage, 2 + word.clamp(max=self.words - 1), kind)
         return self.embedding(kind)
+
+    def mentions(self, output: Tensor, src: Tensor, lengths: Tensor) -> Tensor:
+        """output (B, S, D) the encoder RNN's, src (B, S), lengths (B,) -> (B, S, D) to add:
+        at each piece of a question word or matching one, the learned map of the mean output
+        over all of that word's pieces; zeros elsewhere."""
+        word, _ = question_words(src, lengths, self.separator_id, self.word_starts)
+        group = torch.where(word >= 0, word, src.size(1))  # (B, S); S: in no group
+        sums = output.new_zeros(output.size(0), src.size(1) + 1, output.size(2)).scatter_add(
+            1, group[..., None].expand_as(output), output)
+        counts = output.new_zeros(output.size(0), src.size(1) + 1).scatter_add(
+            1, group, torch.ones_like(output[..., 0]))
+        means = sums / counts.clamp(min=1)[..., None]  # (B, S + 1, D)
+        return self.pool(means.gather(1, group[..., None].expand_as(output))) * \
+            (word >= 0)[..., None]
 
 
 def matches(src: Tensor, lengths: Tensor, separator: Tensor, vocab_size: int) -> Tensor:
@@ -96,18 +121,22 @@ def matches(src: Tensor, lengths: Tensor, separator: Tensor, vocab_size: int) ->
     return (count * squares != total * total) & real
 
 
-def question_words(src: Tensor, lengths: Tensor, separator: Tensor, word_starts: Tensor) -> Tensor:
-    """src (B, S) ids, lengths (B,), the separator's id, word_starts (V,) -> (B, S): for each
-    piece after the first separator that occurs before it, the index of the question word of
-    its first occurrence there (words counted by pieces that start one); -1 elsewhere."""
+def question_words(src: Tensor, lengths: Tensor, separator: Tensor, word_starts: Tensor
+                   ) -> tuple[Tensor, Tensor]:
+    """src (B, S) ids, lengths (B,), the separator's id, word_starts (V,) -> the question word
+    each piece is or matches (B, S): a question piece's own (words counted by the pieces that
+    start one), a passage piece's first occurrence's in the question, -1 for the rest; and
+    which pieces are on the passage side, after the first separator (B, S)."""
     position = torch.arange(src.size(1), device=src.device)
     real = (position < lengths.to(src.device)[:, None]) & (src != separator)
     side = torch.cumsum((src == separator).long(), 1)
-    question = real & (side == 0)
+    question, passage = real & (side == 0), real & (side > 0)
     word = torch.cumsum((word_starts[src] & question).long(), 1) - 1  # (B, S) along the question
+    word = word.clamp(min=0)
     unseen = src.size(1)  # larger than any word index
     first = torch.full((src.size(0), word_starts.numel()), unseen, dtype=torch.long,
                        device=src.device)
-    first = first.scatter_reduce(1, src, torch.where(question, word.clamp(min=0), unseen), "amin")
+    first = first.scatter_reduce(1, src, torch.where(question, word, unseen), "amin")
     found = first.gather(1, src)  # (B, S)
-    return torch.where(real & (side > 0) & (found < unseen), found, -1)
+    matched = torch.where(passage & (found < unseen), found, -1)
+    return torch.where(question, word, matched), passage

@@ -6,6 +6,7 @@ Parameter scopes (stable names, used by config globs, ``parameters`` and checkpo
     encoder.places.embedding.weight   (2 x max_place + 1, E): only with model.net.number_places
     encoder.places.values.weight      (E, 2): only with model.net.number_values
     encoder.match.embedding.weight    (2 + match_words, E): only with model.net.match_separator
+    encoder.match.pool.weight, .bias  (D, D): only with model.net.match_pooling
     encoder.rnn.weight_ih_l0 ...      the encoder RNN, torch's names
     encoder.self_attention.layers.0.* only with model.net.self_attention_layers (torch's names)
     bridge.h.weight ...               only with model.net.bridge=linear
@@ -93,8 +94,11 @@ class Encoder(nn.Module):
         if self.match is not None:
             x = x + self.match(src, lengths)
         out = self.rnn(self.dropout(x), lengths)
-        output = out.output if self.self_attention is None else self.self_attention(out.output,
-                                                                                     lengths)
+        output = out.output
+        if self.match is not None and self.match.pool is not None:
+            output = output + self.match.mentions(output, src, lengths)
+        if self.self_attention is not None:
+            output = self.self_attention(output, lengths)
         return EncoderOutput(output, merge_directions(out.state, self.rnn.num_directions))
 
 
