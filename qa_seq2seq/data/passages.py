@@ -216,6 +216,7 @@ class Member:
         self.spouse: Member | None = None
 
     def word(self, male: str, female: str) -> str:
+        """The word for this person's sex: ``word("son", "daughter")``."""
         return male if self.male else female
 
     def siblings(self) -> set[Member]:
@@ -225,9 +226,6 @@ class Member:
 def relation(x: Member, y: Member) -> tuple[str, str] | None:
     """What ``x`` is to ``y`` (``x`` is ``y``'s ...): (family, answer), or None if nothing the
     generator asks about."""
-    def spouses(people):
-        return {p.spouse for p in people if p.spouse}
-
     if x is y.spouse:
         return "spouse", x.word("husband", "wife")
     if x in y.parents:
@@ -244,7 +242,7 @@ def relation(x: Member, y: Member) -> tuple[str, str] | None:
         return "in-law", x.word("father-in-law", "mother-in-law")
     if x.spouse and x.spouse in y.children:
         return "in-law", x.word("son-in-law", "daughter-in-law")
-    if (y.spouse and x in y.spouse.siblings()) or x in spouses(y.siblings()):
+    if (y.spouse and x in y.spouse.siblings()) or any(x is s.spouse for s in y.siblings()):
         return "in-law", x.word("brother-in-law", "sister-in-law")
     return None
 

@@ -36,7 +36,9 @@ from qa_seq2seq.errors import ConfigError
 
 
 class SourceMatch(nn.Module):
-    """Args:
+    """The match embeddings of a source's pieces, and the pooling over a question word's mentions.
+
+    Args:
         vocab_size: the tokenizer's number of pieces.
         embedding_size: the token embeddings' size (match embeddings are added to them).
         separator: the piece that splits the source into sides, e.g. ``<sep>``.

@@ -41,7 +41,9 @@ class Following(NamedTuple):
 
 
 class SpanFollowing(nn.Module):
-    """Args:
+    """The attention biases and step inputs that make copying continue a span.
+
+    Args:
         vocab_size: the tokenizer's number of pieces.
         embedding_size: the decoder's step input size (the embeddings are added to it).
     """
