@@ -44,6 +44,9 @@ DEFAULT_CONFIGS = [
     "arith_default:+experiment=arith",
     "arith_best:+experiment=arith_best",
     "arith_reference:reference data/arith",
+    "passages:+experiment=passage_qa",
+    "passages_small:+experiment=passage_qa data=passages_small",
+    "relations:+experiment=passage_qa data=relations",
 ]
 
 
