@@ -136,9 +136,13 @@ def question_words(src: Tensor, lengths: Tensor, separator: Tensor, word_starts:
     word = torch.cumsum((word_starts[src] & question).long(), 1) - 1  # (B, S) along the question
     word = word.clamp(min=0)
     unseen = src.size(1)  # larger than any word index
-    first = torch.full((src.size(0), word_starts.numel()), unseen, dtype=torch.long,
+    # One flat (row, id) axis: a 2-D scatter_reduce exports to ONNX with a 1-D shape, which
+    # onnxruntime then warns about at every call.
+    key = src + torch.arange(src.size(0), device=src.device)[:, None] * word_starts.numel()
+    first = torch.full((src.size(0) * word_starts.numel(),), unseen, dtype=torch.long,
                        device=src.device)
-    first = first.scatter_reduce(1, src, torch.where(question, word, unseen), "amin")
-    found = first.gather(1, src)  # (B, S)
+    first = first.scatter_reduce(0, key.flatten(), torch.where(question, word, unseen).flatten(),
+                                 "amin")
+    found = first[key]  # (B, S)
     matched = torch.where(passage & (found < unseen), found, -1)
     return torch.where(question, word, matched), passage
