@@ -54,6 +54,12 @@ def test_evaluate_writes_predictions_and_metrics(smoke_run):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["metrics"]["exact_match"] == metrics["exact_match"]
     assert "story/exact_match" in metrics
+    # What the wrong answers are, and exact match by the gold answer's length, from these rows.
+    wrong = [r for r in rows if not r["correct"]]
+    kinds = [metrics[f"wrong/{k}"] for k in ("cut", "extended", "other_span", "nowhere")]
+    assert wrong and sum(kinds) == pytest.approx(1.0)
+    lengths = [k for k in metrics if k.startswith("pieces/") and k.endswith("/count")]
+    assert sum(metrics[k] for k in lengths) == 1000 and "story/wrong/cut" in metrics
 
 
 def test_evaluate_uses_the_search_the_checkpoint_was_validated_with(smoke_run, tmp_path):
