@@ -26,12 +26,15 @@ def tiny_model(cell="lstm", vocab_size=11, seed=0, **kwargs) -> Seq2Seq:
     return build_network(vocab_size, partial(CELLS[cell]), **options)
 
 
+PIECES = ["<pad>", "<unk>", "<s>", "</s>", "▁a", "▁b", "▁c", "x0", "x1", "x2", "<sep>"]
+
+
 def follow_spans(model: Seq2Seq) -> None:
-    """Give a model with ``copy_span`` word pieces (ids 4-6 start a word, 7-10 continue one)
-    and span biases that move its attention, so tests see the mechanism at work."""
+    """Give a tiny model's ``copy_span`` the word pieces of ``PIECES`` (ids 4-6 start a word,
+    7-9 continue one) and biases that move its attention, so tests see it at work."""
     if (span := model.decoder.span) is not None:
-        span.set_pieces(["<pad>", "<unk>", "<s>", "</s>", "▁a", "▁b", "▁c",
-                         *(f"x{i}" for i in range(len(span.continues) - 7))])
+        vocab = len(span.continues)
+        span.set_pieces([*PIECES, *(f"y{i}" for i in range(vocab - len(PIECES)))][:vocab])
         with torch.no_grad():
             span.follow.copy_(torch.tensor([2.0, 1.0]))
 

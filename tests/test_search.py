@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from qa_seq2seq.decoding.search import beam_search, greedy_search, sample
 from qa_seq2seq.network.attention import Attention
-from tests.conftest import follow_spans, random_batch, tiny_model
+from tests.conftest import PIECES, follow_spans, random_batch, tiny_model
 
 # Decoder variants whose state holds more than (h, c): the search must carry and reorder it all.
 VARIANTS = {"plain": {}, "attention": {"attention": partial(Attention, "general")},
@@ -20,7 +20,11 @@ VARIANTS = {"plain": {}, "attention": {"attention": partial(Attention, "general"
             "copy": {"attention": partial(Attention, "general"), "copy": True},
             "copy+span+self-attention": {"attention": partial(Attention, "general"), "copy": True,
                                          "copy_span": True, "self_attention_layers": 1,
-                                         "self_attention_heads": 2}}
+                                         "self_attention_heads": 2},
+            "passage_qa": {"attention": partial(Attention, "general"), "copy": True,
+                           "copy_span": True, "match_separator": "<sep>", "match_words": 3,
+                           "match_pooling": True, "bidirectional_encoder": True,
+                           "bridge": "linear"}}
 
 
 def peaked_model(vocab_size=11, seed=0, cell="lstm", variant="plain"):
@@ -30,6 +34,8 @@ def peaked_model(vocab_size=11, seed=0, cell="lstm", variant="plain"):
         model.decoder.output.weight.mul_(6.0)
         model.decoder.output.bias[EOS_ID] += 1.0  # answers of a few tokens
     follow_spans(model)
+    if model.encoder.match is not None:  # <sep> (id 10) splits random batches into sides
+        model.encoder.match.set_pieces(PIECES)
     return model
 
 
