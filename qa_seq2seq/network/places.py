@@ -15,8 +15,9 @@ function of the number's size: ``log10(1 + v) / 4`` and its leading digits ``v /
 wherever the number is spoken of, rather than something to compute from its digits.
 
 Which ids are digits (and their values) and which is the point comes from the tokenizer
-(:meth:`set_pieces`, called once by training) and is kept in buffers, so a checkpoint carries it. Questions the encoder reads
-last token first (``data.reverse_source``) are turned back per row to find the places.
+(:meth:`set_pieces`, called by ``Seq2Seq.bind_vocabulary``) and is kept in buffers, so a
+checkpoint carries it. Questions the encoder reads last token first (``data.reverse_source``)
+are turned back per row to find the places.
 """
 
 from __future__ import annotations
