@@ -247,6 +247,26 @@ def test_scheduled_sampling_at_probability_one_is_teacher_forcing(variant):
     torch.testing.assert_close(stepwise, forced, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("variant", ["plain", "general+feeding", "bahdanau+feeding+thinking", "dot+bottom"])
+def test_a_decoder_run_a_step_per_call_keeps_one_recurrent_dropout_mask(variant):
+    """In training, scheduled sampling and input feeding run the decoder a step per call; each
+    sequence still gets one recurrent-dropout mask, as the one-call teacher-forced pass draws:
+    with every input gold and the same seed, the two compute the same."""
+    torch.manual_seed(0)
+    model = build_network(11, partial(LSTM, recurrent_dropout=0.5), embedding_size=8,
+                          hidden_size=12, num_layers=2, **VARIANTS.get(variant, {})).train()
+    src, lengths = random_batch()
+    tgt = torch.randint(4, 11, (5, 4))
+    torch.manual_seed(1)
+    forced = model(src, lengths, tgt)
+    torch.manual_seed(1)
+    stepwise = model(src, lengths, tgt, teacher_forcing=1 - 1e-7)  # gold at every step
+    torch.testing.assert_close(stepwise, forced, atol=1e-5, rtol=1e-5)
+    torch.manual_seed(2)
+    assert not torch.allclose(model(src, lengths, tgt), forced)  # a new mask for a new batch
+    assert not torch.allclose(forced, model.eval()(src, lengths, tgt))  # the masks were at work
+
+
 def test_scheduled_sampling_at_probability_zero_reads_its_own_predictions():
     model = tiny_model().eval()
     src, lengths = random_batch()

@@ -30,7 +30,8 @@ to the network through ``encode``, ``step`` and ``reorder_state`` only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import NamedTuple
 
 import torch
@@ -150,6 +151,17 @@ class Decoder(nn.Module):
             logits, generate = self.copy(logits, hidden, inputs, weights, state.memory.ids)
         return DecoderOutput(logits, state, weights, generate)
 
+    @contextmanager
+    def one_dropout_mask(self) -> Iterator[None]:
+        """Inside it, the decoder's RNNs keep the recurrent-dropout masks of their first call
+        (``Recurrent.one_dropout_mask``): one mask per sequence when a sequence takes several
+        calls (thinking steps, then scheduled sampling or input feeding a step per call)."""
+        with ExitStack() as stack:
+            for rnn in (self.rnn, self.upper):
+                if rnn is not None:
+                    stack.enter_context(rnn.one_dropout_mask())
+            yield
+
     def think(self, state: DecoderState) -> DecoderState:
         """Run the thinking steps from ``state`` (no outputs, so no loss and nothing emitted)."""
         if not self.thinking_steps:
@@ -248,11 +260,16 @@ class Seq2Seq(nn.Module):
         start from it). ``teacher_forcing`` < 1 is scheduled sampling (Bengio et al. 2015): each
         step after the first reads the gold token with that probability, else the model's own
         most likely token from the step before. Returns logits (B, T, V).
+
+        The decoder draws one recurrent-dropout mask per sequence, for the thinking steps and
+        the answer together, however many calls they take.
         """
-        state = self.encode(src, src_lengths, initial_state)
-        if teacher_forcing >= 1.0:
-            return self.decoder(tgt_in, state).logits
-        return self._scheduled_sampling(tgt_in, state, teacher_forcing)
+        state = self._start(src, src_lengths, initial_state)
+        with self.decoder.one_dropout_mask():
+            state = self.decoder.think(state)
+            if teacher_forcing >= 1.0:
+                return self.decoder(tgt_in, state).logits
+            return self._scheduled_sampling(tgt_in, state, teacher_forcing)
 
     def _scheduled_sampling(self, tgt_in: Tensor, state: DecoderState, p: float) -> Tensor:
         logits, token = [], tgt_in[:, 0]
@@ -284,12 +301,11 @@ class Seq2Seq(nn.Module):
         """Run the encoder (and the thinking steps) once: src (B, S), src_lengths (B,) -> the
         decoder's state before ``<bos>``. ``initial_state`` (L, B, H) replaces the bridged
         encoder state; the thinking steps, if any, start from it."""
-        state = self._start(src, src_lengths)
-        if initial_state is not None:
-            state = state._replace(rnn=initial_state)
-        return self.decoder.think(state)
+        return self.decoder.think(self._start(src, src_lengths, initial_state))
 
-    def _start(self, src: Tensor, src_lengths: Tensor) -> DecoderState:
+    def _start(self, src: Tensor, src_lengths: Tensor,
+               initial_state: State | None = None) -> DecoderState:
+        """The encoder's part of ``encode``: the decoder's state before the thinking steps."""
         encoded = self.encoder(src, src_lengths)
         context = None  # (B, C)
         if self.decoder.pooling is not None:
@@ -304,7 +320,8 @@ class Seq2Seq(nn.Module):
         if self.decoder.input_feeding:
             feed = encoded.output.new_zeros(src.size(0), self.decoder.output.in_features)
         span = torch.zeros_like(src) if self.decoder.span is not None else None
-        return DecoderState(self.bridge(encoded.state), context, memory, feed, span)
+        rnn = self.bridge(encoded.state) if initial_state is None else initial_state
+        return DecoderState(rnn, context, memory, feed, span)
 
     def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """One decoder step: tokens (B,) -> logits (B, V) and the next state."""

@@ -21,6 +21,8 @@ Batch first everywhere: inputs ``(B, T, I)``, outputs ``(B, T, D*H_out)``; state
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -91,6 +93,8 @@ class Recurrent:
     # The loop path's step through torch.compile (``model.compile``): its gate math fused into
     # one kernel. Not in the state dict: an execution choice, not part of the model.
     compiled: bool = False
+    # Recurrent-dropout masks drawn inside ``one_dropout_mask``, by layer and direction.
+    _held_masks: dict[str, Tensor] | None = None
 
     def _setup(self, name: str, recurrent_dropout: float, forget_bias: float) -> None:
         if not 0.0 <= recurrent_dropout < 1.0:
@@ -253,6 +257,31 @@ class Recurrent:
         c = torch.stack(cs) if self.has_cell_state else None
         return RNNOutput(output, State(h, c))
 
+    @contextmanager
+    def one_dropout_mask(self) -> Iterator[None]:
+        """Every call inside reuses the recurrent-dropout masks of the first, so a sequence run
+        a step per call (scheduled sampling, input feeding) keeps one mask, as a sequence run in
+        one call does."""
+        self._held_masks = {}
+        try:
+            yield
+        finally:
+            self._held_masks = None
+
+    def _dropout_mask(self, suffix: str, h: Tensor) -> Tensor | None:
+        """The variational mask (B, H_out) on the recurrent ``h`` of one layer and direction:
+        drawn once per sequence, None outside training or without ``recurrent_dropout``."""
+        if not (self.training and self.recurrent_dropout > 0):
+            return None
+        held = self._held_masks
+        if held is not None and suffix in held:
+            return held[suffix]
+        keep = 1.0 - self.recurrent_dropout
+        drop = torch.bernoulli(h.new_full(h.shape, keep)) / keep
+        if held is not None:
+            held[suffix] = drop
+        return drop
+
     def _run_layer(
         self, x: Tensor, suffix: str, h: Tensor, c: Tensor | None, mask: Tensor | None,
         reverse: bool,
@@ -260,10 +289,7 @@ class Recurrent:
         """One layer, one direction: x (B, T, I) -> out (B, T, H_out), final h, c."""
         projected = self._project_inputs(x, suffix).unbind(1)  # T x (B, G): one GEMM for all steps
         step_params = self._step_params(suffix)
-        drop = None
-        if self.training and self.recurrent_dropout > 0:  # one mask per sequence (variational)
-            keep = 1.0 - self.recurrent_dropout
-            drop = torch.bernoulli(h.new_full(h.shape, keep)) / keep
+        drop = self._dropout_mask(suffix, h)
         steps = range(len(projected) - 1, -1, -1) if reverse else range(len(projected))
         outputs: list[Tensor] = [h] * len(projected)
         step = compiled_step(type(self)._step) if self.compiled else self._step
