@@ -26,6 +26,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, NamedTuple
 
+from qa_seq2seq import __version__
 from qa_seq2seq.data.tokenizer import EOS_ID
 from qa_seq2seq.decoding.answering import Answering, QuestionError
 from qa_seq2seq.deployment.model_args import make_answerer, model_parser, parse_model_args
@@ -49,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "  python -m qa_seq2seq.decode --checkpoint RUN_DIR --input q.txt --output a.txt\n"
         "  python -m qa_seq2seq.decode --decode beam beam_size=5 n_best=3 --format jsonl < q.jsonl\n"
         "  python -m qa_seq2seq.decode --decode sample temperature=0.7 top_p=0.9 seed=1\n"
-        "  python -m qa_seq2seq.decode --model exported/toy-onnx   # an ONNX export, no torch")
+        "  python -m qa_seq2seq.decode --model exported/toy-onnx   # an ONNX export, no torch", __version__)
     parser.add_argument("--input", metavar="FILE", help="questions, one per line (default: stdin)")
     parser.add_argument("--output", metavar="FILE", help="answers (default: stdout)")
     parser.add_argument("--format", choices=("text", "jsonl"), default="text",

@@ -7,10 +7,8 @@ import errno
 import functools
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 log = logging.getLogger("qa_seq2seq")
@@ -92,58 +90,3 @@ def entry_point(main: F) -> F:
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
-
-
-NET_CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "net"
-
-
-def moved_keys_hint(overrides: list[str]) -> str:
-    """A line naming the new place of each override written with a network key under ``model``
-    (``model.hidden_size``, ``model/cell``: in the first versions the network's keys and groups
-    sat there; now under ``model.net``, as in ``conf/model/net/``), or ''."""
-    text = (NET_CONF / "seq2seq.yaml").read_text()
-    names = {*re.findall(r"^(\w+):", text, re.M), *(p.name for p in NET_CONF.iterdir() if p.is_dir())}
-    pattern = re.compile(rf"^[+~]*(model[./](?:{'|'.join(sorted(names))})\b)")
-    moved = [m[1] for o in overrides if (m := pattern.match(o))]
-    if not moved:
-        return ""
-    fixes = ", ".join(f"{old} -> {old[:6]}net{old[5]}{old[6:]}" for old in dict.fromkeys(moved))
-    return f"\nThe network's keys moved under model.net: {fixes}"
-
-
-def compose_errors_exit_2() -> None:
-    """Make a config Hydra cannot compose (an unknown key, a bad override, an option missing from
-    a group) exit with status 2 like every other user error; Hydra itself exits 1. Call before a
-    ``hydra.main`` entry point runs.
-
-    Hydra reports these as ``CompactHydraException`` from inside ``run_and_report``; the shim
-    catches exactly those, around the function that Hydra hands it, and leaves the rest of
-    Hydra's reporting as it is.
-    """
-    import hydra._internal.utils as hydra_utils
-    from hydra.errors import CompactHydraException
-
-    original = hydra_utils.run_and_report
-    if getattr(original, "exits_2", False):
-        return
-
-    def run_and_report(func: Callable[[], Any]) -> Any:
-        def composed() -> Any:
-            try:
-                return func()
-            except CompactHydraException as e:
-                if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                    raise
-                cause = f"\n{e.__cause__}" if e.__cause__ is not None else ""
-                print(f"error: {e}{cause}{moved_keys_hint(sys.argv[1:])}", file=sys.stderr)
-                sys.exit(2)
-            except OSError as e:  # Hydra making the run directory and its .hydra/ files
-                if (message := refused_write(e)) is None:
-                    raise
-                print(f"error: {message}", file=sys.stderr)
-                sys.exit(2)
-
-        return original(composed)
-
-    run_and_report.exits_2 = True  # type: ignore[attr-defined]
-    hydra_utils.run_and_report = run_and_report

@@ -19,22 +19,25 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from qa_seq2seq import __version__
+from qa_seq2seq.configs import CONF_DIR, compose_errors_exit_2
 from qa_seq2seq.decoding.answerer import Answerer
 from qa_seq2seq.decoding.checkpoint import load_model
 from qa_seq2seq.decoding.metrics import corpus_metrics, error_analysis, exact_match
 from qa_seq2seq.decoding.search_choice import decode_choice
-from qa_seq2seq.errors import ConfigError, compose_errors_exit_2, entry_point
+from qa_seq2seq.errors import ConfigError, entry_point
 from qa_seq2seq.registry import DATA, build, check
 
 log = logging.getLogger(__name__)
 # What evaluate reads: the keys of conf/evaluate.yaml and its decode group.
-KEYS = set(OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "evaluate.yaml")) \
+KEYS = set(OmegaConf.load(CONF_DIR / "evaluate.yaml")) \
     - {"defaults", "hydra"} | {"decode"}
 
 
@@ -121,12 +124,20 @@ def _log_to_tensorboard(ckpt_path: Path, step: int, prefix: str, metrics: dict) 
             writer.add_scalar(f"{prefix}/{key}", value, step)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
 @entry_point
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``qa-seq2seq-evaluate`` and ``python -m qa_seq2seq.evaluate``."""
     compose_errors_exit_2()
+    if "--version" in sys.argv[1:]:
+        print(f"qa-seq2seq-evaluate {__version__}")
+        sys.exit(0)
     main()
+
+
+if __name__ == "__main__":
+    cli()

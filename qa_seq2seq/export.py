@@ -28,6 +28,7 @@ import argparse
 import json
 from pathlib import Path
 
+from qa_seq2seq import __version__
 from qa_seq2seq.data.fields import SourceBuilder
 from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, PAYLOAD_KEY, load_model
@@ -110,6 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="checkpoint file or run directory (default: the newest run)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--out", metavar="DIR", required=True, help="the folder to write")
     parser.add_argument("--format", choices=FORMATS, default="weights",
                         help="weights: model.ckpt for every torch command (default); onnx: "

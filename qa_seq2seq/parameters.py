@@ -15,6 +15,7 @@ import argparse
 
 from torch import nn
 
+from qa_seq2seq import __version__
 from qa_seq2seq.errors import CheckpointError, entry_point
 from qa_seq2seq.network.rnn import Recurrent
 from qa_seq2seq.network.scopes import aliases, owner_of
@@ -58,7 +59,7 @@ def from_config(overrides: list[str]) -> str:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from qa_seq2seq.training.config_docs import compose
+    from qa_seq2seq.configs import compose
     from qa_seq2seq.training.module import set_up
 
     cfg = compose(["output_dir=.", *overrides])
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", metavar="PATH", help="checkpoint file or run directory")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the training config")
     args = parser.parse_args(argv)
     if args.checkpoint and args.overrides:

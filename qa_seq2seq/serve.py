@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+from qa_seq2seq import __version__
 from qa_seq2seq.decoding.answering import Answering, QuestionError
 from qa_seq2seq.deployment.model_args import make_answerer, model_parser, parse_model_args
 from qa_seq2seq.errors import ConfigError, UserError, entry_point
@@ -313,7 +314,7 @@ def parse_args(argv: list[str] | None = None):
         "qa-seq2seq-serve", __doc__.split("\n\n")[0],
         "  qa-seq2seq-serve --model exported/toy-onnx --port 8000\n"
         "  qa-seq2seq-serve --checkpoint outputs/toy_lstm/<run> --decode beam beam_size=5\n"
-        "  curl -s localhost:8000/answer -d '{\"questions\": [\"What is 3 plus 4?\"]}'")
+        "  curl -s localhost:8000/answer -d '{\"questions\": [\"What is 3 plus 4?\"]}'", __version__)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000, help="port (0: any free one)")

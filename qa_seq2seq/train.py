@@ -34,10 +34,12 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from qa_seq2seq import __version__
+from qa_seq2seq.configs import CONF_DIR, compose_errors_exit_2
 from qa_seq2seq.data.datamodule import QADataModule
 from qa_seq2seq.data.tokenizer import UNK_ID, Tokenizer
 from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, read_checkpoint
-from qa_seq2seq.errors import ConfigError, compose_errors_exit_2, entry_point, user_error
+from qa_seq2seq.errors import ConfigError, entry_point, user_error
 from qa_seq2seq.training.module import Seq2SeqModule
 from qa_seq2seq.training.ranges import check_ranges
 from qa_seq2seq.training.resume import (
@@ -260,7 +262,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 @entry_point
 def main(cfg: DictConfig) -> float | None:
     try:
@@ -301,7 +303,8 @@ def print_help(overrides: list[str]) -> None:
     each key's meaning (its comment in conf/) beside it."""
     from omegaconf import open_dict
 
-    from qa_seq2seq.training.config_docs import CONF, annotate, compose, groups, key_comments
+    from qa_seq2seq.configs import compose
+    from qa_seq2seq.training.config_docs import annotate, groups, key_comments
 
     cfg = compose(overrides, return_hydra_config=True)
     choices = {group: option for group, option in cfg.hydra.runtime.choices.items()
@@ -310,7 +313,7 @@ def print_help(overrides: list[str]) -> None:
         del cfg["hydra"]
     lines = [USAGE, "", "== Groups (group=option; chosen in brackets) =="]
     for group in groups():
-        options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
         lines.append(f"{group}: " + ", ".join(f"[{o}]" if o == choices.get(group) else o
                                             for o in options))
     lines += ["", "== Config, for the groups chosen ==",
@@ -318,10 +321,19 @@ def print_help(overrides: list[str]) -> None:
     print("\n".join(lines))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``qa-seq2seq-train`` and ``python -m qa_seq2seq.train``: ``--help`` and ``--version`` here,
+    the rest is Hydra's command line (overrides, ``-m``, ``--config-dir``)."""
     compose_errors_exit_2()
+    if "--version" in sys.argv[1:]:
+        print(f"qa-seq2seq-train {__version__}")
+        sys.exit(0)
     if {"--help", "-h"} & set(sys.argv[1:]):
         print_help([a for a in sys.argv[1:]  # flags (--help, -m) are not overrides
                     if a not in ("--help", "-h", "-m", "--multirun")])
         sys.exit(0)
     main()
+
+
+if __name__ == "__main__":
+    cli()

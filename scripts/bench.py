@@ -66,13 +66,11 @@ ROWS = ["reference", "lstm", "peephole_lstm", "layernorm_lstm", "gru", "rnn", "l
 
 
 def compose(args, overrides: list[str] = ()):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from qa_seq2seq.configs import compose as compose_train
 
     if args.dataset.startswith("passages-"):
         write_long_passages(int(args.dataset.split("-")[1]))
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return hydra_compose("train", overrides=[*DATASETS[args.dataset], *overrides])
+    return compose_train([*DATASETS[args.dataset], *overrides])
 
 
 def write_long_passages(tokens: int) -> None:

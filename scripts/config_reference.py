@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qa_seq2seq.training.config_docs import CONF, groups, header, keys, package
+from qa_seq2seq.configs import CONF_DIR
+from qa_seq2seq.training.config_docs import groups, header, keys, package
 
-OUT = CONF / "README.md"
+OUT = CONF_DIR / "README.md"
 
 
 def table(rows: list[tuple[str, str, str]], prefix: str) -> list[str]:
@@ -33,12 +34,12 @@ def render() -> str:
              "`python -m qa_seq2seq.train --help` shows the config composed for the groups chosen, "
              "with these meanings beside its keys.", ""]
     for name in ("train.yaml", "evaluate.yaml"):
-        text = (CONF / name).read_text().splitlines()
+        text = (CONF_DIR / name).read_text().splitlines()
         lines += [f"## `conf/{name}`", "", header(text), "", *table(keys(text), ""), ""]
     for rel in groups():
         prefix = package(rel)
         lines += [f"## `{rel}=`" + ("" if prefix else " (keys anywhere in the config)"), ""]
-        for path in sorted((CONF / rel).glob("*.yaml")):
+        for path in sorted((CONF_DIR / rel).glob("*.yaml")):
             text = path.read_text().splitlines()
             lines += [f"### `{rel}={path.stem}`", ""]
             if about := header(text):

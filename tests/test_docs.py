@@ -97,7 +97,8 @@ def test_the_narration_check_tells_them_apart(text, narrates):
 def test_every_key_of_every_group_says_what_it_does():
     """Each key of a group's options has a comment in one of them (a key means the same in every
     option of its group): what conf/README.md and `train --help` print beside it."""
-    from qa_seq2seq.training.config_docs import CONF, GLOBAL_GROUPS, groups, keys
+    from qa_seq2seq.configs import CONF_DIR as CONF
+    from qa_seq2seq.training.config_docs import GLOBAL_GROUPS, groups, keys
 
     silent = []
     for name in groups():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "qa_seq2seq"
 ENTRY_POINTS = {"train", "evaluate", "decode", "parameters", "export", "serve", "__init__"}
-BASE = {"errors", "registry"}  # imported by every layer; import nothing but each other
+BASE = {"errors", "registry", "configs"}  # imported by every layer; import nothing but each other
 LAYERS = ("data", "network", "decoding", "training", "deployment")
 ALLOWED = {
     "base": {"base"},
@@ -33,7 +33,7 @@ def import_graph() -> dict[str, set[str]]:
                 below = node.module.removeprefix("qa_seq2seq").lstrip(".")
                 imported |= {f"{below}.{a.name}".lstrip(".") for a in node.names
                              if (PACKAGE / below.replace(".", "/") / f"{a.name}.py").exists()} \
-                    or {below}
+                    or {below or "__init__"}
             elif isinstance(node, ast.Import):
                 imported |= {a.name.removeprefix("qa_seq2seq.") for a in node.names
                              if a.name.startswith("qa_seq2seq.")}

@@ -34,8 +34,10 @@ def readme_commands() -> list[str]:
     lines = [line.split(" #")[0].strip()
              for block in blocks for line in block.replace("\\\n", " ").splitlines()]
     # <run> stands for a run directory the reader has: a name Hydra can parse takes its place.
-    return [line.split("| ")[-1].replace("<run>", "RUN") for line in lines
-            if line and not line.startswith("#")]
+    # The console scripts of the Hydra entry points are their modules.
+    return [re.sub(r"^qa-seq2seq-(train|evaluate)\b", r"python -m qa_seq2seq.\1",
+                   line.split("| ")[-1].replace("<run>", "RUN"))
+            for line in lines if line and not line.startswith("#")]
 
 
 def first_of_sweeps(args: list[str]) -> list[str]:
@@ -52,7 +54,8 @@ def test_the_readme_has_commands_of_every_kind():
     assert {"make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.parameters"} <= starts
     assert any("qa-seq2seq-decode" in c for c in COMMANDS)
     covered = ("make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.parameters",
-               "python -m qa_seq2seq.export", "qa-seq2seq-serve", "curl")
+               "python -m qa_seq2seq.export", "qa-seq2seq-serve", "curl",
+               "pip install .", "python -m qa_seq2seq.evaluate")  # these two: tests/test_wheel.py
     assert [c for c in COMMANDS if not c.startswith(covered) and "qa-seq2seq-decode" not in c] == []
 
 

@@ -26,9 +26,10 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
-def model_parser(prog: str, description: str, examples: str) -> argparse.ArgumentParser:
+def model_parser(prog: str, description: str, examples: str, version: str) -> argparse.ArgumentParser:
     """The arguments every command that answers with a model takes: the model, the search and
-    its KEY=VALUE options, the batch size and device (finish with ``parse_model_args``)."""
+    its KEY=VALUE options, the batch size and device, and ``--version`` (the package's
+    ``version``); finish with ``parse_model_args``."""
     parser = _Parser(
         prog=prog, description=description,
         epilog="Searches (--decode) and their options (KEY=VALUE), with the defaults used when\n"
@@ -47,6 +48,7 @@ def model_parser(prog: str, description: str, examples: str) -> argparse.Argumen
                              "training (decode=...), with its options")
     parser.add_argument("--batch-size", type=int, default=64, help="questions per batch")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
     return parser
 
 

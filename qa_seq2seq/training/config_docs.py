@@ -1,6 +1,5 @@
-"""The training config outside a Hydra app, and what each of its keys means: ``compose`` (as
-``train`` would compose it, for ``parameters`` and ``--help``), and the comment beside each key in
-``conf/``, the one source for ``conf/README.md`` (``scripts/config_reference.py``) and for
+"""What each key of the training config means: the comment beside each key in ``conf/``, the
+one source for ``conf/README.md`` (``scripts/config_reference.py``) and for
 ``python -m qa_seq2seq.train --help``.
 """
 
@@ -8,37 +7,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+from qa_seq2seq.configs import CONF_DIR
+
 # key: value  # comment   (the value may be empty: a mapping follows)
 KEY = re.compile(r"^(?P<indent> *)(?P<key>[^\s#:'\"-][^:#]*|'[^']*'|\"[^\"]*\"):(?P<value>[^#]*?)"
                  r"\s*(?:#\s?(?P<comment>.*))?$")
 GLOBAL_GROUPS = ("experiment", "debug")  # their files set keys anywhere (# @package _global_)
 
 
-def compose(overrides: list[str], return_hydra_config: bool = False) -> Any:
-    """``conf/train.yaml`` composed with ``overrides``; an unknown key, group or option is one
-    :class:`ConfigError` (naming a key's new place if it moved)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from qa_seq2seq.errors import ConfigError, moved_keys_hint
-
-    try:
-        with initialize_config_dir(str(CONF), version_base="1.3"):
-            return hydra_compose("train", overrides=overrides,
-                                 return_hydra_config=return_hydra_config)
-    except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(f"{e}{moved_keys_hint(overrides)}") from None
-
-
 def groups() -> list[str]:
     """The config groups a user chooses from (``model/net/cell``, ``experiment``...), sorted;
     Hydra's own are left out."""
-    found = {p.parent.relative_to(CONF).as_posix() for p in CONF.rglob("*.yaml")} - {"."}
+    found = {p.parent.relative_to(CONF_DIR).as_posix() for p in CONF_DIR.rglob("*.yaml")} - {"."}
     return sorted(g for g in found if not g.startswith("hydra"))
 
 
@@ -90,9 +71,9 @@ def key_comments(choices: dict[str, str | None], root: str = "train") -> dict[st
             if comment and full not in comments:
                 comments[full] = comment
 
-    add(CONF / f"{root}.yaml", "")
+    add(CONF_DIR / f"{root}.yaml", "")
     for group, option in choices.items():
-        folder = CONF / group
+        folder = CONF_DIR / group
         if group.startswith("hydra") or not folder.is_dir():
             continue
         chosen = folder / f"{option}.yaml"
