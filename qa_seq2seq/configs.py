@@ -8,6 +8,7 @@ finds them from any directory.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
@@ -21,9 +22,10 @@ _PACKAGED = Path(__file__).resolve().parent / "conf"
 CONF_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[1] / "conf"
 
 
-def compose(overrides: list[str], return_hydra_config: bool = False) -> Any:
-    """``conf/train.yaml`` composed with ``overrides``, as ``train`` would compose it; an unknown
-    key, group or option is one :class:`ConfigError` (naming a key's new place if it moved)."""
+def compose(overrides: list[str], return_hydra_config: bool = False,
+            config_name: str = "train") -> Any:
+    """``conf/<config_name>.yaml`` composed with ``overrides``, as the entry point would compose
+    it; an unknown key, group or option is one :class:`ConfigError` (:func:`explain`)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
@@ -31,10 +33,51 @@ def compose(overrides: list[str], return_hydra_config: bool = False) -> Any:
 
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            return hydra_compose("train", overrides=overrides,
+            return hydra_compose(config_name, overrides=overrides,
                                  return_hydra_config=return_hydra_config)
     except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(f"{e}{moved_keys_hint(overrides)}") from None
+        raise ConfigError(explain(e, overrides, config_name)) from None
+
+
+# Hydra refusing to set a key the config does not have (it then advises ``+key=value``).
+NOT_IN_STRUCT = re.compile(r"Could not override '(?P<key>[^']+)'.*is not in struct", re.S)
+
+
+def explain(error: BaseException, overrides: list[str], config_name: str) -> str:
+    """What to tell a user whose overrides Hydra could not compose: for a key the config does
+    not have, the nearest keys it has (Hydra's advice to add it with ``+`` would only fail
+    later: nothing reads it); otherwise Hydra's message, with where a moved key went."""
+    text = f"{error}\n{error.__cause__}" if error.__cause__ is not None else str(error)
+    found = NOT_IN_STRUCT.search(text)
+    if found is None or (config_name == "evaluate" and found["key"].startswith("data.")):
+        return f"{text}{moved_keys_hint(overrides)}"  # evaluate adds data keys with +, as advised
+    from hydra.core.global_hydra import GlobalHydra
+
+    key = found["key"]
+    GlobalHydra.instance().clear()  # inside a failed Hydra app: compose again from scratch
+    try:
+        cfg = compose([o for o in overrides if key not in o], config_name=config_name)
+        known = dotted_keys(cfg)
+    except ConfigError:
+        known = []
+    near = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    hint = f"; the nearest: {', '.join(near)}" if near else ""
+    return (f"unknown key {key}{hint}. Every key with its meaning: "
+            f"python -m qa_seq2seq.{config_name} --help{moved_keys_hint(overrides)}")
+
+
+def dotted_keys(cfg: Any, prefix: str = "") -> list[str]:
+    """Every key of a composed config, ``model.net.hidden_size`` style."""
+    from omegaconf import DictConfig
+
+    keys = []
+    for name in cfg.keys() if isinstance(cfg, DictConfig) else ():
+        path = f"{prefix}{name}"
+        keys.append(path)
+        child = cfg._get_node(name)
+        if isinstance(child, DictConfig):
+            keys += dotted_keys(child, f"{path}.")
+    return keys
 
 
 def moved_keys_hint(overrides: list[str]) -> str:
@@ -52,10 +95,11 @@ def moved_keys_hint(overrides: list[str]) -> str:
     return f"\nThe network's keys moved under model.net: {fixes}"
 
 
-def compose_errors_exit_2() -> None:
+def compose_errors_exit_2(config_name: str) -> None:
     """Make a config Hydra cannot compose (an unknown key, a bad override, an option missing from
-    a group) exit with status 2 like every other user error; Hydra itself exits 1. Call before a
-    ``hydra.main`` entry point runs.
+    a group) exit with status 2 like every other user error, said as :func:`explain` says it;
+    Hydra itself exits 1. Call before a ``hydra.main`` entry point (of ``conf/<config_name>``)
+    runs.
 
     Hydra reports these as ``CompactHydraException`` from inside ``run_and_report``; the shim
     catches exactly those, around the function that Hydra hands it, and leaves the rest of
@@ -75,8 +119,7 @@ def compose_errors_exit_2() -> None:
             except CompactHydraException as e:
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise
-                cause = f"\n{e.__cause__}" if e.__cause__ is not None else ""
-                print(f"error: {e}{cause}{moved_keys_hint(sys.argv[1:])}", file=sys.stderr)
+                print(f"error: {explain(e, sys.argv[1:], config_name)}", file=sys.stderr)
                 sys.exit(2)
             except OSError as e:  # Hydra making the run directory and its .hydra/ files
                 if (message := refused_write(e)) is None:

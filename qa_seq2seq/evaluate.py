@@ -132,7 +132,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """``qa-seq2seq-evaluate`` and ``python -m qa_seq2seq.evaluate``."""
-    compose_errors_exit_2()
+    compose_errors_exit_2("evaluate")
     if "--version" in sys.argv[1:]:
         print(f"qa-seq2seq-evaluate {__version__}")
         sys.exit(0)

@@ -324,7 +324,7 @@ def print_help(overrides: list[str]) -> None:
 def cli() -> None:
     """``qa-seq2seq-train`` and ``python -m qa_seq2seq.train``: ``--help`` and ``--version`` here,
     the rest is Hydra's command line (overrides, ``-m``, ``--config-dir``)."""
-    compose_errors_exit_2()
+    compose_errors_exit_2("train")
     if "--version" in sys.argv[1:]:
         print(f"qa-seq2seq-train {__version__}")
         sys.exit(0)

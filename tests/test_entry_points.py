@@ -47,7 +47,14 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     ("scripts/bench.py --datasets toy,nope", "--datasets: unknown nope; choose from toy, arith"),
     pytest.param("scripts/gpu_check.sh", "error: no CUDA device",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
-    ("-m qa_seq2seq.train model.nope=1", "Could not override 'model.nope'"),  # Hydra's message
+    ("-m qa_seq2seq.train model.nope=1", "unknown key model.nope; the nearest: model.net"),
+    ("-m qa_seq2seq.train model.net.hiden_size=64",
+     "unknown key model.net.hiden_size; the nearest: model.net.hidden_size"),
+    ("-m qa_seq2seq.parameters +model.net.hiden_size=64",  # Hydra's advice to add it, followed
+     "unknown key model.net.hiden_size: qa_seq2seq.network.builder.build_network takes no "
+     "'hiden_size'; the nearest: model.net.hidden_size"),
+    ("-m qa_seq2seq.evaluate decode=beam decode.beam_sise=4",
+     "unknown key decode.beam_sise; the nearest: decode.beam_size"),
     ("-m qa_seq2seq.train model.hidden_size=128 model/cell=gru",
      "keys moved under model.net: model.hidden_size -> model.net.hidden_size, "
      "model/cell -> model/net/cell"),
@@ -61,6 +68,16 @@ def test_a_user_error_is_one_message_and_exit_status_2(tmp_path, command, messag
     assert message in output
     assert "Traceback" not in output
     assert output.count("error: ") == 1
+
+
+@pytest.mark.parametrize("entry", ["qa_seq2seq.train", "qa_seq2seq.parameters"])
+def test_the_nearest_key_an_unknown_key_is_told_works_when_followed(tmp_path, entry):
+    wrong = run("-m", entry, "+experiment=smoke", "model.net.hiden_size=24", cwd=tmp_path)
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    nearest = re.search(r"the nearest: ([\w.]+)", wrong.stderr)[1]
+    followed = run("-m", entry, "+experiment=smoke", f"{nearest}=24", "trainer.max_steps=2",
+                   cwd=tmp_path)
+    assert followed.returncode == 0, followed.stderr[-3000:]
 
 
 def test_output_cut_short_by_a_closed_pipe_ends_quietly():
