@@ -60,6 +60,20 @@ def test_missing_files_and_fields_are_named(tmp_path):
         dm.prepared("train")
 
 
+def test_rows_with_other_field_names_are_told_the_keys_that_name_them(tmp_path):
+    """Each message names the config key to set, not data.on_bad_row=skip (which would drop
+    every row); following it leads to the next key, then to a data set that loads."""
+    rows = [{"q": f"What is {i} plus 1?", "a": str(i + 1)} for i in range(20)]
+    write(tmp_path / "valid.jsonl", rows[:4])
+    with pytest.raises(DataError) as error:
+        module(tmp_path, rows).prepared("train")
+    assert "field 'question' is missing (the row's fields: 'q', 'a'; data.question_field names " \
+           "the field)" in str(error.value) and "on_bad_row" not in str(error.value)
+    with pytest.raises(DataError, match="field 'answer' is missing .* data.answer_field names"):
+        module(tmp_path, question_field="q").prepared("train")
+    assert len(module(tmp_path, question_field="q", answer_field="a").prepared("train")) == 20
+
+
 @pytest.mark.parametrize("name", ["nonexistent", "nonexistent.xyz", "nonexistent.csv"])
 def test_a_missing_file_of_any_extension_is_not_found(tmp_path, name):
     from qa_seq2seq.errors import UserError

@@ -20,6 +20,9 @@ def test_values_report_missing_wrong_and_empty_fields():
     builder = SourceBuilder(source_template="{question} | {answers.text[0]}")
     assert builder.values(ROW) == {"question": "Where is Mary?", "answers.text[0]": "kitchen"}
     assert builder.values({"question": "x"}) == "field 'answers.text[0]' is missing"
+    assert builder.values({"question": "x"}, name_keys=True) == (
+        "field 'answers.text[0]' is missing (the row's fields: 'question'; data.source_template "
+        "names the field)")
     assert builder.values({**ROW, "question": ["x"]}) == "field 'question' is list, not a string"
     assert builder.values({**ROW, "question": 3})["question"] == "3"  # a number: its text
     assert builder.values({**ROW, "question": " "}) == "field 'question' is empty"

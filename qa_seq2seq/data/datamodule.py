@@ -343,8 +343,10 @@ class QADataModule(L.LightningDataModule):
         stats["bad_rows"] = stats.get("bad_rows", 0) + len(problems)
         if self.on_bad_row == "error":
             more = f"\n... and {len(described) - 10} more" if len(described) > 10 else ""
-            raise DataError("bad rows (fix them, or set data.on_bad_row=skip to skip them):\n"
-                            + "\n".join(described[:10]) + more)
+            fix = ("name the fields your rows have (data.question_field, data.answer_field, "
+                   "data.source_template)" if all(" names the field)" in what for _, what in problems)
+                   else "fix them, or set data.on_bad_row=skip to skip them")
+            raise DataError(f"bad rows ({fix}):\n" + "\n".join(described[:10]) + more)
         log.warning("%s: skipped %d bad rows: %s%s", where, len(problems),
                     "; ".join(described[:3]), " ..." if len(described) > 3 else "")
 

@@ -48,10 +48,14 @@ def as_text(value: Any) -> Any:
     return value
 
 
-def text_problem(field: str, value: Any) -> str | None:
-    """Why ``value`` cannot serve as the text of ``field`` (missing, not a string, empty)."""
+def text_problem(field: str, value: Any, key: str | None = None, row: Any = None) -> str | None:
+    """Why ``value`` cannot serve as the text of ``field`` (missing, not a string, empty). A
+    missing field's message names the config ``key`` that chose it and the fields ``row`` has."""
     if value is None:
-        return f"field {field!r} is missing"
+        if key is None:
+            return f"field {field!r} is missing"
+        has = ", ".join(map(repr, row)) if isinstance(row, dict) and row else "none"
+        return f"field {field!r} is missing (the row's fields: {has}; {key} names the field)"
     if not isinstance(value, str):
         return f"field {field!r} is {type(value).__name__}, not a string"
     if not value.strip():
@@ -81,6 +85,7 @@ class SourceBuilder:
                  reverse_source: bool = False, reverse_target: bool = False):
         self.template = source_template or "{" + question_field + "}"
         self.fields = template_fields(self.template)
+        self.key = "data.source_template" if source_template else "data.question_field"
         if truncate_field is not None and truncate_field not in self.fields:
             from qa_seq2seq.errors import ConfigError
 
@@ -96,12 +101,13 @@ class SourceBuilder:
                    data.get("truncate_field"), int(data.get("max_question_length", 256)),
                    bool(data.get("reverse_source", False)), bool(data.get("reverse_target", False)))
 
-    def values(self, row: Any) -> dict[str, str] | str:
-        """The template's field values, or a problem description."""
+    def values(self, row: Any, name_keys: bool = False) -> dict[str, str] | str:
+        """The template's field values, or a problem description (with ``name_keys``, for data
+        files: naming the config key that chose a missing field)."""
         values = {}
         for name in self.fields:
             value = as_text(get_path(row, name))
-            if problem := text_problem(name, value):
+            if problem := text_problem(name, value, self.key if name_keys else None, row):
                 return problem
             values[name] = value
         return values

@@ -26,9 +26,10 @@ class Prepare:
 
     def row(self, row: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
         """(source, target, problem): the texts of a usable row, or what makes it unusable."""
-        values = self.builder.values(row)
+        values = self.builder.values(row, name_keys=True)
         target = as_text(get_path(row, self.answer_field))
-        problem = values if isinstance(values, str) else text_problem(self.answer_field, target)
+        problem = values if isinstance(values, str) else text_problem(self.answer_field, target,
+                                                                      "data.answer_field", row)
         if problem:
             return None, None, problem
         return self.builder.text(values), target, None
