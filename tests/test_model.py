@@ -136,6 +136,7 @@ def test_scope_names_name_the_parameters_and_the_rnns():
     ({"encoder": "training"}, "not an attribute of the network"),
     ({"encoder": "decoder"}, "two parts share a name"),
     ({"embedder": "x"}, "model.net.scopes.embedder: no such part"),
+    ({"encoder": ""}, "model.net.scopes.encoder='': a scope name must be"),  # not silently encoder
 ])
 def test_bad_scope_names_are_refused_naming_the_key(scopes, message):
     with pytest.raises(ValueError, match=message):

@@ -103,9 +103,11 @@ def test_tied_output_names_both_sizes_and_the_setting_that_works():
     with pytest.raises(ValueError) as error:
         tiny_model(sharing=Sharing(tied_output=True))  # embeddings 8, decoder output 12
     assert str(error.value) == (
-        "model/net/sharing=tied_output needs model.net.embedding_size (8) equal to the decoder's "
-        "output size (12: its hidden_size, or proj_size). Set model.net.embedding_size=12 or "
-        "choose another model/net/sharing.")
+        "model/net/sharing=tied_output ties the output layer to the embedding, so it needs "
+        "model.net.embedding_size (8) equal to the decoder's output size (12: its hidden_size, or "
+        "proj_size). Set model.net.embedding_size=12 or choose another model/net/sharing.")
+    with pytest.raises(ValueError, match=r"^model/net/sharing=all ties the output layer"):
+        tiny_model(sharing=Sharing(embeddings=True, tied_output=True))  # the choice the user made
     assert repr(Sharing(tied_output=True, embeddings=True)) == "Sharing(embeddings, tied_output)"
     assert repr(Sharing()) == "Sharing(none)"
 

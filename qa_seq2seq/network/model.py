@@ -393,7 +393,7 @@ def scope_names(given: Mapping[str, str]) -> dict[str, str]:
     if unknown := sorted(set(given) - set(SCOPES)):
         raise ConfigError(f"model.net.scopes.{unknown[0]}: no such part; the parts are "
                           f"{', '.join(SCOPES)}")
-    names = {part: given.get(part) or part for part in SCOPES}
+    names = {part: part if given.get(part) is None else given[part] for part in SCOPES}
     for part, name in names.items():
         if not (isinstance(name, str) and name.isidentifier()) or (
                 name not in SCOPES and _taken(name)):

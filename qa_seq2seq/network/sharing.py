@@ -36,8 +36,9 @@ class Sharing:
         if self.tied_output:
             emb, out = decoder.embedding.weight, decoder.output.weight
             if emb.shape != out.shape:
+                choice = "all" if self.embeddings else "tied_output"  # conf/model/net/sharing/
                 raise ConfigError(
-                    f"model/net/sharing=tied_output needs model.net.embedding_size ({emb.shape[1]}) equal "
+                    f"model/net/sharing={choice} ties the output layer to the embedding, so it needs model.net.embedding_size ({emb.shape[1]}) equal "
                     f"to the decoder's output size ({out.shape[1]}: its hidden_size, or proj_size)."
                     f" Set model.net.embedding_size={out.shape[1]} or choose another model/net/sharing."
                 )
