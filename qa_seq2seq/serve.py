@@ -340,7 +340,7 @@ def parse_args(argv: list[str] | None = None):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (here, to refuse before anything loads)
     except ImportError:
         raise ConfigError("qa-seq2seq-serve needs the serve extra: pip install -e '.[serve]' "
                           "(make install includes it)") from None
@@ -351,10 +351,31 @@ def main(argv: list[str] | None = None) -> int:
     host, port = sock.getsockname()[:2]
     print(f"serving {service.answerer.path} on http://{host}:{port} (POST /answer, GET /health); "
           "Ctrl-C stops", file=sys.stderr, flush=True)
-    config = uvicorn.Config(make_app(service), access_log=args.access_log, log_level="info",
-                            timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    server(service, access_log=args.access_log).run(sockets=[sock])
     return 0
+
+
+def server(service: Service, access_log: bool = True, log_level: str = "info") -> Any:
+    """The uvicorn server for ``service``: HTTP/1.1 by h11, whose refusal of a request it cannot
+    parse (a negative Content-Length, a malformed header) is JSON with a reason, as every other
+    refusal is."""
+    import h11
+    import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class JsonRefusals(H11Protocol):
+        def send_400_response(self, msg: str) -> None:  # uvicorn's hook for unparsable requests
+            body = json.dumps({"error": f"{msg} (send POST /answer with a JSON body)"}).encode()
+            headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
+                       (b"content-length", str(len(body)).encode())]
+            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                          h11.Data(data=body), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+            self.transport.close()
+
+    return uvicorn.Server(uvicorn.Config(make_app(service), http=JsonRefusals,
+                                         access_log=access_log, log_level=log_level,
+                                         timeout_graceful_shutdown=5))
 
 
 if __name__ == "__main__":

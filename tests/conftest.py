@@ -101,13 +101,10 @@ def serving(service):
     import threading
     import time
 
-    import uvicorn
-
-    from qa_seq2seq.serve import listen, make_app
+    from qa_seq2seq.serve import listen, server
 
     sock = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(make_app(service), log_level="warning",
-                                           access_log=False))
+    server = server(service, access_log=False, log_level="warning")
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -38,8 +38,9 @@ class Sharing:
             if emb.shape != out.shape:
                 choice = "all" if self.embeddings else "tied_output"  # conf/model/net/sharing/
                 raise ConfigError(
-                    f"model/net/sharing={choice} ties the output layer to the embedding, so it needs model.net.embedding_size ({emb.shape[1]}) equal "
-                    f"to the decoder's output size ({out.shape[1]}: its hidden_size, or proj_size)."
+                    f"model/net/sharing={choice} ties the output layer to the embedding, so it "
+                    f"needs model.net.embedding_size ({emb.shape[1]}) equal to the decoder's "
+                    f"output size ({out.shape[1]}: its hidden_size, or proj_size)."
                     f" Set model.net.embedding_size={out.shape[1]} or choose another model/net/sharing."
                 )
             decoder.output.weight = decoder.embedding.weight
