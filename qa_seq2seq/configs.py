@@ -60,6 +60,10 @@ def explain(error: BaseException, overrides: list[str], config_name: str) -> str
         known = dotted_keys(cfg)
     except ConfigError:
         known = []
+    if key in known:  # a mapping given keys it does not have: ++ adds them
+        given = next((o.lstrip("+~") for o in overrides if o.lstrip("+~").startswith(key)), key)
+        return (f"{key} is a mapping, and '=' only sets the keys it has; to add yours, merged "
+                f"into it: '++{given}'")
     near = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
     hint = f"; the nearest: {', '.join(near)}" if near else ""
     return (f"unknown key {key}{hint}. Every key with its meaning: "
@@ -95,6 +99,19 @@ def moved_keys_hint(overrides: list[str]) -> str:
     return f"\nThe network's keys moved under model.net: {fixes}"
 
 
+def unmakeable(error: OSError) -> str | None:
+    """The message for a run folder that cannot be made where it is asked for
+    (``hydra.run.dir=/proc/x``: a parent that takes no folders), else None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, FileNotFoundError | NotADirectoryError) and error.filename:
+            return (f"{error.filename}: cannot be made ({error.strerror}): give hydra.run.dir "
+                    "a folder that can be (or leave it to its default, under outputs/)")
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def compose_errors_exit_2(config_name: str) -> None:
     """Make a config Hydra cannot compose (an unknown key, a bad override, an option missing from
     a group) exit with status 2 like every other user error, said as :func:`explain` says it;
@@ -122,7 +139,7 @@ def compose_errors_exit_2(config_name: str) -> None:
                 print(f"error: {explain(e, sys.argv[1:], config_name)}", file=sys.stderr)
                 sys.exit(2)
             except OSError as e:  # Hydra making the run directory and its .hydra/ files
-                if (message := refused_write(e)) is None:
+                if (message := refused_write(e) or unmakeable(e)) is None:
                     raise
                 print(f"error: {message}", file=sys.stderr)
                 sys.exit(2)

@@ -47,6 +47,11 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     ("scripts/bench.py --datasets toy,nope", "--datasets: unknown nope; choose from toy, arith"),
     pytest.param("scripts/gpu_check.sh", "error: no CUDA device",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
+    ("-m qa_seq2seq.train +experiment=smoke hydra.run.dir=/proc/x",
+     "/proc/x: cannot be made (No such file or directory): give hydra.run.dir a folder"),
+    ("-m qa_seq2seq.parameters model/init=orthogonal model.init.overrides={decoder.*:orthogonal}",
+     "model.init.overrides is a mapping, and '=' only sets the keys it has; to add yours, merged "
+     "into it: '++model.init.overrides={decoder.*:orthogonal}'"),
     ("-m qa_seq2seq.train model.nope=1", "unknown key model.nope; the nearest: model.net"),
     ("-m qa_seq2seq.train model.net.hiden_size=64",
      "unknown key model.net.hiden_size; the nearest: model.net.hidden_size"),
@@ -68,6 +73,17 @@ def test_a_user_error_is_one_message_and_exit_status_2(tmp_path, command, messag
     assert message in output
     assert "Traceback" not in output
     assert output.count("error: ") == 1
+
+
+def test_the_plus_plus_a_mapping_is_told_to_take_works_when_followed(tmp_path):
+    wrong = run("-m", "qa_seq2seq.parameters", "model/init=orthogonal",
+                "model.init.overrides={decoder.*.weight_hh*: glorot_uniform}", cwd=tmp_path)
+    followed = re.search(r"'(\+\+[^']+)'", wrong.stderr)[1]
+    table = run("-m", "qa_seq2seq.parameters", "model/init=orthogonal", followed, cwd=tmp_path)
+    assert table.returncode == 0, table.stderr[-3000:]
+    rows = [line.split() for line in table.stdout.splitlines() if "weight_hh" in line]
+    assert {(r[0], r[4]) for r in rows} == {("encoder.rnn", "orthogonal"),
+                                            ("decoder.rnn", "glorot_uniform")}
 
 
 @pytest.mark.parametrize("entry", ["qa_seq2seq.train", "qa_seq2seq.parameters"])
