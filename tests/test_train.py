@@ -182,13 +182,20 @@ def test_decode_cli_help_and_bad_options(smoke_run):
     for args, message in (
             (["--decode", "beam", "beam_size=2", "n_best=3"],
              b"error: decode.n_best must be between 1 and beam_size=2, got 3"),
-            (["beam_size=2"], b"error: beam_size: not an option of decode=greedy; its options are "
+            (["beam_size=2"], b"error: beam_size: not an option of decode=greedy (an option of "
+                              b"decode=beam: choose that search with it); its options are "
                               b"max_length, max_length_ratio, min_length"),
+            (["--decode", "beam", "--beam-size", "2"],
+             b"--beam-size: not an option of this command; a search's options are KEY=VALUE "
+             b"after --decode NAME: beam_size=VALUE"),
             (["beam_size"], b"'beam_size': search options are KEY=VALUE"),
             (["max_length=abc"], b"error: max_length='abc': must be an integer (default 64)")):
         result = run_decode(["--checkpoint", str(smoke_run[0]), *args], b"What is 3 plus 4?\n")
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert b"Traceback" not in result.stderr and result.stdout == b""
+    followed = run_decode(["--checkpoint", str(smoke_run[0]), "--decode", "beam", "beam_size=2"],
+                          b"What is 3 plus 4?\n")  # what both messages about beam_size advise
+    assert followed.returncode == 0 and followed.stdout.strip(), followed.stderr
 
 
 @pytest.mark.slow

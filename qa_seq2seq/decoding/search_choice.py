@@ -79,7 +79,10 @@ def choose_search(stored: dict[str, Any] | None, decode: str | None, options: di
         raise ConfigError(f"decode={decode!r}: choose from {', '.join(searches)}")
     accepted = search_options(searches[decode])
     if unknown := sorted(set(options) - set(accepted)):
-        raise ConfigError(f"{', '.join(unknown)}: not an option of decode={decode}; its "
+        owners = [name for name, search in searches.items()
+                  if set(unknown) <= set(search_options(search))]
+        fix = f" (an option of decode={owners[0]}: choose that search with it)" if owners else ""
+        raise ConfigError(f"{', '.join(unknown)}: not an option of decode={decode}{fix}; its "
                           f"options are {', '.join(accepted)}")
     for key, value in options.items():
         check_type(key, value, accepted[key])

@@ -53,7 +53,14 @@ def model_parser(prog: str, description: str, examples: str, version: str) -> ar
 
 
 def parse_model_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
-    args = parser.parse_intermixed_args(argv)
+    args, unknown = parser.parse_known_intermixed_args(argv)
+    for item in unknown:  # --beam-size 5 for the search option beam_size=5
+        key = item.split("=")[0].lstrip("-").replace("-", "_")
+        if item.startswith("--") and key.isidentifier():
+            parser.error(f"{item}: not an option of this command; a search's options are "
+                         f"KEY=VALUE after --decode NAME: {key}=VALUE (--help lists them)")
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.options = {}
     for item in args.overrides:
         key, eq, value = item.partition("=")
