@@ -104,15 +104,21 @@ def on_cpu(accelerator: str) -> bool:
                                     and not torch.backends.mps.is_available())
 
 
+def check_precision(trainer_cfg: DictConfig) -> None:
+    """Refuse fp16 mixed precision on a CPU: Lightning would train in bf16 instead, while the
+    config and logs say 16-mixed."""
+    if str(trainer_cfg.get("precision")) in ("16-mixed", "16") and \
+            on_cpu(str(trainer_cfg.get("accelerator", "auto"))):
+        raise ConfigError(f"trainer.precision={trainer_cfg.precision} on the CPU: Lightning's fp16 "
+                          "mixed precision is for GPUs (on a CPU it would train in bf16 and log "
+                          "16-mixed): use trainer.precision=bf16-mixed, 32-true or auto")
+
+
 def make_trainer(trainer_cfg: DictConfig, **kwargs: Any) -> L.Trainer:
     """Lightning's Trainer from ``trainer_cfg``; ``precision=auto`` is resolved in the config
     itself, so the logged hyperparameters say what ran."""
     accelerator = str(trainer_cfg.get("accelerator", "auto"))
-    if str(trainer_cfg.get("precision")) in ("16-mixed", "16") and on_cpu(accelerator):
-        # Lightning would train in bf16 instead, while the config and logs say 16-mixed.
-        raise ConfigError(f"trainer.precision={trainer_cfg.precision} on the CPU: Lightning's fp16 "
-                          "mixed precision is for GPUs (on a CPU it would train in bf16 and log "
-                          "16-mixed): use trainer.precision=bf16-mixed, 32-true or auto")
+    check_precision(trainer_cfg)
     if trainer_cfg.get("precision") == "auto":
         trainer_cfg.precision = auto_precision(accelerator)
         log.info("trainer.precision=auto: %s", trainer_cfg.precision)
@@ -148,6 +154,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"{', '.join(missing)}: required, with no default (???); set "
                           f"{missing[0]}=...")
     check_ranges(cfg)
+    check_precision(cfg.trainer)  # before the data and tokenizer take their time
     optimizer, optimizer_options = optimizer_factory(cfg.optimizer)
     if 0 < (max_steps := cfg.trainer.get("max_steps", -1)) <= optimizer_options["decay_from_step"]:
         raise ConfigError(f"optimizer.decay_from_step={optimizer_options['decay_from_step']}: the "

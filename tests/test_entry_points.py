@@ -75,6 +75,14 @@ def test_a_user_error_is_one_message_and_exit_status_2(tmp_path, command, messag
     assert output.count("error: ") == 1
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")
+def test_fp16_on_the_cpu_is_refused_before_any_data_work(tmp_path):
+    result = run("-m", "qa_seq2seq.train", "+experiment=smoke", "trainer.precision=16-mixed",
+                 cwd=tmp_path)
+    assert result.returncode == 2 and "trainer.precision=16-mixed on the CPU" in result.stderr
+    assert not list(tmp_path.rglob("tokenizer.model")) and not (tmp_path / "data").exists()
+
+
 def test_the_plus_plus_a_mapping_is_told_to_take_works_when_followed(tmp_path):
     wrong = run("-m", "qa_seq2seq.parameters", "model/init=orthogonal",
                 "model.init.overrides={decoder.*.weight_hh*: glorot_uniform}", cwd=tmp_path)
