@@ -79,7 +79,7 @@ def test_a_user_error_is_one_message_and_exit_status_2(tmp_path, command, messag
 def test_fp16_on_the_cpu_is_refused_before_any_data_work(tmp_path):
     result = run("-m", "qa_seq2seq.train", "+experiment=smoke", "trainer.precision=16-mixed",
                  cwd=tmp_path)
-    assert result.returncode == 2 and "trainer.precision=16-mixed on the CPU" in result.stderr
+    assert result.returncode == 2 and "trainer.precision=16-mixed on the CPU" in result.stdout
     assert not list(tmp_path.rglob("tokenizer.model")) and not (tmp_path / "data").exists()
 
 
