@@ -31,7 +31,7 @@ from pathlib import Path
 from qa_seq2seq import __version__
 from qa_seq2seq.data.fields import SourceBuilder
 from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, PAYLOAD_KEY, load_model
+from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, PAYLOAD_KEY, PAYLOAD_PARTS, load_model
 from qa_seq2seq.deployment.runtime import ONNX_FORMAT
 from qa_seq2seq.errors import CheckpointError, ConfigError, entry_point
 from qa_seq2seq.training.saving import atomic_save
@@ -56,7 +56,7 @@ def export(checkpoint: str | Path | None, out: str | Path, format: str = "weight
                               "another --out, or remove it")
     loaded = load_model(checkpoint)
     ckpt, tokenizer = loaded.checkpoint, loaded.tokenizer
-    payload = ckpt.payload
+    payload = {key: ckpt.payload[key] for key in PAYLOAD_PARTS if key in ckpt.payload}
     step = ckpt.raw.get("global_step", 0)
     if format == "onnx":
         _require_onnx()

@@ -69,3 +69,15 @@ def test_an_export_cannot_be_resumed_and_says_why(smoke_run, tmp_path):
                          f"resume={tmp_path / 'exported'}"], tmp_path / "run")
     with pytest.raises(ConfigError, match="exported has no checkpoints/last.ckpt to resume from"):
         train(cfg)
+
+
+def test_an_export_copies_only_the_stored_parts_it_checked(smoke_run, tmp_path):
+    """A payload key no part of qa_seq2seq reads (so nothing checked it) is left behind."""
+    ckpt = torch.load(resolve_checkpoint(smoke_run[0]), weights_only=True)
+    ckpt["qa_seq2seq"]["notes"] = {"_target_": "os.system", "_args_": ["echo unchecked"]}
+    source = tmp_path / "with_notes.ckpt"
+    torch.save(ckpt, source)
+    main(["--checkpoint", str(source), "--out", str(tmp_path / "out")])
+    exported = torch.load(tmp_path / "out" / "model.ckpt", weights_only=True)["qa_seq2seq"]
+    assert set(exported) == {"format", "net", "data", "decode", "tokenizer"}
+    assert "unchecked" not in (tmp_path / "out" / "model.json").read_text()

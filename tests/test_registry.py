@@ -247,7 +247,7 @@ def test_every_entry_point_refuses_them_with_one_message(hostile_checkpoints, tm
 
     runs, marker = hostile_checkpoints
     monkeypatch.setattr(sys, "stdin", open(os.devnull))
-    for run in runs[:2]:  # the network's config: every command that builds the model
+    for run in runs:  # the network's config and the data config: every command that loads it
         _refused_in_process(decode.main, ["--checkpoint", str(run)], caplog, capsys)
         _refused_in_process(parameters.main, ["--checkpoint", str(run)], caplog, capsys)
         _refused_in_process(export.main, ["--checkpoint", str(run), "--out",

@@ -21,10 +21,14 @@ from typing import Any, NamedTuple
 import torch
 
 from qa_seq2seq.data.tokenizer import Tokenizer
+from qa_seq2seq.decoding.search_choice import decode_choice
 from qa_seq2seq.errors import CheckpointError, UserError
-from qa_seq2seq.registry import NETWORK, build
+from qa_seq2seq.registry import DATA, NETWORK, build, check
 
 PAYLOAD_KEY = "qa_seq2seq"
+# What the payload holds, each part checked on reading (the network as it is built, the tokenizer
+# as it is read); an export copies these and nothing else.
+PAYLOAD_PARTS = ("format", "net", "data", "decode", "tokenizer")
 FORMAT_VERSION = 2  # 2: the network config under "net"; format 1 (under "model") is upgraded
 DEFAULT_OUTPUTS = Path("outputs")
 
@@ -115,9 +119,20 @@ def read_checkpoint(path: str | Path | None) -> Checkpoint:
         raise CheckpointError(f"{path}: checkpoint format {payload.get('format')!r}; this "
                               f"version of qa_seq2seq reads formats 1 and {FORMAT_VERSION}: was "
                               "it written by a newer qa_seq2seq?")
+    check_stored_configs(payload, path)
     prefix = "net."
     state_dict = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
     return Checkpoint(path, state_dict, payload, raw)
+
+
+def check_stored_configs(payload: Mapping[str, Any], path: Path) -> None:
+    """Refuse a checkpoint whose stored data or decode config names anything the registry does
+    not allow there, before any command uses a part of it (the network config is checked as it
+    is built): what a file stores is data."""
+    if payload.get("data") is not None:
+        check(payload["data"], DATA, f"{path} [data config]")
+    if payload.get("decode") is not None:
+        decode_choice(payload["decode"], f"{path} [decode config]")
 
 
 def build_model(net_config: Any, where: str) -> torch.nn.Module:
