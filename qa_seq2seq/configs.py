@@ -56,7 +56,8 @@ def explain(error: BaseException, overrides: list[str], config_name: str) -> str
     key = found["key"]
     GlobalHydra.instance().clear()  # inside a failed Hydra app: compose again from scratch
     try:
-        cfg = compose([o for o in overrides if key not in o], config_name=config_name)
+        others = [o for o in overrides if "=" in o and not o.startswith("-") and key not in o]
+        cfg = compose(others, config_name=config_name)  # flags (-m, --config-dir) left out
         known = dotted_keys(cfg)
     except ConfigError:
         known = []
