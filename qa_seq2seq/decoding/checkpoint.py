@@ -129,7 +129,7 @@ def check_stored_configs(payload: Mapping[str, Any], path: Path) -> None:
     """Refuse a checkpoint whose stored data or decode config names anything the registry does
     not allow there, before any command uses a part of it (the network config is checked as it
     is built): what a file stores is data."""
-    if payload.get("data") is not None:
+    if payload.get("data"):  # absent or empty: nothing stored to build
         check(payload["data"], DATA, f"{path} [data config]")
     if payload.get("decode") is not None:
         decode_choice(payload["decode"], f"{path} [decode config]")
