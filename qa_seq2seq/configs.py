@@ -113,6 +113,17 @@ def unmakeable(error: OSError) -> str | None:
     return None
 
 
+def hydra_command(config_name: str) -> None:
+    """What a ``hydra.main`` entry point (of ``conf/<config_name>``) runs first: ``--version``
+    answered, and compose errors made one message with exit status 2."""
+    if "--version" in sys.argv[1:]:
+        from qa_seq2seq import __version__
+
+        print(f"qa-seq2seq-{config_name} {__version__}")
+        sys.exit(0)
+    compose_errors_exit_2(config_name)
+
+
 def compose_errors_exit_2(config_name: str) -> None:
     """Make a config Hydra cannot compose (an unknown key, a bad override, an option missing from
     a group) exit with status 2 like every other user error, said as :func:`explain` says it;

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from qa_seq2seq import __version__
-from qa_seq2seq.configs import CONF_DIR, compose_errors_exit_2
+from qa_seq2seq.configs import CONF_DIR, hydra_command
 from qa_seq2seq.decoding.answerer import Answerer
 from qa_seq2seq.decoding.checkpoint import load_model
 from qa_seq2seq.decoding.metrics import corpus_metrics, error_analysis, exact_match
@@ -132,10 +130,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """``qa-seq2seq-evaluate`` and ``python -m qa_seq2seq.evaluate``."""
-    compose_errors_exit_2("evaluate")
-    if "--version" in sys.argv[1:]:
-        print(f"qa-seq2seq-evaluate {__version__}")
-        sys.exit(0)
+    hydra_command("evaluate")
     main()
 
 

@@ -34,8 +34,7 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
-from qa_seq2seq import __version__
-from qa_seq2seq.configs import CONF_DIR, compose_errors_exit_2
+from qa_seq2seq.configs import CONF_DIR, hydra_command
 from qa_seq2seq.data.datamodule import QADataModule
 from qa_seq2seq.data.tokenizer import UNK_ID, Tokenizer
 from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, read_checkpoint
@@ -115,10 +114,9 @@ def check_precision(trainer_cfg: DictConfig) -> None:
 
 
 def make_trainer(trainer_cfg: DictConfig, **kwargs: Any) -> L.Trainer:
-    """Lightning's Trainer from ``trainer_cfg``; ``precision=auto`` is resolved in the config
-    itself, so the logged hyperparameters say what ran."""
+    """Lightning's Trainer from ``trainer_cfg`` (``check_precision`` passed); ``precision=auto``
+    is resolved in the config itself, so the logged hyperparameters say what ran."""
     accelerator = str(trainer_cfg.get("accelerator", "auto"))
-    check_precision(trainer_cfg)
     if trainer_cfg.get("precision") == "auto":
         trainer_cfg.precision = auto_precision(accelerator)
         log.info("trainer.precision=auto: %s", trainer_cfg.precision)
@@ -331,10 +329,7 @@ def print_help(overrides: list[str]) -> None:
 def cli() -> None:
     """``qa-seq2seq-train`` and ``python -m qa_seq2seq.train``: ``--help`` and ``--version`` here,
     the rest is Hydra's command line (overrides, ``-m``, ``--config-dir``)."""
-    compose_errors_exit_2("train")
-    if "--version" in sys.argv[1:]:
-        print(f"qa-seq2seq-train {__version__}")
-        sys.exit(0)
+    hydra_command("train")
     if {"--help", "-h"} & set(sys.argv[1:]):
         print_help([a for a in sys.argv[1:]  # flags (--help, -m) are not overrides
                     if a not in ("--help", "-h", "-m", "--multirun")])

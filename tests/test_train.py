@@ -259,14 +259,14 @@ def test_fp16_mixed_on_the_cpu_is_refused_not_swapped_for_bf16(monkeypatch, prec
     import torch
     from omegaconf import OmegaConf
 
-    from qa_seq2seq.train import make_trainer
+    from qa_seq2seq.train import check_precision
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cfg = OmegaConf.create({"_target_": "lightning.pytorch.Trainer", "accelerator": "auto",
                             "precision": precision})
     with pytest.raises(ConfigError, match=rf"^trainer.precision={precision} on the CPU: .* use "
                                           r"trainer.precision=bf16-mixed, 32-true or auto$"):
-        make_trainer(cfg)
+        check_precision(cfg)
 
 
 def test_decode_accepts_the_models_own_field_name_and_question(smoke_run):
