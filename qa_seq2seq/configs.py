@@ -71,18 +71,17 @@ def explain(error: BaseException, overrides: list[str], config_name: str) -> str
             f"python -m qa_seq2seq.{config_name} --help{moved_keys_hint(overrides)}")
 
 
-def dotted_keys(cfg: Any, prefix: str = "") -> list[str]:
+def dotted_keys(cfg: Any) -> list[str]:
     """Every key of a composed config, ``model.net.hidden_size`` style."""
-    from omegaconf import DictConfig
+    from omegaconf import OmegaConf
 
-    keys = []
-    for name in cfg.keys() if isinstance(cfg, DictConfig) else ():
-        path = f"{prefix}{name}"
-        keys.append(path)
-        child = cfg._get_node(name)
-        if isinstance(child, DictConfig):
-            keys += dotted_keys(child, f"{path}.")
-    return keys
+    def walk(node: Any, prefix: str) -> list[str]:
+        if not isinstance(node, dict):
+            return []
+        return [path for name, value in node.items()
+                for path in (f"{prefix}{name}", *walk(value, f"{prefix}{name}."))]
+
+    return walk(OmegaConf.to_container(cfg, resolve=False), "")
 
 
 def moved_keys_hint(overrides: list[str]) -> str:

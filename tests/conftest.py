@@ -55,24 +55,17 @@ def random_batch(batch=5, vocab_size=11, max_len=7, seed=0):
 
 
 def compose_train(overrides, output_dir):
-    from pathlib import Path
+    """conf/train.yaml with ``overrides``, as ``python -m qa_seq2seq.train`` composes it."""
+    from qa_seq2seq.configs import compose
 
-    from hydra import compose, initialize_config_dir
-
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    with initialize_config_dir(str(conf), version_base="1.3"):
-        return compose("train", overrides=[f"output_dir={output_dir}", *overrides])
+    return compose([f"output_dir={output_dir}", *overrides])
 
 
 def compose_evaluate(ckpt_path, *overrides):
     """conf/evaluate.yaml for ``ckpt_path``, as ``python -m qa_seq2seq.evaluate`` composes it."""
-    from pathlib import Path
+    from qa_seq2seq.configs import compose
 
-    from hydra import compose, initialize_config_dir
-
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    with initialize_config_dir(str(conf), version_base="1.3"):
-        return compose("evaluate", overrides=[f"ckpt_path={ckpt_path}", *overrides])
+    return compose([f"ckpt_path={ckpt_path}", *overrides], config_name="evaluate")
 
 
 def toy_data_overrides(data_dir) -> list[str]:

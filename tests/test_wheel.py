@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from qa_seq2seq import __version__
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.xdist_group("wheel")  # one build, one environment
 PURELIB = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
@@ -57,7 +59,7 @@ def test_the_wheel_trains_evaluates_decodes_exports_and_serves_from_an_empty_fol
     assert str(installed.parent) in where and str(ROOT) not in where  # the wheel, not the source
     for command in ("qa-seq2seq-train", "qa-seq2seq-evaluate", "qa-seq2seq-parameters",
                     "qa-seq2seq-export", "qa-seq2seq-decode", "qa-seq2seq-serve"):
-        assert run(installed, command, "--version", cwd=tmp_path).stdout.split()[-1] == "0.1.0"
+        assert run(installed, command, "--version", cwd=tmp_path).stdout.split()[-1] == __version__
 
     run(installed, "qa-seq2seq-train", "+experiment=smoke", cwd=tmp_path)
     (run_dir,) = (tmp_path / "outputs" / "smoke").iterdir()

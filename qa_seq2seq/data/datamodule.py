@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from qa_seq2seq.data.batching import LengthBucketBatchSampler, collate
-from qa_seq2seq.data.fields import SourceBuilder
+from qa_seq2seq.data.fields import NAMES_THE_FIELD, SourceBuilder
 from qa_seq2seq.data.rows import (
     Encode,
     Prepare,
@@ -344,7 +344,7 @@ class QADataModule(L.LightningDataModule):
         if self.on_bad_row == "error":
             more = f"\n... and {len(described) - 10} more" if len(described) > 10 else ""
             fix = ("name the fields your rows have (data.question_field, data.answer_field, "
-                   "data.source_template)" if all(" names the field)" in what for _, what in problems)
+                   "data.source_template)" if all(what.endswith(NAMES_THE_FIELD) for _, what in problems)
                    else "fix them, or set data.on_bad_row=skip to skip them")
             raise DataError(f"bad rows ({fix}):\n" + "\n".join(described[:10]) + more)
         log.warning("%s: skipped %d bad rows: %s%s", where, len(problems),

@@ -48,6 +48,9 @@ def as_text(value: Any) -> Any:
     return value
 
 
+NAMES_THE_FIELD = "names the field)"  # ends a missing field's message that names its config key
+
+
 def text_problem(field: str, value: Any, key: str | None = None, row: Any = None) -> str | None:
     """Why ``value`` cannot serve as the text of ``field`` (missing, not a string, empty). A
     missing field's message names the config ``key`` that chose it and the fields ``row`` has."""
@@ -55,7 +58,7 @@ def text_problem(field: str, value: Any, key: str | None = None, row: Any = None
         if key is None:
             return f"field {field!r} is missing"
         has = ", ".join(map(repr, row)) if isinstance(row, dict) and row else "none"
-        return f"field {field!r} is missing (the row's fields: {has}; {key} names the field)"
+        return f"field {field!r} is missing (the row's fields: {has}; {key} {NAMES_THE_FIELD}"
     if not isinstance(value, str):
         return f"field {field!r} is {type(value).__name__}, not a string"
     if not value.strip():
