@@ -112,13 +112,11 @@ def unmakeable(error: OSError) -> str | None:
     return None
 
 
-def hydra_command(config_name: str) -> None:
+def hydra_command(config_name: str, version: str) -> None:
     """What a ``hydra.main`` entry point (of ``conf/<config_name>``) runs first: ``--version``
-    answered, and compose errors made one message with exit status 2."""
+    answered (the package's ``version``), and compose errors made one message, exit status 2."""
     if "--version" in sys.argv[1:]:
-        from qa_seq2seq import __version__
-
-        print(f"qa-seq2seq-{config_name} {__version__}")
+        print(f"qa-seq2seq-{config_name} {version}")
         sys.exit(0)
     compose_errors_exit_2(config_name)
 

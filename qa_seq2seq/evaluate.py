@@ -25,6 +25,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from qa_seq2seq import __version__
 from qa_seq2seq.configs import CONF_DIR, hydra_command
 from qa_seq2seq.decoding.answerer import Answerer
 from qa_seq2seq.decoding.checkpoint import load_model
@@ -130,7 +131,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """``qa-seq2seq-evaluate`` and ``python -m qa_seq2seq.evaluate``."""
-    hydra_command("evaluate")
+    hydra_command("evaluate", __version__)
     main()
 
 

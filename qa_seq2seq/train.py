@@ -34,6 +34,7 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from qa_seq2seq import __version__
 from qa_seq2seq.configs import CONF_DIR, hydra_command
 from qa_seq2seq.data.datamodule import QADataModule
 from qa_seq2seq.data.tokenizer import UNK_ID, Tokenizer
@@ -329,7 +330,7 @@ def print_help(overrides: list[str]) -> None:
 def cli() -> None:
     """``qa-seq2seq-train`` and ``python -m qa_seq2seq.train``: ``--help`` and ``--version`` here,
     the rest is Hydra's command line (overrides, ``-m``, ``--config-dir``)."""
-    hydra_command("train")
+    hydra_command("train", __version__)
     if {"--help", "-h"} & set(sys.argv[1:]):
         print_help([a for a in sys.argv[1:]  # flags (--help, -m) are not overrides
                     if a not in ("--help", "-h", "-m", "--multirun")])
