@@ -18,7 +18,7 @@ DECODE ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all eval decode serve tensorboard bench bench-decode bench-serve bench-accuracy mutate lint docs clean
+.PHONY: help install train test test-unit test-all eval decode serve tensorboard bench bench-decode bench-serve bench-accuracy mutate lint docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ PYTEST_PARALLEL ?= -n auto --dist loadgroup
 
 test: install ## run the test suite (what CI runs), a test per core
 	$(PY) -m pytest -q $(PYTEST_PARALLEL)
+
+test-unit: install ## the tests that neither train nor run a command: about a minute, for a quick check while coding
+	$(PY) -m pytest -q -m "not slow and not train and not cli" $(PYTEST_PARALLEL)
 
 test-all: install ## run the test suite including slow tests
 	$(PY) -m pytest -q -m "" $(PYTEST_PARALLEL)

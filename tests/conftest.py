@@ -16,6 +16,8 @@ from qa_seq2seq.network.builder import build_network  # noqa: E402
 from qa_seq2seq.network.model import Seq2Seq  # noqa: E402
 from qa_seq2seq.network.rnn import GRU, LSTM, RNN, LayerNormLSTM, PeepholeLSTM  # noqa: E402
 
+pytest_plugins = ["tests.markers"]
+
 CELLS = {"lstm": LSTM, "peephole_lstm": PeepholeLSTM, "layernorm_lstm": LayerNormLSTM,
          "gru": GRU, "rnn": RNN}
 

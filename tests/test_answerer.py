@@ -14,6 +14,7 @@ from qa_seq2seq.errors import ConfigError
 QUESTIONS = ["What is 3 plus 4?", "Which is larger, 31 or 13?", "Where is Mary?"]
 
 
+@pytest.mark.cli
 def test_answers_what_the_cli_answers(smoke_run):
     run_dir, _ = smoke_run
     qa = Answerer.from_checkpoint(run_dir, decode="beam", beam_size=3, n_best=2)

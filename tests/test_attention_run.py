@@ -46,6 +46,7 @@ def test_tensorboard_shows_attention_maps(attention_run):
     assert rows and all((q.lstrip("| "), gold) in written for q, _, gold, _ in rows)
 
 
+@pytest.mark.cli
 def test_the_checkpoint_keeps_the_reading_order_and_the_cli_agrees_with_evaluate(attention_run):
     ckpt = read_checkpoint(attention_run)
     assert ckpt.payload["data"]["reverse_source"] is True
@@ -80,6 +81,7 @@ def test_the_checkpoint_keeps_the_reading_order_and_the_cli_agrees_with_evaluate
     assert "".join(first["answer"][:-1][::-1]).replace("▁", " ").strip() == answers[0]["answer"]
 
 
+@pytest.mark.cli
 def test_cli_attention_needs_jsonl_and_a_model_with_attention(smoke_run):
     run_dir, _ = smoke_run
     run = lambda *args: subprocess.run([sys.executable, "-m", "qa_seq2seq.decode", *args],  # noqa: E731

@@ -5,9 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.train
+@pytest.mark.cli
 def test_bench_trains_a_row_through_the_entry_point_beside_the_reference(tmp_path):
     """A row that fails (gru has no forget_bias) is reported after the others' table; an
     attention row trains with attention and is set against the plain lstm row."""
@@ -34,6 +38,8 @@ def test_bench_trains_a_row_through_the_entry_point_beside_the_reference(tmp_pat
     assert f"toy/lstm+dot+feed: {ratio:.2f}x the tokens/s of the plain lstm row" in result.stdout
 
 
+@pytest.mark.train
+@pytest.mark.cli
 def test_bench_decode_times_each_batch_size_beside_the_reference_loop(tmp_path):
     questions = tmp_path / "questions.jsonl"
     questions.write_text("".join(json.dumps({"question": f"What is {i} plus {i + 1}?"}) + "\n"
@@ -61,6 +67,8 @@ def test_bench_decode_times_each_batch_size_beside_the_reference_loop(tmp_path):
         assert "Self CPU %" in table.splitlines()[1] and "aten::" in table
 
 
+@pytest.mark.train
+@pytest.mark.cli
 def test_bench_long_passages_beside_a_reference_of_the_same_architecture(tmp_path):
     """passages-N: sources of exactly N tokens, the reference the preset's architecture."""
     out = tmp_path / "bench.json"

@@ -10,6 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.train
+@pytest.mark.cli
 def test_bench_accuracy_trains_evaluates_and_summarises(tmp_path):
     data = tmp_path / "toy"
     data_args = " ".join([f"data.{s}_file={data}/{s}.jsonl" for s in ("train", "validation", "test")]
@@ -39,6 +41,7 @@ def test_bench_accuracy_trains_evaluates_and_summarises(tmp_path):
 @pytest.mark.parametrize("override, remedy", [
     ("seed=3", "--first-seed"), ("trainer.max_time=00:00:01:00", "--budget"),
     ("hydra.run.dir=elsewhere", "--out"), ("++trainer.enable_progress_bar=true", "always off")])
+@pytest.mark.cli
 def test_bench_accuracy_refuses_an_override_it_would_replace(tmp_path, override, remedy):
     """A key the benchmark sets on every run (seed, budget, run directory, progress bar) would
     be replaced without a word: refused, with the option that sets it instead."""

@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".pytest-data" / "toy"
 
 
+@pytest.mark.train
+@pytest.mark.cli
 def test_two_processes_shard_the_data_agree_on_weights_and_write_one_checkpoint(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
@@ -64,6 +66,8 @@ def validation_loss(loaded, path: Path) -> float:
 
 
 @pytest.mark.slow  # two processes start for each (~15 s): the refusal itself is one line
+@pytest.mark.train
+@pytest.mark.cli
 @pytest.mark.parametrize("option, message", [
     ("data.streaming=true", "data.streaming with several processes is not supported yet"),
     ("data.max_tokens=2000", "data.max_tokens gives each process a different number of batches"),

@@ -22,11 +22,13 @@ def run(tmp_path, name, *extra):
     return train(cfg)
 
 
+@pytest.mark.train
 def test_fast_dev_run_takes_one_step(tmp_path):
     metrics = run(tmp_path, "fdr")
     assert metrics["global_step"] == 1 and "val/exact_match" in metrics
 
 
+@pytest.mark.train
 def test_default_runs_one_epoch_with_anomaly_detection_and_no_logger(tmp_path):
     assert compose_train(["+experiment=smoke", "+debug=default"], tmp_path).trainer.detect_anomaly
     metrics = run(tmp_path, "default")
@@ -34,6 +36,7 @@ def test_default_runs_one_epoch_with_anomaly_detection_and_no_logger(tmp_path):
     assert not (tmp_path / "run" / "tensorboard").exists()
 
 
+@pytest.mark.train
 def test_overfit_learns_two_batches_by_heart(tmp_path):
     first = run(tmp_path / "a", "overfit", "trainer.max_epochs=1")["train/loss"]
     last = run(tmp_path / "b", "overfit", "trainer.max_epochs=150", "optimizer.lr=0.01")["train/loss"]

@@ -33,6 +33,7 @@ def newest_run_layout(smoke_run, root: Path) -> Path:
     return run
 
 
+@pytest.mark.cli
 def test_installed_script_answers_from_the_newest_run_with_a_batch_size(smoke_run, tmp_path):
     """README: `qa-seq2seq-decode` with no --checkpoint (the newest run under outputs/) and
     `--batch-size`: the same answers at batch 1 as at the default batch."""
@@ -49,6 +50,7 @@ def test_installed_script_answers_from_the_newest_run_with_a_batch_size(smoke_ru
     assert runs[0].stdout == expected.stdout
 
 
+@pytest.mark.cli
 def test_the_interactive_prompt_answers_each_question_as_it_is_typed(smoke_run, tmp_path):
     """A terminal on stdin: a prompt on stderr, each answer printed (flushed) before the next
     question is typed, Ctrl-D ends."""

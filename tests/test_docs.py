@@ -23,6 +23,7 @@ NARRATION = re.compile(r"\b20\d\d-\d\d-\d\d\b|±|\+-\s?\d|paired t\b|\b\d+ seeds
 MEASUREMENT = re.compile(r"\d\s?(ms|us|s)\b a step|\d(\.\d+)?x (faster|slower)|-> ?\d")
 
 
+@pytest.mark.cli
 def test_the_site_builds_strictly(tmp_path):
     pytest.importorskip("mkdocs", reason="the dev extra is not installed: pip install -e '.[dev]'")
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q",

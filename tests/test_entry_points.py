@@ -65,6 +65,7 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
      "model/cell -> model/net/cell"),
     ("-m qa_seq2seq.evaluate model/net/cell=gru", "Could not override 'model/net/cell'"),
 ])
+@pytest.mark.cli
 def test_a_user_error_is_one_message_and_exit_status_2(tmp_path, command, message):
     args = [str(ROOT / a) if a.startswith("scripts/") else a for a in command.split()]
     result = run(*args, cwd=tmp_path)
@@ -76,6 +77,7 @@ def test_a_user_error_is_one_message_and_exit_status_2(tmp_path, command, messag
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")
+@pytest.mark.cli
 def test_fp16_on_the_cpu_is_refused_before_any_data_work(tmp_path):
     result = run("-m", "qa_seq2seq.train", "+experiment=smoke", "trainer.precision=16-mixed",
                  cwd=tmp_path)
@@ -83,6 +85,7 @@ def test_fp16_on_the_cpu_is_refused_before_any_data_work(tmp_path):
     assert not list(tmp_path.rglob("tokenizer.model")) and not (tmp_path / "data").exists()
 
 
+@pytest.mark.cli
 def test_the_plus_plus_a_mapping_is_told_to_take_works_when_followed(tmp_path):
     wrong = run("-m", "qa_seq2seq.parameters", "model/init=orthogonal",
                 "model.init.overrides={decoder.*.weight_hh*: glorot_uniform}", cwd=tmp_path)
@@ -94,7 +97,9 @@ def test_the_plus_plus_a_mapping_is_told_to_take_works_when_followed(tmp_path):
                                             ("decoder.rnn", "glorot_uniform")}
 
 
-@pytest.mark.parametrize("entry", ["qa_seq2seq.train", "qa_seq2seq.parameters"])
+@pytest.mark.parametrize("entry", [pytest.param("qa_seq2seq.train", marks=pytest.mark.train),
+                                   "qa_seq2seq.parameters"])
+@pytest.mark.cli
 def test_the_nearest_key_an_unknown_key_is_told_works_when_followed(tmp_path, entry):
     wrong = run("-m", entry, "+experiment=smoke", "model.net.hiden_size=24", cwd=tmp_path)
     assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
@@ -104,6 +109,7 @@ def test_the_nearest_key_an_unknown_key_is_told_works_when_followed(tmp_path, en
     assert followed.returncode == 0, followed.stderr[-3000:]
 
 
+@pytest.mark.cli
 def test_output_cut_short_by_a_closed_pipe_ends_quietly():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(f"{sys.executable} -m qa_seq2seq.parameters model.net.num_layers=300 | head -1",
@@ -131,6 +137,7 @@ def test_out_of_range_values_are_refused_before_any_data_is_read(tmp_path, overr
     assert not (tmp_path / "data").exists()  # nothing generated, read or tokenised
 
 
+@pytest.mark.train
 def test_a_validation_interval_longer_than_an_epoch_is_a_config_error(tmp_path):
     # Lightning refuses it only once it knows the number of batches, with a plain ValueError.
     cfg = compose_train(["+experiment=smoke", *toy_data_overrides(tmp_path / "data"),
@@ -158,6 +165,7 @@ def test_a_required_key_left_unset_is_named(tmp_path):
         train(cfg)
 
 
+@pytest.mark.cli
 def test_evaluate_help_shows_only_what_evaluate_reads():
     result = run("-m", "qa_seq2seq.evaluate", "--help")
     assert result.returncode == 0
@@ -165,6 +173,7 @@ def test_evaluate_help_shows_only_what_evaluate_reads():
     assert "model/net/cell" not in result.stdout and "optimizer" not in result.stdout
 
 
+@pytest.mark.cli
 def test_train_help_points_to_the_config_reference_and_the_reference_is_current():
     result = run("-m", "qa_seq2seq.train", "--help")
     assert result.returncode == 0 and "conf/README.md" in result.stdout
@@ -177,6 +186,7 @@ def test_train_help_points_to_the_config_reference_and_the_reference_is_current(
     assert "| `model.net.scopes.encoder` | `encoder` |" in reference
 
 
+@pytest.mark.cli
 def test_train_help_gives_each_key_of_the_chosen_groups_its_meaning():
     """The comments of conf/ beside the composed config: the chosen cell's own keys, the
     experiment's values with the group's meaning, the root file's keys."""
@@ -243,6 +253,7 @@ def read_only_folder(tmp_path):
     subprocess.run(["umount", str(folder)], check=True)
 
 
+@pytest.mark.cli
 def test_a_read_only_output_folder_is_one_message_and_exit_2(read_only_folder):
     result = run("-m", "qa_seq2seq.train", "+experiment=smoke",
                  f"hydra.run.dir={read_only_folder}/run")

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from qa_seq2seq.decoding.checkpoint import load_model, resolve_checkpoint
@@ -20,6 +21,7 @@ def decode(checkpoint) -> subprocess.CompletedProcess:
                           input=QUESTIONS, capture_output=True, timeout=120)
 
 
+@pytest.mark.cli
 def test_export_is_small_and_answers_like_the_run(smoke_run, tmp_path, capsys):
     run_dir, _ = smoke_run
     out = tmp_path / "exported"
@@ -45,6 +47,7 @@ def test_export_is_small_and_answers_like_the_run(smoke_run, tmp_path, capsys):
         evaluate(compose_evaluate(run_dir, "split=validation"))["exact_match"]
 
 
+@pytest.mark.cli
 def test_an_existing_folder_is_not_overwritten(smoke_run, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("keep me")

@@ -42,7 +42,8 @@ SMALL = ["model.net.embedding_size=16", "model.net.hidden_size=32", "data.batch_
          "trainer.max_epochs=1", "trainer.val_check_interval=1.0", "trainer.limit_val_batches=1",
          "trainer.enable_progress_bar=false", "scheduler.warmup_steps=4"]
 
-pytestmark = pytest.mark.xdist_group(__name__)  # one xdist worker: module fixtures built once
+# one xdist worker: module fixtures built once; every test runs the commands in a subprocess
+pytestmark = [pytest.mark.xdist_group(__name__), pytest.mark.cli]
 
 
 @pytest.fixture(scope="module")

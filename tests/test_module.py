@@ -88,6 +88,7 @@ def test_a_no_decay_pattern_that_matches_nothing_is_refused_at_construction():
 
 
 @pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no")
+@pytest.mark.train
 def test_decay_from_step_turns_weight_decay_on_at_that_step_and_spares_no_decay():
     m = Seq2SeqModule(tiny_model(vocab_size=TOKENIZER.vocab_size), TOKENIZER,
                       partial(torch.optim.AdamW, lr=0.01, weight_decay=0.5),

@@ -197,6 +197,7 @@ def onnx_folder(smoke_run, tmp_path_factory):
     return folder
 
 
+@pytest.mark.cli
 def test_the_cli_answers_an_onnx_export_as_the_run(smoke_run, onnx_folder):
     def decode(*args):
         result = subprocess.run([sys.executable, "-m", "qa_seq2seq.decode", "--format", "jsonl",
@@ -233,6 +234,7 @@ BLOCK_TORCH = (
 )
 
 
+@pytest.mark.cli
 def test_the_runtime_never_imports_torch(onnx_folder):
     """Run in a subprocess where importing torch fails: the runtime answers regardless."""
     script = BLOCK_TORCH + (
@@ -247,6 +249,7 @@ def test_the_runtime_never_imports_torch(onnx_folder):
     assert result.stdout.strip() == "2"
 
 
+@pytest.mark.cli
 def test_the_cli_decodes_an_onnx_export_without_torch(onnx_folder):
     script = BLOCK_TORCH + (
         "import runpy\n"
@@ -275,6 +278,7 @@ def test_int8_quantization_is_smaller_and_still_answers(smoke_run, onnx_folder, 
     (["--decode", "beam", "beam_size=0"], "decode.beam_size must be >= 1"),
     (["--decode", "greedy", "temperature=0.5"], "temperature: not an option of decode=greedy"),
 ])
+@pytest.mark.cli
 def test_the_cli_refuses_what_the_runtime_cannot_do(onnx_folder, args, message):
     result = subprocess.run([sys.executable, "-m", "qa_seq2seq.decode", "--model",
                              str(onnx_folder), *args], input="What is 3 plus 4?\n",
@@ -283,6 +287,7 @@ def test_the_cli_refuses_what_the_runtime_cannot_do(onnx_folder, args, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.cli
 def test_torch_commands_name_the_onnx_folder_for_what_it_is(onnx_folder):
     result = subprocess.run([sys.executable, "-m", "qa_seq2seq.evaluate",
                              f"ckpt_path={onnx_folder}"], capture_output=True, text=True,
@@ -325,6 +330,7 @@ def test_an_export_description_reaches_only_graphs_in_its_own_folder(onnx_folder
 
 
 @pytest.mark.parametrize("name", ["passage_qa", "number_values"])
+@pytest.mark.cli
 def test_onnxruntime_runs_the_graphs_without_a_warning(exported, name):
     """onnxruntime checks each output's shape against the graph's and writes a warning to stderr
     at every call when they differ (a 2-D scatter_reduce exports with a 1-D shape)."""

@@ -262,6 +262,7 @@ def test_every_entry_point_refuses_them_with_one_message(hostile_checkpoints, tm
 
 
 @pytest.mark.parametrize("which", [0, 2])
+@pytest.mark.cli
 def test_evaluate_refuses_them_with_exit_2(hostile_checkpoints, which):
     runs, marker = hostile_checkpoints
     result = subprocess.run([sys.executable, "-m", "qa_seq2seq.evaluate",

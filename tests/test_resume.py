@@ -43,7 +43,8 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
     return {**checkpoint.state_dict, **raw}
 
 
-pytestmark = pytest.mark.xdist_group(__name__)  # one xdist worker: module fixtures built once
+# one xdist worker: module fixtures built once; every test runs the commands in a subprocess
+pytestmark = [pytest.mark.xdist_group(__name__), pytest.mark.cli]
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,7 @@ def interrupt(cwd: Path, sig: str, at: str, step: int) -> list[str]:
             f"+callbacks.fault.marker={cwd / 'sent'}"]
 
 
+@pytest.mark.train
 def test_kill_9_then_resume_auto_matches_an_uninterrupted_run(tmp_path, uninterrupted):
     kill = interrupt(tmp_path, "SIGKILL", "train_batch", 33)
     first = train(tmp_path, *kill)
@@ -127,6 +129,7 @@ FAULTS = [
 
 
 @pytest.mark.parametrize("sig,at,step", FAULTS)
+@pytest.mark.train
 def test_interrupted_anywhere_then_resumed_matches_an_uninterrupted_run(tmp_path, uninterrupted,
                                                                          sig, at, step):
     fault = interrupt(tmp_path, sig, at, step)
@@ -144,6 +147,7 @@ def test_interrupted_anywhere_then_resumed_matches_an_uninterrupted_run(tmp_path
 
 
 @pytest.mark.parametrize("kill", [True, False], ids=["killed", "disk_full"])
+@pytest.mark.train
 def test_a_save_cut_short_leaves_the_previous_checkpoint_wherever_tmpdir_is(
         tmp_path, uninterrupted, monkeypatch, kill):
     # TMPDIR on another filesystem than the run, where one exists: a temporary file there would
@@ -175,6 +179,7 @@ def test_a_save_cut_short_leaves_the_previous_checkpoint_wherever_tmpdir_is(
     assert not list((run / "checkpoints").glob(".*.tmp"))  # a killed write's leftover is gone
 
 
+@pytest.mark.train
 def test_a_moved_run_resumes_with_its_best_checkpoint_and_score(tmp_path, clean_run,
                                                                 uninterrupted):
     kill = interrupt(tmp_path, "SIGKILL", "train_batch", 33)  # after epoch 1's best.ckpt
@@ -190,6 +195,7 @@ def test_a_moved_run_resumes_with_its_best_checkpoint_and_score(tmp_path, clean_
     assert best(moved) == best(clean_run)
 
 
+@pytest.mark.train
 def test_a_changed_data_file_is_refused_on_resume_unless_accepted(tmp_path):
     data = tmp_path / "data"
     kill = [*interrupt(tmp_path, "SIGKILL", "train_batch", 33), *toy_data_overrides(data)]
@@ -214,6 +220,7 @@ def test_a_changed_data_file_is_refused_on_resume_unless_accepted(tmp_path):
     assert read_checkpoint(run / "checkpoints" / "last.ckpt").raw["global_step"] >= 60
 
 
+@pytest.mark.train
 def test_changed_config_on_resume_is_refused_with_the_keys(tmp_path):
     assert train(tmp_path).returncode == 0
     result = train(tmp_path, "resume=auto", "optimizer.lr=0.1", "model.net.dropout=0.3")
@@ -229,6 +236,7 @@ def test_changed_config_on_resume_is_refused_with_the_keys(tmp_path):
         == 80
 
 
+@pytest.mark.cli
 def test_resume_auto_without_a_run_explains(tmp_path):
     result = train(tmp_path, "resume=auto")
     assert result.returncode == 2
@@ -246,6 +254,7 @@ while True:
 """
 
 
+@pytest.mark.train
 def test_a_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path):
     path = tmp_path / "last.ckpt"
     for delay in (0.05, 0.13, 0.21, 0.37):
@@ -259,6 +268,7 @@ def test_a_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path):
         assert torch.all(ckpt["w"] == float(ckpt["i"]))
 
 
+@pytest.mark.train
 def test_decay_from_step_resumed_before_the_switch_decays_as_an_uninterrupted_run(tmp_path):
     """Killed at step 13 (last.ckpt at 10), decay from step 20: the resumed run must switch the
     decay on at step 20 as the uninterrupted one does, and differ from a run decayed throughout."""

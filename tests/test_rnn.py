@@ -422,6 +422,7 @@ def test_a_peephole_lstm_shows_its_cell_clip_only_when_set():
     assert repr(PeepholeLSTM(I, H)).endswith(", forget_bias=1.0)")
 
 
+@pytest.mark.cli  # torch.compile starts Python processes to compile the step
 @pytest.mark.parametrize("cls", [PeepholeLSTM, LayerNormLSTM])
 def test_a_compiled_step_gives_the_eager_outputs_and_gradients(cls):
     """``model.compile``: the loop path's step through torch.compile, against the same layer

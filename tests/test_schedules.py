@@ -79,6 +79,7 @@ def test_teacher_forcing_decays():
 
 
 @pytest.mark.parametrize("scheduler", ["cosine", "linear", "plateau", "warmup"])
+@pytest.mark.train
 def test_a_run_sized_by_max_epochs_only_gets_a_working_schedule(scheduler, tmp_path):
     """The total step count comes from max_epochs (max_steps stays -1): the old cosine config
     used T_max=${trainer.max_steps} and trained at lr 0."""
@@ -104,6 +105,7 @@ def test_a_run_sized_by_max_epochs_only_gets_a_working_schedule(scheduler, tmp_p
     assert all(r > 0 for r in lr) and lr[-1] < 0.2 * 0.002  # decays over the whole run
 
 
+@pytest.mark.train
 def test_scheduled_sampling_trains_and_logs_its_probability(tmp_path):
     from qa_seq2seq.train import train
 
@@ -114,6 +116,7 @@ def test_scheduled_sampling_trains_and_logs_its_probability(tmp_path):
     assert metrics["train/teacher_forcing"] == pytest.approx(1 - 7 / 16)  # logged at the last step
 
 
+@pytest.mark.train
 def test_a_warmup_longer_than_the_run_is_refused(tmp_path):
     """`+experiment=arith_best trainer.max_steps=...` below its 1,000 warmup steps would never
     reach optimizer.lr: refused, naming both numbers and what to change."""

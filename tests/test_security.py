@@ -50,6 +50,7 @@ def run(*args):
 
 @pytest.mark.parametrize("command", ["-m qa_seq2seq.decode --checkpoint {run}",
                                      "-m qa_seq2seq.parameters --checkpoint {run}"])
+@pytest.mark.cli
 def test_command_line_tools_refuse_it(hostile_run, command):
     result = run(*command.format(run=hostile_run).split())
     assert result.returncode == 2 and "refused to load" in result.stderr

@@ -221,6 +221,7 @@ def test_a_failure_inside_the_model_is_a_500_without_details(serve, answerer, mo
     assert (status, reply) == (500, {"error": "internal error"})
 
 
+@pytest.mark.cli
 def test_the_installed_command_serves_and_refuses_a_folder_that_is_not_a_model(smoke_run, tmp_path):
     command = [str(Path(sys.executable).parent / "qa-seq2seq-serve")]
     refused = subprocess.run([*command, "--model", str(tmp_path)], capture_output=True, text=True,
@@ -240,6 +241,7 @@ def test_the_installed_command_serves_and_refuses_a_folder_that_is_not_a_model(s
         server.wait(timeout=30)
 
 
+@pytest.mark.cli
 def test_200_concurrent_clients_are_all_answered(smoke_run):
     """make bench-serve at 200 clients on the smoke model: no request fails or is reset."""
     result = subprocess.run([sys.executable, "scripts/bench_serve.py", "--checkpoint",

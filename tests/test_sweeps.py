@@ -4,11 +4,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import toy_data_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.train
+@pytest.mark.cli
 def test_multirun_and_summary(tmp_path):
     sweep = subprocess.run(
         [sys.executable, "-m", "qa_seq2seq.train", "-m", "+experiment=smoke", "run_name=sweep",

@@ -88,6 +88,7 @@ def test_evaluate_uses_the_search_the_checkpoint_was_validated_with(smoke_run, t
     assert sum(b["score"] for b in beam_rows) > sum(g["score"] for g in greedy_rows)
 
 
+@pytest.mark.cli
 def test_make_eval_runs_evaluate_on_the_given_run(smoke_run, tmp_path):
     """The README's `make eval CKPT=... SPLIT=... DECODE=...`, through make itself."""
     import shutil
@@ -113,6 +114,7 @@ def run_decode(args, stdin: bytes):
                           capture_output=True, timeout=120)
 
 
+@pytest.mark.cli
 def test_decode_cli_answers_every_line_and_reports_bad_ones(smoke_run):
     run_dir, _ = smoke_run
     lines = (b"What is 3 plus 4?\n\n" + b"\xff\xfe bad bytes\n"
@@ -135,6 +137,7 @@ def test_decode_cli_answers_every_line_and_reports_bad_ones(smoke_run):
     assert "line 2: empty question" in stderr and "line 3: not valid UTF-8" in stderr
 
 
+@pytest.mark.cli
 def test_decode_cli_lines_it_cannot_read_get_an_error_and_the_run_goes_on(smoke_run):
     run_dir, _ = smoke_run
     nested = b'{"question": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
@@ -153,6 +156,7 @@ def test_decode_cli_lines_it_cannot_read_get_an_error_and_the_run_goes_on(smoke_
     assert "answer" in out[-1] and "Traceback" not in result.stderr.decode()
 
 
+@pytest.mark.cli
 def test_decode_cli_text_output_keeps_line_alignment(smoke_run, tmp_path):
     run_dir, _ = smoke_run
     (tmp_path / "q.txt").write_text("What is 3 plus 4?\n\nWhere is Mary?\n")
@@ -164,6 +168,7 @@ def test_decode_cli_text_output_keeps_line_alignment(smoke_run, tmp_path):
     assert len(answers) == 4 and answers[1] == "" and answers[3] == ""
 
 
+@pytest.mark.cli
 def test_decode_cli_refuses_a_non_checkpoint_cleanly(tmp_path):
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint at all")
     result = run_decode(["--checkpoint", str(tmp_path / "junk.ckpt")], b"hi\n")
@@ -176,6 +181,7 @@ def test_decode_cli_refuses_a_non_checkpoint_cleanly(tmp_path):
     assert result.returncode == 2 and b"model.ckpt: not a readable torch checkpoint" in result.stderr
 
 
+@pytest.mark.cli
 def test_decode_cli_help_and_bad_options(smoke_run):
     shown = run_decode(["--help"], b"").stdout
     assert b"beam_size=5 n_best=1" in shown and b"temperature=1.0 top_k=0" in shown
@@ -199,6 +205,7 @@ def test_decode_cli_help_and_bad_options(smoke_run):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_toy_experiment_reaches_its_bar(tmp_path):
     """The README's promise: `make train` reaches >= 0.90 exact match on the toy test split."""
     from qa_seq2seq.train import train
@@ -309,6 +316,7 @@ def test_several_loggers_each_get_the_metrics_and_the_config(smoke_run, tmp_path
     assert "val/samples/text_summary" in events.Tags()["tensors"]
 
 
+@pytest.mark.cli
 def test_make_eval_on_another_file_keeps_the_split_results(smoke_run, tmp_path):
     """The README's `make eval CKPT=<run> ARGS=+data.test_file=...`: results go to
     eval-test-<stem>-<decode>/, and the test split's own results stay as they were."""

@@ -15,7 +15,7 @@ import pytest
 from qa_seq2seq import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.xdist_group("wheel")  # one build, one environment
+pytestmark = [pytest.mark.xdist_group("wheel"), pytest.mark.cli]  # one build, one environment
 PURELIB = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
 
 
@@ -52,6 +52,7 @@ def run(bin_dir: Path, command: str, *args: str, cwd: Path, stdin: str | None = 
     return result
 
 
+@pytest.mark.train
 def test_the_wheel_trains_evaluates_decodes_exports_and_serves_from_an_empty_folder(installed,
                                                                                    tmp_path):
     where = run(installed, "python", "-c", "import qa_seq2seq; print(qa_seq2seq.__file__)",
