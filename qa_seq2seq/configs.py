@@ -16,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qa_seq2seq.errors import ConfigError, refused_write
+from qa_seq2seq.compatibility import wrap_hydra_reporting
+from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.reporting import refused_write
 
 _PACKAGED = Path(__file__).resolve().parent / "conf"
 CONF_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[1] / "conf"
@@ -131,29 +133,26 @@ def compose_errors_exit_2(config_name: str) -> None:
     catches exactly those, around the function that Hydra hands it, and leaves the rest of
     Hydra's reporting as it is.
     """
-    import hydra._internal.utils as hydra_utils
     from hydra.errors import CompactHydraException
 
-    original = hydra_utils.run_and_report
-    if getattr(original, "exits_2", False):
-        return
+    def exit_2(original: Callable[[Callable[[], Any]], Any]) -> Callable[[Callable[[], Any]], Any]:
+        def run_and_report(func: Callable[[], Any]) -> Any:
+            def composed() -> Any:
+                try:
+                    return func()
+                except CompactHydraException as e:
+                    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                        raise
+                    print(f"error: {explain(e, sys.argv[1:], config_name)}", file=sys.stderr)
+                    sys.exit(2)
+                except OSError as e:  # Hydra making the run directory and its .hydra/ files
+                    if (message := refused_write(e) or unmakeable(e)) is None:
+                        raise
+                    print(f"error: {message}", file=sys.stderr)
+                    sys.exit(2)
 
-    def run_and_report(func: Callable[[], Any]) -> Any:
-        def composed() -> Any:
-            try:
-                return func()
-            except CompactHydraException as e:
-                if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                    raise
-                print(f"error: {explain(e, sys.argv[1:], config_name)}", file=sys.stderr)
-                sys.exit(2)
-            except OSError as e:  # Hydra making the run directory and its .hydra/ files
-                if (message := refused_write(e) or unmakeable(e)) is None:
-                    raise
-                print(f"error: {message}", file=sys.stderr)
-                sys.exit(2)
+            return original(composed)
 
-        return original(composed)
+        return run_and_report
 
-    run_and_report.exits_2 = True  # type: ignore[attr-defined]
-    hydra_utils.run_and_report = run_and_report
+    wrap_hydra_reporting(exit_2)

@@ -29,8 +29,9 @@ from typing import IO, NamedTuple
 from qa_seq2seq import __version__
 from qa_seq2seq.data.tokenizer import EOS_ID
 from qa_seq2seq.decoding.answering import Answering, QuestionError
-from qa_seq2seq.deployment.model_args import make_answerer, model_parser, parse_model_args
-from qa_seq2seq.errors import CheckpointError, entry_point
+from qa_seq2seq.errors import CheckpointError
+from qa_seq2seq.model_args import make_answerer, model_parser, parse_model_args
+from qa_seq2seq.reporting import entry_point
 
 CHUNK = 1024  # questions answered per round when reading a stream
 

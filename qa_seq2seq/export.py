@@ -33,7 +33,8 @@ from qa_seq2seq.data.fields import SourceBuilder
 from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, PAYLOAD_KEY, PAYLOAD_PARTS, load_model
 from qa_seq2seq.deployment.runtime import ONNX_FORMAT
-from qa_seq2seq.errors import CheckpointError, ConfigError, entry_point
+from qa_seq2seq.errors import CheckpointError, ConfigError
+from qa_seq2seq.reporting import entry_point
 from qa_seq2seq.training.saving import atomic_save
 
 EXPORT_FORMAT = "qa_seq2seq-weights"

@@ -16,9 +16,10 @@ import argparse
 from torch import nn
 
 from qa_seq2seq import __version__
-from qa_seq2seq.errors import CheckpointError, entry_point
+from qa_seq2seq.errors import CheckpointError
 from qa_seq2seq.network.rnn import Recurrent
 from qa_seq2seq.network.scopes import aliases, owner_of
+from qa_seq2seq.reporting import entry_point
 
 
 def parameter_table(model: nn.Module, plan: dict[str, str] | None = None) -> str:

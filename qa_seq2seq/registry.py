@@ -20,6 +20,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from qa_seq2seq.compatibility import current
 from qa_seq2seq.errors import CheckpointError, UserError
 
 MAX_DEPTH = 32  # nesting deeper than any config of ours: refused before Python's recursion limit
@@ -64,43 +65,6 @@ DATA = {
     "generate": _targets(*(Target(f"qa_seq2seq.data.{module}", "ensure_splits", True)
                            for module in ("arith", "passages", "toy"))),
 }
-# The names configs stored before the package was split into layers (and, for the network,
-# before the builder) give a target: each is read as the target it became.
-MOVED = {
-    "qa_seq2seq.arith_data.ensure_splits": "qa_seq2seq.data.arith.ensure_splits",
-    "qa_seq2seq.attention.Attention": "qa_seq2seq.network.attention.Attention",
-    "qa_seq2seq.averaging.EMA": "qa_seq2seq.training.averaging.EMA",
-    "qa_seq2seq.builder.build_network": "qa_seq2seq.network.builder.build_network",
-    "qa_seq2seq.data.QADataModule": "qa_seq2seq.data.datamodule.QADataModule",
-    "qa_seq2seq.initializers.Initializer": "qa_seq2seq.network.initializers.Initializer",
-    "qa_seq2seq.model.Seq2Seq": "qa_seq2seq.network.builder.build_network",
-    "qa_seq2seq.module.Seq2SeqModule": "qa_seq2seq.training.module.Seq2SeqModule",
-    "qa_seq2seq.passage_data.ensure_splits": "qa_seq2seq.data.passages.ensure_splits",
-    "qa_seq2seq.resume.GracefulStop": "qa_seq2seq.training.resume.GracefulStop",
-    "qa_seq2seq.resume.RunCheckpoint": "qa_seq2seq.training.resume.RunCheckpoint",
-    "qa_seq2seq.rnn.GRU": "qa_seq2seq.network.rnn.GRU",
-    "qa_seq2seq.rnn.LSTM": "qa_seq2seq.network.rnn.LSTM",
-    "qa_seq2seq.rnn.LayerNormLSTM": "qa_seq2seq.network.rnn.LayerNormLSTM",
-    "qa_seq2seq.rnn.PeepholeLSTM": "qa_seq2seq.network.rnn.PeepholeLSTM",
-    "qa_seq2seq.rnn.RNN": "qa_seq2seq.network.rnn.RNN",
-    "qa_seq2seq.schedules.TeacherForcing": "qa_seq2seq.training.schedules.TeacherForcing",
-    "qa_seq2seq.schedules.plateau": "qa_seq2seq.training.schedules.plateau",
-    "qa_seq2seq.schedules.warmup_decay": "qa_seq2seq.training.schedules.warmup_decay",
-    "qa_seq2seq.search.beam_search": "qa_seq2seq.decoding.search.beam_search",
-    "qa_seq2seq.search.greedy_search": "qa_seq2seq.decoding.search.greedy_search",
-    "qa_seq2seq.search.sample": "qa_seq2seq.decoding.search.sample",
-    "qa_seq2seq.sharing.Sharing": "qa_seq2seq.network.sharing.Sharing",
-    "qa_seq2seq.tokenizer.Tokenizer.train": "qa_seq2seq.data.tokenizer.Tokenizer.train",
-    "qa_seq2seq.toy_data.ensure_splits": "qa_seq2seq.data.toy.ensure_splits",
-    "qa_seq2seq.warm_start.WarmStart": "qa_seq2seq.training.warm_start.WarmStart",
-}
-
-
-def current(name: Any) -> Any:
-    """The target a stored ``_target_`` value names today (see MOVED); other values unchanged."""
-    return MOVED.get(name, name) if isinstance(name, str) else name
-
-
 INITIALIZER = {"": _targets(Target("qa_seq2seq.network.initializers", "Initializer", False))}
 
 

@@ -41,8 +41,9 @@ from typing import Any
 
 from qa_seq2seq import __version__
 from qa_seq2seq.decoding.answering import Answering, QuestionError
-from qa_seq2seq.deployment.model_args import make_answerer, model_parser, parse_model_args
-from qa_seq2seq.errors import ConfigError, UserError, entry_point
+from qa_seq2seq.errors import ConfigError, UserError
+from qa_seq2seq.model_args import make_answerer, model_parser, parse_model_args
+from qa_seq2seq.reporting import entry_point
 
 log = logging.getLogger("qa_seq2seq.serve")
 MAX_QUESTIONS = 256  # a request's questions, at most

@@ -35,19 +35,19 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
 from qa_seq2seq import __version__
+from qa_seq2seq.compatibility import cpu_has_bf16_units
 from qa_seq2seq.configs import CONF_DIR, hydra_command
 from qa_seq2seq.data.datamodule import QADataModule
 from qa_seq2seq.data.tokenizer import UNK_ID, Tokenizer
 from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, read_checkpoint
-from qa_seq2seq.errors import ConfigError, entry_point, user_error
+from qa_seq2seq.errors import ConfigError, user_error
+from qa_seq2seq.reporting import entry_point
+from qa_seq2seq.training.callbacks import DataFiles, GracefulStop, Stopped
 from qa_seq2seq.training.module import Seq2SeqModule
 from qa_seq2seq.training.ranges import check_ranges
 from qa_seq2seq.training.resume import (
     DATA_CHANGED,
-    DataFiles,
     Finished,
-    GracefulStop,
-    Stopped,
     check_data_files,
     check_not_finished,
     check_unchanged,
@@ -93,9 +93,7 @@ def auto_precision(accelerator: str) -> str:
     matrix units (AMX or AVX-512 BF16), else ``32-true``: there bf16-mixed makes a step faster
     and learns about as much per step; on a GPU a model this small is bound by kernel launches,
     not arithmetic; on CPUs without those units bfloat16 is emulated."""
-    native_bf16 = any(getattr(torch.cpu, name, lambda: False)()
-                      for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
-    return "bf16-mixed" if on_cpu(accelerator) and native_bf16 else "32-true"
+    return "bf16-mixed" if on_cpu(accelerator) and cpu_has_bf16_units() else "32-true"
 
 
 def on_cpu(accelerator: str) -> bool:

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import lightning.pytorch as L
 
-from qa_seq2seq.errors import entry_point
+from qa_seq2seq.reporting import entry_point
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {"toy": ["+experiment=toy_lstm"], "arith": ["+experiment=arith"],
@@ -77,8 +77,8 @@ def write_long_passages(tokens: int) -> None:
     """``bench-results/passages-<tokens>/``: each row's passage followed by enough other
     generated passages (about 140 tokens each) that its source passes ``tokens``; 4,000
     training rows, so that validation (at half an epoch) comes after the timed steps."""
+    from qa_seq2seq.data.generated import write_jsonl
     from qa_seq2seq.data.passages import generate
-    from qa_seq2seq.data.toy import write_jsonl
 
     folder = ROOT / "bench-results" / f"passages-{tokens}"
     if (folder / "test.jsonl").exists():

@@ -35,7 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-from qa_seq2seq.errors import ConfigError, entry_point
+from qa_seq2seq.errors import ConfigError
+from qa_seq2seq.reporting import entry_point
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = [

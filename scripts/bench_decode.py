@@ -34,7 +34,7 @@ from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from qa_seq2seq.decoding.checkpoint import CheckpointError, load_model
 from qa_seq2seq.decoding.inference import answer
 from qa_seq2seq.decoding.search import beam_search, greedy_search
-from qa_seq2seq.errors import entry_point
+from qa_seq2seq.reporting import entry_point
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_decode import read_questions  # noqa: E402
 
-from qa_seq2seq.errors import ConfigError, entry_point  # noqa: E402
+from qa_seq2seq.errors import ConfigError  # noqa: E402
+from qa_seq2seq.reporting import entry_point  # noqa: E402
 
 
 async def client(host: str, port: int, bodies: list[bytes], latencies: list[float]) -> int:

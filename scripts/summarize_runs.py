@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from qa_seq2seq.errors import entry_point
+from qa_seq2seq.reporting import entry_point
 
 COLUMNS = ("best_score", "val/exact_match", "val/loss", "global_step")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from qa_seq2seq.decode import parse_args
-from qa_seq2seq.deployment.model_args import option_value
+from qa_seq2seq.model_args import option_value
 
 
 def test_option_values_are_read_as_hydra_reads_overrides():

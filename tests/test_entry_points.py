@@ -204,7 +204,7 @@ def test_train_help_gives_each_key_of_the_chosen_groups_its_meaning():
 
 
 def test_entry_point_exit_statuses():
-    from qa_seq2seq.errors import entry_point
+    from qa_seq2seq.reporting import entry_point
 
     def raising(error):
         return entry_point(lambda: (_ for _ in ()).throw(error))
@@ -222,7 +222,7 @@ def test_entry_point_exit_statuses():
 @pytest.mark.parametrize("code,fix", [(errno.ENOSPC, "free some space"),
                                       (errno.EROFS, "choose a writable output folder")])
 def test_a_refused_write_is_one_message_and_exit_2(caplog, code, fix):
-    from qa_seq2seq.errors import entry_point
+    from qa_seq2seq.reporting import entry_point
 
     def write():
         try:

@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 
-from qa_seq2seq.decoding.checkpoint import load_model, resolve_checkpoint
+from qa_seq2seq.decoding.checkpoint import load_model
+from qa_seq2seq.decoding.runs import resolve_checkpoint
 from qa_seq2seq.evaluate import evaluate
 from qa_seq2seq.export import main
 from tests.conftest import compose_evaluate

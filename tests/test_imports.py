@@ -6,8 +6,10 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "qa_seq2seq"
-ENTRY_POINTS = {"train", "evaluate", "decode", "parameters", "export", "serve", "__init__"}
-BASE = {"errors", "registry", "configs"}  # imported by every layer; import nothing but each other
+# the commands, and model_args: the arguments that decode and serve share
+ENTRY_POINTS = {"train", "evaluate", "decode", "parameters", "export", "serve", "__init__", "model_args"}
+# imported by every layer; they import nothing but each other
+BASE = {"errors", "registry", "configs", "compatibility", "reporting"}
 LAYERS = ("data", "network", "decoding", "training", "deployment")
 ALLOWED = {
     "base": {"base"},

@@ -17,8 +17,10 @@ import pytest
 import torch
 
 import qa_seq2seq
-from qa_seq2seq.decoding.checkpoint import CheckpointError, build_model, load_model, resolve_checkpoint
-from qa_seq2seq.registry import DATA, INITIALIZER, MOVED, NETWORK, build
+from qa_seq2seq.compatibility import MOVED
+from qa_seq2seq.decoding.checkpoint import CheckpointError, build_model, load_model
+from qa_seq2seq.decoding.runs import resolve_checkpoint
+from qa_seq2seq.registry import DATA, INITIALIZER, NETWORK, build
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTERED = {name for places in (NETWORK, DATA, INITIALIZER) for targets in places.values()

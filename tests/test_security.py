@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from qa_seq2seq.decoding.checkpoint import CheckpointError, resolve_checkpoint
+from qa_seq2seq.decoding.checkpoint import CheckpointError
+from qa_seq2seq.decoding.runs import resolve_checkpoint
 from qa_seq2seq.errors import UserError, user_error
 from tests.conftest import compose_evaluate, compose_train, toy_data_overrides
 

@@ -19,7 +19,7 @@ import random
 from decimal import Decimal
 from pathlib import Path
 
-from qa_seq2seq.data.toy import Example, ensure_generated
+from qa_seq2seq.data.generated import Example, ensure_generated
 
 MAX_DIGITS = 8  # digits per operand in the interpolation splits
 MAX_DECIMALS = 6

@@ -153,3 +153,11 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
                 real[side] += sum(column)
                 padded[side] += max(column) * len(column)
         return tuple(1.0 - r / p if p else 0.0 for r, p in zip(real, padded))  # type: ignore
+
+
+def replica_shard() -> dict[str, int]:
+    """This process's data shard under torch.distributed (one shard otherwise)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return {"num_replicas": torch.distributed.get_world_size(),
+                "rank": torch.distributed.get_rank()}
+    return {"num_replicas": 1, "rank": 0}

@@ -25,7 +25,8 @@ import lightning.pytorch as L
 import torch
 from torch.utils.data import DataLoader
 
-from qa_seq2seq.data.batching import LengthBucketBatchSampler, collate
+from qa_seq2seq.compatibility import batches_processed
+from qa_seq2seq.data.batching import LengthBucketBatchSampler, collate, replica_shard
 from qa_seq2seq.data.fields import NAMES_THE_FIELD, SourceBuilder
 from qa_seq2seq.data.rows import (
     Encode,
@@ -34,7 +35,6 @@ from qa_seq2seq.data.rows import (
     csv_text_features,
     is_empty,
     line_numbers,
-    replica_shard,
     scan_jsonl,
 )
 from qa_seq2seq.data.sampling import SampledCollate
@@ -400,10 +400,7 @@ class QADataModule(L.LightningDataModule):
         return loader
 
     def _trained_batches(self) -> int:
-        # "processed": a checkpoint written in on_train_batch_end has not counted its batch as
-        # completed yet, but the update is in the weights.
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed if \
-            self.trainer is not None else 0
+        return batches_processed(self.trainer) if self.trainer is not None else 0
 
     def state_dict(self) -> dict[str, int]:
         return {"train_batches": self._trained_batches()}

@@ -35,7 +35,7 @@ import random
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from qa_seq2seq.data.toy import Example, ensure_generated
+from qa_seq2seq.data.generated import Example, ensure_generated
 from qa_seq2seq.errors import ConfigError
 
 SPLIT_SIZES = {"train": 40000, "validation": 1000, "test": 2000, "extrapolation": 2000}

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import datasets
-import torch
 
 from qa_seq2seq.data.fields import SourceBuilder, as_text, get_path, text_problem
 from qa_seq2seq.data.tokenizer import Tokenizer
@@ -80,14 +79,6 @@ def column(ds: datasets.Dataset, name: str) -> list:
     """A whole column as a Python list, read through Arrow: far faster than ``list(ds[name])``,
     which formats row by row (seconds per pass over 40k rows, inside a trainer.max_time budget)."""
     return ds.with_format("arrow")[name].to_pylist()
-
-
-def replica_shard() -> dict[str, int]:
-    """This process's data shard under torch.distributed (one shard otherwise)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return {"num_replicas": torch.distributed.get_world_size(),
-                "rank": torch.distributed.get_rank()}
-    return {"num_replicas": 1, "rank": 0}
 
 
 def csv_text_features(file: str) -> datasets.Features:

@@ -1,4 +1,4 @@
-"""Reading checkpoints and run directories safely, and rebuilding the model they hold.
+"""Reading checkpoints safely, and rebuilding the model they hold.
 
 A qa_seq2seq checkpoint is a Lightning checkpoint with one extra entry, ``qa_seq2seq``, holding
 everything needed to answer questions without the run's config files: the resolved network
@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import torch
 
 from qa_seq2seq.data.tokenizer import Tokenizer
+from qa_seq2seq.decoding.runs import resolve_checkpoint
 from qa_seq2seq.decoding.search_choice import decode_choice
 from qa_seq2seq.errors import CheckpointError, UserError
 from qa_seq2seq.registry import DATA, NETWORK, build, check
@@ -30,7 +31,6 @@ PAYLOAD_KEY = "qa_seq2seq"
 # as it is read); an export copies these and nothing else.
 PAYLOAD_PARTS = ("format", "net", "data", "decode", "tokenizer")
 FORMAT_VERSION = 2  # 2: the network config under "net"; format 1 (under "model") is upgraded
-DEFAULT_OUTPUTS = Path("outputs")
 
 
 class Checkpoint(NamedTuple):
@@ -44,42 +44,6 @@ class LoadedModel(NamedTuple):
     model: torch.nn.Module  # a Seq2Seq in eval mode
     tokenizer: Tokenizer
     checkpoint: Checkpoint
-
-
-def runs_by_age(root: Path, checkpoints: str = "**/checkpoints/*.ckpt") -> list[Path]:
-    """The run directories under ``root`` holding a checkpoint matching ``checkpoints`` (a glob),
-    oldest first by that checkpoint's write time."""
-    found = sorted(root.glob(checkpoints), key=lambda p: p.stat().st_mtime)
-    return [p.parent.parent for p in found]
-
-
-def newest_run(outputs: Path = DEFAULT_OUTPUTS) -> Path:
-    """The run directory under ``outputs`` whose checkpoint was written last."""
-    if not (runs := runs_by_age(outputs)):
-        raise CheckpointError(f"no checkpoints under {outputs}/: train first (`make train`), or "
-                              "pass a checkpoint file or run directory")
-    return runs[-1]
-
-
-def resolve_checkpoint(path: str | Path | None) -> Path:
-    """A checkpoint file, a run directory (its best, else last checkpoint), an export folder
-    (its model.ckpt, see qa_seq2seq.export), or None (the newest run)."""
-    path = newest_run() if path is None else Path(path)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        for candidate in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "best.ckpt",
-                          "last.ckpt", "model.ckpt"):
-            if (path / candidate).is_file():
-                return path / candidate
-        if (path / "step.onnx").is_file():
-            raise CheckpointError(f"{path} is an ONNX export: only the decoding CLI reads it "
-                                  f"(qa-seq2seq-decode --model {path}); other commands need the run "
-                                  "or a weights export (python -m qa_seq2seq.export --format weights)")
-        raise CheckpointError(f"{path} is a directory without checkpoints/best.ckpt, "
-                              "checkpoints/last.ckpt or model.ckpt: is it a qa_seq2seq run "
-                              "directory or export folder?")
-    raise CheckpointError(f"{path}: no such checkpoint file or run directory")
 
 
 def read_checkpoint(path: str | Path | None) -> Checkpoint:

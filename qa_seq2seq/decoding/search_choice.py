@@ -9,8 +9,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from qa_seq2seq.compatibility import current
 from qa_seq2seq.errors import ConfigError
-from qa_seq2seq.registry import current
 
 # The one list of searches: their names (``decode=``, ``--decode``, the API), and the function
 # each names in qa_seq2seq.decoding.search, which a stored ``decode`` config must name exactly

@@ -15,10 +15,10 @@ from __future__ import annotations
 from functools import partial
 
 import lightning.pytorch as L
-import torch
 from lightning.pytorch.callbacks import WeightAveraging
 from torch import Tensor
 
+from qa_seq2seq.compatibility import lerp_all_
 from qa_seq2seq.errors import ConfigError
 
 
@@ -35,7 +35,7 @@ def _ema_(averaged: list[Tensor], current: list[Tensor], updates: Tensor, decay:
         if not a.is_floating_point():
             a.copy_(c)
     if floats:
-        torch._foreach_lerp_(*map(list, zip(*floats)), 1.0 - ema_decay(decay, int(updates)))
+        lerp_all_(*map(list, zip(*floats)), 1.0 - ema_decay(decay, int(updates)))
 
 
 class EMA(WeightAveraging):

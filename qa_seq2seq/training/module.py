@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
-from torch.utils import _foreach_utils
 from torchmetrics import MeanMetric
 
+from qa_seq2seq.compatibility import fused_kernel_devices
 from qa_seq2seq.data.batching import Batch
 from qa_seq2seq.data.tokenizer import BOS_ID, PAD_ID, Tokenizer
 from qa_seq2seq.decoding.checkpoint import PAYLOAD_KEY
@@ -289,11 +289,9 @@ def answer_loss(logits: Tensor, tgt_out: Tensor, label_smoothing: float = 0.0) -
 def check_fused(optimizer: torch.optim.Optimizer) -> None:
     """Refuse ``optimizer.fused=true`` where torch has no fused kernel for the parameters (an
     accelerator without one): torch finds out only at the first step, deep in the training loop.
-    The list of devices is torch's private helper: without it, torch's own check is left."""
-    devices = getattr(_foreach_utils, "_get_fused_kernels_supported_devices", None)
-    if devices is None:
+    Without torch's list of devices (see compatibility), torch's own check is left."""
+    if (supported := fused_kernel_devices()) is None:
         return
-    supported = devices()
     for group in optimizer.param_groups:
         for p in group["params"] if group.get("fused") else ():
             if p.device.type not in supported or not p.is_floating_point():

@@ -1,4 +1,4 @@
-"""Keeping a run resumable: which run to continue, what may change, and stopping on a signal.
+"""Resuming a run: which run to continue, what may change, and what must not have.
 
 ``resume=auto`` continues the newest run of ``run_name`` (``resume=PATH``: a run directory or a
 checkpoint in one) from its ``checkpoints/last.ckpt``, in its own directory: model, optimizer,
@@ -12,28 +12,22 @@ refused with a list of what differs, never silently ignored.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import signal
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as L
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from qa_seq2seq.decoding.checkpoint import DEFAULT_OUTPUTS, runs_by_age
+from qa_seq2seq.compatibility import current
+from qa_seq2seq.decoding.runs import DEFAULT_OUTPUTS, runs_by_age
 from qa_seq2seq.errors import ConfigError, DataError
-from qa_seq2seq.registry import MOVED
+from qa_seq2seq.training.callbacks import DataFiles
 
 log = logging.getLogger(__name__)
 MAY_CHANGE = ("resume", "resume_data_changed", "output_dir", "trainer.max_steps",
               "trainer.max_epochs", "trainer.enable_progress_bar", "trainer.log_every_n_steps")
 DATA_CHANGED = ("error", "accept")  # resume_data_changed
-# Targets renamed since a run may have been made: the run's config names the old one.
-RENAMED = {"lightning.pytorch.callbacks.ModelCheckpoint": "qa_seq2seq.training.resume.RunCheckpoint",
-           **MOVED}
 
 
 def find_run(resume: str, run_name: str, outputs: Path = DEFAULT_OUTPUTS) -> Path:
@@ -70,7 +64,7 @@ def check_unchanged(cfg: DictConfig, run_dir: Path) -> None:
     stored = _flatten(OmegaConf.to_container(OmegaConf.load(stored_path)))
     given = _flatten(OmegaConf.to_container(cfg))
     differ = sorted(k for k in stored.keys() | given.keys()
-                    if _renamed(stored.get(k)) != given.get(k)
+                    if current(stored.get(k)) != given.get(k)
                     and not k.startswith(MAY_CHANGE))
     if differ:
         shown = "\n".join(f"  {k}: run has {stored.get(k)!r}, given {given.get(k)!r}"
@@ -81,10 +75,6 @@ def check_unchanged(cfg: DictConfig, run_dir: Path) -> None:
             f"these overrides, or start a new run from this one's weights with "
             f"model.init_from.checkpoint={run_dir}"
         )
-
-
-def _renamed(value: Any) -> Any:
-    return RENAMED.get(value, value) if isinstance(value, str) else value
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -109,79 +99,6 @@ def check_not_finished(raw: dict[str, Any], trainer: DictConfig) -> None:
     else:
         return
     raise Finished(f"the run is already at {reached}; raise the limit to train further")
-
-
-class Stopped(Exception):
-    """Training stopped on a signal after saving ``last.ckpt`` at the step reached."""
-
-    def __init__(self, signum: int, step: int, checkpoint: Path):
-        self.signum, self.step, self.checkpoint = signum, step, checkpoint
-        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}: saved "
-                         f"{checkpoint}; continue with resume=auto (or resume=<run directory>)")
-
-
-class GracefulStop(L.Callback):
-    """On SIGINT (Ctrl-C) or SIGTERM, finish the current step, save ``checkpoint`` (``last.ckpt``)
-    at that point of the epoch and raise :class:`Stopped`. The epoch is not closed (no epoch-end
-    validation, no early-stopping count), so a resumed run equals an uninterrupted one. A second
-    signal stops at once."""
-
-    def __init__(self, checkpoint: str) -> None:
-        self.checkpoint = Path(checkpoint)
-        self.received: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None:  # second signal: give up on stopping cleanly
-            self._restore()
-            raise KeyboardInterrupt
-        self.received = signum
-        log.warning("received %s: stopping after this step and saving %s (again to stop at "
-                    "once)", signal.Signals(signum).name, self.checkpoint)
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        # Where ModelCheckpoint(every_n_train_steps) saves: the same mid-epoch position, which
-        # resume continues from exactly (a signal during validation lands here after it).
-        if self.received is not None:
-            trainer.save_checkpoint(self.checkpoint, weights_only=False)
-            raise Stopped(self.received, trainer.global_step, self.checkpoint)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                     exception: BaseException) -> None:
-        self._restore()
-
-    def _restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-
-
-def fingerprint(file: str) -> dict[str, Any]:
-    """A data file as a resume checks it: its path, size and SHA-256."""
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return {"path": str(file), "size": Path(file).stat().st_size, "sha256": digest.hexdigest()}
-
-
-class DataFiles(L.Callback):
-    """Stores the training and validation files' fingerprints in every checkpoint, so that a
-    resume can tell a file that changed under the run (see :func:`check_data_files`)."""
-
-    def __init__(self, files: dict[str, str | None]):
-        self.files = {split: fingerprint(file) for split, file in files.items()
-                      if split in ("train", "validation") and file and Path(file).is_file()}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"files": self.files}
 
 
 def check_data_files(raw: dict[str, Any], current: DataFiles, accept: bool) -> None:
@@ -209,31 +126,3 @@ def check_data_files(raw: dict[str, Any], current: DataFiles, accept: bool) -> N
                 "reached, in the new file's order, so some of its rows are skipped or seen twice; "
                 "later epochs read the new file whole, and the run no longer matches one never "
                 "interrupted", raw.get("global_step", 0), lines)
-
-
-class RunCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint, whose saved state follows the run when its directory is
-    moved or copied: Lightning drops the best score of a checkpoint saved under another
-    directory, so the next validation, however worse, would overwrite ``best.ckpt``. Paths
-    saved inside the old directory are read as the same files in the new one."""
-
-    @property
-    def state_key(self) -> str:  # ModelCheckpoint's: checkpoints from before this class load
-        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        old = state_dict.get("dirpath")
-        if old and self.dirpath and Path(old) != Path(self.dirpath):
-            def moved(path: str | None) -> str | None:
-                if path and Path(path).parent == Path(old):
-                    return str(Path(self.dirpath) / Path(path).name)
-                return path
-
-            state_dict = {**state_dict, "dirpath": self.dirpath,
-                          "best_k_models": {moved(k): v for k, v in
-                                            state_dict.get("best_k_models", {}).items()},
-                          **{key: moved(state_dict.get(key)) for key in
-                             ("best_model_path", "kth_best_model_path", "last_model_path")}}
-            log.info("the run moved from %s: its checkpoint state follows it to %s", old,
-                     self.dirpath)
-        super().load_state_dict(state_dict)
