@@ -31,7 +31,7 @@ from pathlib import Path
 from qa_seq2seq import __version__
 from qa_seq2seq.data.fields import SourceBuilder
 from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, PAYLOAD_KEY, PAYLOAD_PARTS, load_model
+from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, PAYLOAD_PARTS, load_model, weights_file
 from qa_seq2seq.deployment.runtime import ONNX_FORMAT
 from qa_seq2seq.errors import CheckpointError, ConfigError
 from qa_seq2seq.reporting import entry_point
@@ -64,8 +64,7 @@ def export(checkpoint: str | Path | None, out: str | Path, format: str = "weight
     out.mkdir(parents=True, exist_ok=True)
     described: dict = {"format": EXPORT_FORMAT}
     if format == "weights":
-        atomic_save({"state_dict": {f"net.{k}": v for k, v in ckpt.state_dict.items()},
-                     PAYLOAD_KEY: payload, "global_step": step}, out / "model.ckpt")
+        atomic_save(weights_file(ckpt.state_dict, payload, step), out / "model.ckpt")
     else:
         from qa_seq2seq.deployment.onnx_graphs import export_graphs
 

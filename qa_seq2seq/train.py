@@ -20,7 +20,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 import lightning.pytorch as L
@@ -39,7 +39,7 @@ from qa_seq2seq.compatibility import cpu_has_bf16_units
 from qa_seq2seq.configs import CONF_DIR, hydra_command
 from qa_seq2seq.data.datamodule import QADataModule
 from qa_seq2seq.data.tokenizer import UNK_ID, Tokenizer
-from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, read_checkpoint
+from qa_seq2seq.decoding.checkpoint import make_payload, read_checkpoint
 from qa_seq2seq.errors import ConfigError, user_error
 from qa_seq2seq.reporting import entry_point
 from qa_seq2seq.training.callbacks import DataFiles, GracefulStop, Stopped
@@ -145,13 +145,14 @@ def optimizer_factory(cfg: DictConfig) -> tuple[Callable, dict[str, Any]]:
     return instantiate(options), ours
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train ``cfg``; returns the final logged metrics (and ``best_checkpoint``)."""
+def check_config(cfg: DictConfig) -> tuple[Callable, dict[str, Any]]:
+    """Every check the config alone allows, before the data and tokenizer take their time;
+    returns the optimizer factory and our optimizer options (see :func:`optimizer_factory`)."""
     if missing := sorted(OmegaConf.missing_keys(cfg) - {"model.net.vocab_size"}):  # the tokenizer's
         raise ConfigError(f"{', '.join(missing)}: required, with no default (???); set "
                           f"{missing[0]}=...")
     check_ranges(cfg)
-    check_precision(cfg.trainer)  # before the data and tokenizer take their time
+    check_precision(cfg.trainer)
     optimizer, optimizer_options = optimizer_factory(cfg.optimizer)
     if 0 < (max_steps := cfg.trainer.get("max_steps", -1)) <= optimizer_options["decay_from_step"]:
         raise ConfigError(f"optimizer.decay_from_step={optimizer_options['decay_from_step']}: the "
@@ -164,103 +165,148 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                           + " ".join(f"~scheduler.{k}" for k in schedule))
     if (on_change := cfg.get("resume_data_changed", "error")) not in DATA_CHANGED:
         raise ConfigError(f"resume_data_changed={on_change!r}: use {' or '.join(DATA_CHANGED)}")
-    resume_from = None
-    if cfg.get("resume"):
-        run_dir = find_run(cfg.resume, cfg.run_name)
-        check_unchanged(cfg, run_dir)
-        cfg.output_dir = str(run_dir)
-        resume_from = run_dir / "checkpoints" / "last.ckpt"
-        check_not_finished(read_checkpoint(resume_from).raw, cfg.trainer)
-    output_dir = Path(cfg.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(cfg.seed, workers=True)
+    if (separator := cfg.model.net.get("match_separator")) and \
+            separator not in (cfg.data.get("source_template") or ""):
+        raise ConfigError(f"model.net.match_separator={separator!r} splits the source "
+                          f"into question and passage, and data.source_template does not "
+                          f"contain it: e.g. data.source_template='{{question}} "
+                          f"{separator} {{context}}'")
+    return optimizer, optimizer_options
 
+
+class Resume(NamedTuple):
+    checkpoint: Path  # the run's checkpoints/last.ckpt
+    raw: dict[str, Any]  # the whole checkpoint, read once
+
+
+def resume_point(cfg: DictConfig) -> Resume | None:
+    """The checkpoint ``resume=`` continues, checked (the config unchanged, the run not finished);
+    sets ``cfg.output_dir`` to its run. None without ``resume``."""
+    if not cfg.get("resume"):
+        return None
+    run_dir = find_run(cfg.resume, cfg.run_name)
+    check_unchanged(cfg, run_dir)
+    cfg.output_dir = str(run_dir)
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    resume = Resume(checkpoint, read_checkpoint(checkpoint).raw)
+    check_not_finished(resume.raw, cfg.trainer)
+    log.info("resuming %s from step %d", run_dir, resume.raw.get("global_step", 0))
+    return resume
+
+
+def prepare_data(cfg: DictConfig, output_dir: Path, resume: Resume | None
+                 ) -> tuple[QADataModule, DataFiles]:
+    """The data module with its tokenizer (trained now, or the resumed run's own: ids must not
+    change), and the data files' fingerprints that every checkpoint keeps."""
     datamodule: QADataModule = instantiate(cfg.data)
     datamodule.prepare_data()
-    data_files = DataFiles(datamodule.files)  # their fingerprints, in every checkpoint
-    if resume_from is not None:
-        check_data_files(read_checkpoint(resume_from).raw, data_files, on_change == "accept")
+    data_files = DataFiles(datamodule.files)
+    if resume is not None:
+        check_data_files(resume.raw, data_files, cfg.get("resume_data_changed") == "accept")
     tokenizer_path = output_dir / "tokenizer.model"
-    if tokenizer_path.exists():  # a resumed run keeps its tokenizer: ids must not change
+    if tokenizer_path.exists():
         datamodule.use_tokenizer(Tokenizer.load(tokenizer_path))
-    elif resume_from is not None:
+    elif resume is not None:
         raise ConfigError(f"resume: {tokenizer_path} is missing; the run cannot continue")
     else:
         datamodule.fit_tokenizer().save(tokenizer_path)
-    tokenizer = datamodule.tokenizer
+    return datamodule, data_files
 
+
+def build_module(cfg: DictConfig, tokenizer: Tokenizer, optimizer: Callable,
+                 optimizer_options: dict[str, Any]) -> Seq2SeqModule:
+    """The LightningModule ``cfg.model`` describes, for ``tokenizer``'s vocabulary, with the
+    checkpoint payload and the configured search (run once here, so bad options fail now)."""
     cfg.model.net.vocab_size = tokenizer.vocab_size
     search = instantiate(cfg.decode)
-    payload = {"format": FORMAT_VERSION, "net": OmegaConf.to_container(cfg.model.net, resolve=True),
-               "data": OmegaConf.to_container(cfg.data, resolve=True),
-               "decode": OmegaConf.to_container(cfg.decode, resolve=True)}  # the CLI's default
+    payload = make_payload(OmegaConf.to_container(cfg.model.net, resolve=True), tokenizer,
+                           data=OmegaConf.to_container(cfg.data, resolve=True),
+                           decode=OmegaConf.to_container(cfg.decode, resolve=True))
     module: Seq2SeqModule = instantiate(cfg.model, _convert_="all")(
-        tokenizer=tokenizer,
-        optimizer=optimizer,
-        **optimizer_options,
+        tokenizer=tokenizer, optimizer=optimizer, **optimizer_options,
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        search=search,
-        label_smoothing=cfg.label_smoothing,
-        teacher_forcing=instantiate(cfg.scheduled_sampling),
-        nonfinite=cfg.nonfinite,
-        payload=payload,
-    )
-    if (match := module.net.encoder.match) is not None and \
-            match.separator not in (cfg.data.get("source_template") or ""):
-        raise ConfigError(f"model.net.match_separator={match.separator!r} splits the source "
-                          f"into question and passage, and data.source_template does not "
-                          f"contain it: e.g. data.source_template='{{question}} "
-                          f"{match.separator} {{context}}'")
+        search=search, label_smoothing=cfg.label_smoothing,
+        teacher_forcing=instantiate(cfg.scheduled_sampling), nonfinite=cfg.nonfinite,
+        payload=payload)
     module.net.bind_vocabulary(tokenizer.id_to_piece(list(range(tokenizer.vocab_size))),
                                cfg.data.get("reverse_source", False))
     check_search(search, module.net)
     trainable = sum(p.numel() for p in module.net.parameters() if p.requires_grad)
     log.info("model: %d trainable / %d parameters", trainable,
              sum(p.numel() for p in module.net.parameters()))
+    return module
+
+
+def make_callbacks(cfg: DictConfig, data_files: DataFiles, loggers: list[Logger]) -> list[L.Callback]:
+    """``callbacks=`` and the data fingerprints, GracefulStop last: a signal's checkpoint must
+    hold what every other callback did at that step (the weight average among them), as
+    Lightning runs its ModelCheckpoints last for the same reason."""
     callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if c}
-    loggers = make_loggers(cfg.get("logger"))
     if not loggers and (needs := [n for n, c in callbacks.items() if isinstance(c, LearningRateMonitor)]):
         raise ConfigError(f"callbacks.{needs[0]} logs to a logger, and there is none (~logger "
                           f"or logger: null): keep one, or drop it with ~callbacks.{needs[0]}")
-    # A signal's checkpoint must hold what every other callback did at that step (the weight
-    # average among them), as Lightning runs its ModelCheckpoints last for the same reason.
-    ordered = sorted([data_files, *callbacks.values()], key=lambda c: isinstance(c, GracefulStop))
-    trainer = make_trainer(cfg.trainer, callbacks=ordered, logger=loggers or False,
-                           default_root_dir=str(output_dir))
+    return sorted([data_files, *callbacks.values()], key=lambda c: isinstance(c, GracefulStop))
+
+
+def log_config(loggers: list[Logger], cfg: DictConfig) -> None:
+    """The resolved config to each logger; TensorBoard's HPARAMS tab shows it beside the metric."""
     hparams = OmegaConf.to_container(cfg, resolve=True)
-    for logger in loggers:  # TensorBoard's HPARAMS tab: the config beside the metric to compare
+    for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(hparams, {"val/exact_match": 0.0})
         else:
             logger.log_hyperparams(hparams)
-    start_step = 0
-    if resume_from is not None:
-        start_step = read_checkpoint(resume_from).raw.get("global_step", 0)
-        log.info("resuming %s from step %d", output_dir, start_step)
+
+
+def fit(trainer: L.Trainer, module: Seq2SeqModule, datamodule: QADataModule,
+        resume: Resume | None) -> None:
+    """``trainer.fit``, with Lightning's refusals of trainer options it can judge only once the
+    data's size is known (an integer val_check_interval longer than an epoch, a fractional one
+    on streamed data) as config errors; a resume that trained no step is :class:`Finished`."""
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        trainer.fit(module, datamodule=datamodule, weights_only=True,
+                    ckpt_path=resume.checkpoint if resume is not None else None)
     except (MisconfigurationException, ValueError) as e:
-        # Lightning's refusals of trainer options it can judge only once the data's size is
-        # known (an integer val_check_interval longer than an epoch, a fractional one on streamed
-        # data); its messages name the options.
         if user_error(e) or not isinstance(e, MisconfigurationException) and \
                 "val_check_interval" not in str(e):
             raise
         raise ConfigError(f"trainer: {' '.join(str(e).split())}") from None
-    if resume_from is not None and trainer.global_step == start_step:
-        raise Finished(f"the run had already finished at step {start_step} "
+    if resume is not None and trainer.global_step == (start := resume.raw.get("global_step", 0)):
+        raise Finished(f"the run had already finished at step {start} "
                        f"(trainer.max_epochs={trainer.max_epochs}, trainer.max_steps="
                        f"{trainer.max_steps}); raise them to train further")
-    # Whatever ended the fit (done, early stopping, max_time): a checkpoint to resume from.
-    trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
 
+
+def final_metrics(trainer: L.Trainer, output_dir: Path) -> dict[str, Any]:
+    """The last logged metrics, the step, and the best checkpoint with its score; written to
+    ``metrics.json`` (read by scripts/summarize_runs.py)."""
     metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics["global_step"] = trainer.global_step
     if trainer.checkpoint_callback is not None:
         metrics["best_checkpoint"] = trainer.checkpoint_callback.best_model_path
         metrics["best_score"] = float(trainer.checkpoint_callback.best_model_score or 0.0)
-    if trainer.is_global_zero:  # read by scripts/summarize_runs.py
+    if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train ``cfg``; returns the final logged metrics (and ``best_checkpoint``)."""
+    optimizer, optimizer_options = check_config(cfg)
+    resume = resume_point(cfg)
+    output_dir = Path(cfg.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, data_files = prepare_data(cfg, output_dir, resume)
+    module = build_module(cfg, datamodule.tokenizer, optimizer, optimizer_options)
+    loggers = make_loggers(cfg.get("logger"))
+    trainer = make_trainer(cfg.trainer, callbacks=make_callbacks(cfg, data_files, loggers),
+                           logger=loggers or False, default_root_dir=str(output_dir))
+    log_config(loggers, cfg)
+    fit(trainer, module, datamodule, resume)
+    # Whatever ended the fit (done, early stopping, max_time): a checkpoint to resume from.
+    trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    metrics = final_metrics(trainer, output_dir)
     log.info("done: %s", metrics)
     log.info("run directory: %s", output_dir)
     return metrics

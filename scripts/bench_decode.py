@@ -52,7 +52,7 @@ def read_questions(path: str | None) -> list[str]:
 def untrained_checkpoint(questions: list[str], folder: Path) -> Path:
     """A qa_seq2seq checkpoint of an untrained 2x256 LSTM model, for when no run exists."""
     from qa_seq2seq.data.tokenizer import Tokenizer
-    from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, PAYLOAD_KEY, build_model
+    from qa_seq2seq.decoding.checkpoint import build_model, make_payload, weights_file
 
     tokenizer = Tokenizer.train(questions, vocab_size=256)
     config = {"_target_": "qa_seq2seq.network.builder.build_network", "vocab_size": tokenizer.vocab_size,
@@ -61,9 +61,7 @@ def untrained_checkpoint(questions: list[str], folder: Path) -> Path:
     torch.manual_seed(0)
     model = build_model(config, "bench")
     path = folder / "untrained.ckpt"
-    torch.save({"state_dict": {f"net.{k}": v for k, v in model.state_dict().items()},
-                PAYLOAD_KEY: {"format": FORMAT_VERSION, "net": config,
-                              "tokenizer": tokenizer.model_proto, "data": {}}}, path)
+    torch.save(weights_file(model.state_dict(), make_payload(config, tokenizer)), path)
     return path
 
 

@@ -46,6 +46,24 @@ class LoadedModel(NamedTuple):
     checkpoint: Checkpoint
 
 
+def make_payload(net: Mapping[str, Any], tokenizer: Tokenizer, data: Mapping[str, Any] | None = None,
+                 decode: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``qa_seq2seq`` entry of a checkpoint (:data:`PAYLOAD_PARTS`): the resolved network
+    config, the tokenizer's model, the data config and the search validation used (None: the
+    reader's default, greedy)."""
+    payload = {"format": FORMAT_VERSION, "net": dict(net), "data": dict(data or {}),
+               "tokenizer": tokenizer.model_proto}
+    return payload if decode is None else {**payload, "decode": dict(decode)}
+
+
+def weights_file(state_dict: Mapping[str, torch.Tensor], payload: Mapping[str, Any],
+                 step: int = 0) -> dict[str, Any]:
+    """What a checkpoint of only weights and payload holds (an export, a benchmark's model):
+    the network's weights under ``net.`` as Lightning's module stores them."""
+    return {"state_dict": {f"net.{k}": v for k, v in state_dict.items()},
+            PAYLOAD_KEY: dict(payload), "global_step": step}
+
+
 def read_checkpoint(path: str | Path | None) -> Checkpoint:
     """Load a qa_seq2seq checkpoint without executing anything stored in it."""
     path = resolve_checkpoint(path)
