@@ -16,14 +16,16 @@ from collections.abc import Callable
 from typing import Any
 
 # The names configs stored before the package was split into layers (and, for the network,
-# before the builder; for the callbacks, before they had their own module) give a target.
+# before the builder; for the callbacks, before they had their own module; for the data, before
+# the factory chose between in-memory and streaming) give a target.
 MOVED = {
     "lightning.pytorch.callbacks.ModelCheckpoint": "qa_seq2seq.training.callbacks.RunCheckpoint",
     "qa_seq2seq.arith_data.ensure_splits": "qa_seq2seq.data.arith.ensure_splits",
     "qa_seq2seq.attention.Attention": "qa_seq2seq.network.attention.Attention",
     "qa_seq2seq.averaging.EMA": "qa_seq2seq.training.averaging.EMA",
     "qa_seq2seq.builder.build_network": "qa_seq2seq.network.builder.build_network",
-    "qa_seq2seq.data.QADataModule": "qa_seq2seq.data.datamodule.QADataModule",
+    "qa_seq2seq.data.QADataModule": "qa_seq2seq.data.factory.make_datamodule",
+    "qa_seq2seq.data.datamodule.QADataModule": "qa_seq2seq.data.factory.make_datamodule",
     "qa_seq2seq.initializers.Initializer": "qa_seq2seq.network.initializers.Initializer",
     "qa_seq2seq.model.Seq2Seq": "qa_seq2seq.network.builder.build_network",
     "qa_seq2seq.module.Seq2SeqModule": "qa_seq2seq.training.module.Seq2SeqModule",

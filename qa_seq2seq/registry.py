@@ -60,7 +60,7 @@ NETWORK = {
     "sharing": _targets(Target("qa_seq2seq.network.sharing", "Sharing", False)),
 }
 DATA = {
-    "": _targets(Target("qa_seq2seq.data.datamodule", "QADataModule", False)),
+    "": _targets(Target("qa_seq2seq.data.factory", "make_datamodule", False)),
     "tokenizer": _targets(Target("qa_seq2seq.data.tokenizer", "Tokenizer.train", True)),
     "generate": _targets(*(Target(f"qa_seq2seq.data.{module}", "ensure_splits", True)
                            for module in ("arith", "passages", "toy"))),

@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from qa_seq2seq.data.datamodule import QADataModule, StreamingQADataModule
+from qa_seq2seq.data.datamodule import QADataModule
+from qa_seq2seq.data.factory import make_datamodule
+from qa_seq2seq.data.streaming import StreamingQADataModule
 from qa_seq2seq.data.tokenizer import Tokenizer
 from qa_seq2seq.errors import ConfigError, DataError
 from qa_seq2seq.train import train
@@ -16,9 +18,10 @@ GOOD = [{"question": f"What is {i} plus 1?", "answer": str(i + 1)} for i in rang
 def module(tmp_path, rows, **kwargs):
     for name in ("train", "valid"):
         (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return QADataModule(str(tmp_path / "train.jsonl"), str(tmp_path / "valid.jsonl"),
-                        cache_dir=str(tmp_path / "cache"), batch_size=16, sort_window=4,
-                        tokenizer=lambda texts: Tokenizer.train(texts, vocab_size=40), **kwargs)
+    return make_datamodule(train_file=str(tmp_path / "train.jsonl"),
+                           validation_file=str(tmp_path / "valid.jsonl"),
+                           cache_dir=str(tmp_path / "cache"), batch_size=16, sort_window=4,
+                           tokenizer=lambda texts: Tokenizer.train(texts, vocab_size=40), **kwargs)
 
 
 def batches(loader):
@@ -84,3 +87,15 @@ def test_streaming_only_keys_are_refused_in_memory(tmp_path):
     streaming = module(tmp_path, GOOD, streaming=True, shuffle_buffer=64)
     assert isinstance(streaming, StreamingQADataModule) and streaming.shuffle_buffer == 64
     assert streaming.tokenizer_sample == 100_000
+
+
+def test_a_data_config_stored_before_the_factory_builds_the_module_it_asked_for(tmp_path):
+    from qa_seq2seq.registry import DATA, build
+
+    for name in ("train", "valid"):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in GOOD))
+    stored = {"_target_": "qa_seq2seq.data.datamodule.QADataModule",
+              "train_file": str(tmp_path / "train.jsonl"),
+              "validation_file": str(tmp_path / "valid.jsonl")}
+    assert type(build(stored, DATA, "old run")) is QADataModule
+    assert type(build({**stored, "streaming": True}, DATA, "old run")) is StreamingQADataModule

@@ -14,7 +14,6 @@ tokenisation run through ``Dataset.map(batched=True)``, so ``datasets`` caches t
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +25,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from qa_seq2seq.compatibility import batches_processed
+from qa_seq2seq.data.bad_rows import BadRows
 from qa_seq2seq.data.batching import LengthBucketBatchSampler, collate, replica_shard
-from qa_seq2seq.data.fields import NAMES_THE_FIELD, SourceBuilder
+from qa_seq2seq.data.fields import SourceBuilder
 from qa_seq2seq.data.rows import (
     Encode,
     Prepare,
@@ -38,7 +38,6 @@ from qa_seq2seq.data.rows import (
     scan_jsonl,
 )
 from qa_seq2seq.data.sampling import SampledCollate
-from qa_seq2seq.data.streaming import BucketedStream, RowGuard
 from qa_seq2seq.data.tokenizer import Tokenizer
 from qa_seq2seq.errors import ConfigError, DataError
 
@@ -110,12 +109,7 @@ class QADataModule(L.LightningDataModule):
         generate: called with no arguments when a split file is missing (the toy data).
     """
 
-    streams = False  # read while iterating (StreamingQADataModule)
-
-    def __new__(cls, *args: Any, streaming: bool = False, **kwargs: Any) -> QADataModule:
-        if streaming and cls is QADataModule:  # data.streaming picks the pipeline
-            cls = StreamingQADataModule
-        return super().__new__(cls)
+    streams = False  # read while iterating (qa_seq2seq.data.streaming.StreamingQADataModule)
 
     def __init__(
         self,
@@ -144,7 +138,6 @@ class QADataModule(L.LightningDataModule):
         on_bad_row: str = "error",
         max_train_examples: int | None = None,
         num_proc: int | None = None,
-        streaming: bool = False,  # read by __new__: it picks the class
         shuffle_buffer: int | None = None,
         tokenizer_sample: int | None = None,
         num_workers: int = 0,
@@ -176,7 +169,7 @@ class QADataModule(L.LightningDataModule):
         if subword_sampling is not None and not 0 < subword_sampling <= 1:
             raise ConfigError(f"data.subword_sampling={subword_sampling}: give an alpha in (0, 1], "
                               "e.g. 0.1, or null for the tokenizer's best segmentation")
-        if subword_sampling is not None and streaming:
+        if subword_sampling is not None and self.streams:
             raise ConfigError("data.subword_sampling reads the training rows in memory: set "
                               "data.streaming=false, or data.subword_sampling=null")
         self.subword_sampling = subword_sampling
@@ -233,20 +226,22 @@ class QADataModule(L.LightningDataModule):
                 f" split {self.split_names[split]!r}"
         return str(self.files[split])
 
-    def load(self, split: str) -> tuple[datasets.Dataset, list[int] | None]:
-        """Raw rows of ``split``, and each row's line number when the source has lines."""
+    def load(self, split: str) -> tuple[datasets.Dataset | datasets.IterableDataset, list[int] | None]:
+        """Raw rows of ``split`` (a stream when :attr:`streams`), and each row's line number when
+        the source has lines and is read whole."""
+        read = {"cache_dir": self.cache_dir, **({"streaming": True} if self.streams else {})}
         if self.path:
             return datasets.load_dataset(self.path, self.name, split=self.split_names[split],
-                                         cache_dir=self.cache_dir), None
+                                         **read), None
         file, builder, options = self.source_file(split)
         try:
-            ds = datasets.load_dataset(builder, data_files={split: file}, split=split,
-                                       cache_dir=self.cache_dir, **options)
+            ds = datasets.load_dataset(builder, data_files={split: file}, split=split, **read,
+                                       **options)
         except (datasets.exceptions.DatasetGenerationError, ValueError, TypeError) as e:
-            if builder != "json":
+            if builder != "json" or self.streams:
                 raise DataError(f"{file}: could not be loaded as {builder}: {e}") from e
             return self._scan(split, e)
-        return ds, line_numbers(file) if builder == "json" else None
+        return ds, line_numbers(file) if builder == "json" and not self.streams else None
 
     def source_file(self, split: str) -> tuple[str, str, dict[str, Any]]:
         """``split``'s file, its ``datasets`` builder, and the builder's options."""
@@ -332,23 +327,11 @@ class QADataModule(L.LightningDataModule):
             self.split(name)
 
     def _report(self, split: str, problems: list[tuple[int | str, str]]) -> None:
-        """Stop on bad rows (``on_bad_row=error``) or log and count them (``skip``).
-
-        ``problems``: (line number, or ``"row N"`` when the source has no lines, what is wrong).
-        """
-        where = self.where(split)
-        described = [f"{where}:{at}: {what}" if isinstance(at, int) else f"{where}, {at}: {what}"
-                     for at, what in problems]
+        """Stop on ``problems`` or log and count them (:class:`BadRows`); ``problems``: (line
+        number, or ``"row N"`` when the source has no lines, what is wrong)."""
         stats = self.stats.setdefault(split, {})
         stats["bad_rows"] = stats.get("bad_rows", 0) + len(problems)
-        if self.on_bad_row == "error":
-            more = f"\n... and {len(described) - 10} more" if len(described) > 10 else ""
-            fix = ("name the fields your rows have (data.question_field, data.answer_field, "
-                   "data.source_template)" if all(what.endswith(NAMES_THE_FIELD) for _, what in problems)
-                   else "fix them, or set data.on_bad_row=skip to skip them")
-            raise DataError(f"bad rows ({fix}):\n" + "\n".join(described[:10]) + more)
-        log.warning("%s: skipped %d bad rows: %s%s", where, len(problems),
-                    "; ".join(described[:3]), " ..." if len(described) > 3 else "")
+        BadRows(self.where(split), self.on_bad_row == "skip").all(problems)
 
     # ----- loaders -----------------------------------------------------------------------------
     def lengths(self, split: str) -> list[tuple[int, int]]:
@@ -416,55 +399,3 @@ class QADataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.loader("test", shuffle=False)
-
-
-class StreamingQADataModule(QADataModule):
-    """``data.streaming=true``: :class:`QADataModule`'s rows, checks and tokens, read while
-    iterating. Made by ``QADataModule(..., streaming=True)``, as the config does."""
-
-    streams = True
-
-    def _training_texts(self) -> tuple[list[str], list[str]]:
-        """A sample from the start of the stream: ``tokenizer_sample`` rows."""
-        train = self.prepared("train").select_columns(["source", "target"])
-        rows = list(itertools.islice(train, self.tokenizer_sample))
-        return [r["source"] for r in rows], [r["target"] for r in rows]
-
-    def load(self, split: str) -> tuple[datasets.IterableDataset, None]:
-        if self.path:
-            return datasets.load_dataset(self.path, self.name, split=self.split_names[split],
-                                         cache_dir=self.cache_dir, streaming=True), None
-        file, builder, options = self.source_file(split)
-        return datasets.load_dataset(builder, data_files={split: file}, split=split,
-                                     streaming=True, **options), None
-
-    def prepared(self, split: str) -> datasets.IterableDataset:
-        ds, _ = self.load(split)
-        ds = ds.map(Prepare(self.builder, self.answer_field, self.family_field), batched=True)
-        ds = ds.filter(RowGuard(self.where(split), self.on_bad_row == "skip"),
-                       input_columns="problem", with_indices=True)
-        if split == "train" and self.max_train_examples:
-            ds = ds.take(self.max_train_examples)
-        return ds
-
-    def _encoded(self, split: str, encode: Encode) -> datasets.IterableDataset:
-        ds = self.prepared(split).map(encode, batched=True, with_indices=True)
-        if split == "train":  # after indexing: an index names the row, not its shuffled place
-            ds = ds.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
-        if self.overlength != "truncate":  # error: stop at the first; drop: count and skip
-            guard = RowGuard(self.where(split), self.overlength == "drop", "over-long row")
-            ds = ds.map(lambda t: {"problem": "over the length limits" if t else None},
-                        input_columns="truncated").filter(guard, input_columns="problem",
-                                                          with_indices=True)
-        return ds
-
-    def loader(self, split: str, shuffle: bool) -> DataLoader:
-        if replica_shard()["num_replicas"] > 1:
-            raise ConfigError("data.streaming with several processes is not supported yet "
-                              "(ranks could see different numbers of batches): train in "
-                              "memory (data.streaming=false) or in one process")
-        stream = BucketedStream(
-            self.split(split).select_columns(["src_ids", "tgt_ids", "index"]), collate,
-            self.batch_size if shuffle else self.eval_batch_size, self.sort_window, shuffle,
-            self.seed, epoch=lambda: self.trainer.current_epoch if self.trainer else 0)
-        return DataLoader(stream, batch_size=None, num_workers=self.num_workers)

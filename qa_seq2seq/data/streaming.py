@@ -1,5 +1,5 @@
-"""What streaming data (``data.streaming=true``, ``qa_seq2seq.data.datamodule.StreamingQADataModule``) is
-made of: splits read while they are iterated, never loaded.
+"""Streaming data (``data.streaming=true``): :class:`StreamingQADataModule`, whose splits are
+read while they are iterated, never loaded.
 
 For data larger than memory or than the ``datasets`` cache: rows come from an
 ``IterableDataset`` (shuffled through a buffer of ``data.shuffle_buffer`` rows), are prepared and
@@ -8,43 +8,30 @@ tokenised on the fly, and are batched by length within windows of ``data.sort_wi
 in advance: an epoch ends when its stream does (the progress bar shows no total), and a
 scheduler sized by ``trainer.max_steps`` needs that key set.
 
-Bad rows are handled as in the in-memory path, but met one at a time (:class:`RowGuard`):
+Bad rows are handled as in the in-memory path, but met one at a time (:class:`BadRows`):
 ``on_bad_row=error`` stops at the first, naming its row number in the stream; ``skip`` counts
 them in the log as they go.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import datasets
 import torch
+from torch.utils.data import DataLoader
 
-from qa_seq2seq.data.batching import bucket, epoch_seed
-from qa_seq2seq.errors import DataError
+from qa_seq2seq.data.bad_rows import BadRows
+from qa_seq2seq.data.batching import bucket, collate, epoch_seed, replica_shard
+from qa_seq2seq.data.datamodule import QADataModule
+from qa_seq2seq.data.rows import Encode, Prepare
+from qa_seq2seq.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-class RowGuard:
-    """``IterableDataset.filter`` function: stops at, or counts and drops, rows with a problem."""
-
-    def __init__(self, where: str, skip: bool, what: str = "bad row"):
-        self.where, self.skip, self.what, self.dropped = where, skip, what, 0
-
-    def __call__(self, problem: str | None, index: int) -> bool:
-        if problem is None:
-            return True
-        if not self.skip:
-            raise DataError(f"{self.where}: row {index + 1} of the stream: {problem} (fix it, or "
-                            "set data.on_bad_row=skip to skip such rows)")
-        self.dropped += 1
-        if self.dropped & (self.dropped - 1) == 0:  # 1, 2, 4, 8, ...: a trace, not a flood
-            log.warning("%s: %d %ss skipped so far (e.g. row %d: %s)", self.where, self.dropped,
-                        self.what, index + 1, problem)
-        return False
 
 
 class BucketedStream(torch.utils.data.IterableDataset):
@@ -81,3 +68,45 @@ class BucketedStream(torch.utils.data.IterableDataset):
             yield self.collate(batch)
 
 
+class StreamingQADataModule(QADataModule):
+    """``data.streaming=true``: :class:`QADataModule`'s rows, checks and tokens, read while
+    iterating. Made by ``make_datamodule(..., streaming=True)``, as the config does."""
+
+    streams = True
+
+    def _training_texts(self) -> tuple[list[str], list[str]]:
+        """A sample from the start of the stream: ``tokenizer_sample`` rows."""
+        train = self.prepared("train").select_columns(["source", "target"])
+        rows = list(itertools.islice(train, self.tokenizer_sample))
+        return [r["source"] for r in rows], [r["target"] for r in rows]
+
+    def prepared(self, split: str) -> datasets.IterableDataset:
+        ds, _ = self.load(split)
+        ds = ds.map(Prepare(self.builder, self.answer_field, self.family_field), batched=True)
+        ds = ds.filter(BadRows(self.where(split), self.on_bad_row == "skip"),
+                       input_columns="problem", with_indices=True)
+        if split == "train" and self.max_train_examples:
+            ds = ds.take(self.max_train_examples)
+        return ds
+
+    def _encoded(self, split: str, encode: Encode) -> datasets.IterableDataset:
+        ds = self.prepared(split).map(encode, batched=True, with_indices=True)
+        if split == "train":  # after indexing: an index names the row, not its shuffled place
+            ds = ds.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
+        if self.overlength != "truncate":  # error: stop at the first; drop: count and skip
+            guard = BadRows(self.where(split), self.overlength == "drop", "over-long row")
+            ds = ds.map(lambda t: {"problem": "over the length limits" if t else None},
+                        input_columns="truncated").filter(guard, input_columns="problem",
+                                                          with_indices=True)
+        return ds
+
+    def loader(self, split: str, shuffle: bool) -> DataLoader:
+        if replica_shard()["num_replicas"] > 1:
+            raise ConfigError("data.streaming with several processes is not supported yet "
+                              "(ranks could see different numbers of batches): train in "
+                              "memory (data.streaming=false) or in one process")
+        stream = BucketedStream(
+            self.split(split).select_columns(["src_ids", "tgt_ids", "index"]), collate,
+            self.batch_size if shuffle else self.eval_batch_size, self.sort_window, shuffle,
+            self.seed, epoch=lambda: self.trainer.current_epoch if self.trainer else 0)
+        return DataLoader(stream, batch_size=None, num_workers=self.num_workers)
