@@ -32,77 +32,53 @@ import json
 import logging
 import socket
 import sys
-import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
 from qa_seq2seq import __version__
 from qa_seq2seq.decoding.answering import Answering, QuestionError
+from qa_seq2seq.deployment.answerer_cache import AnswererCache
+from qa_seq2seq.deployment.micro_batcher import MicroBatcher
+from qa_seq2seq.deployment.requests import MAX_QUESTIONS, BadRequest, parse_body, parse_request
 from qa_seq2seq.errors import ConfigError, UserError
 from qa_seq2seq.model_args import make_answerer, model_parser, parse_model_args
 from qa_seq2seq.reporting import entry_point
 
 log = logging.getLogger("qa_seq2seq.serve")
-MAX_QUESTIONS = 256  # a request's questions, at most
-MAX_BEAM = 16
 MAX_SEARCHES = 64  # decoding choices kept ready; the oldest is forgotten past this
 
 
-class BadRequest(Exception):
-    """A request answered with ``status`` and ``{"error": message}``."""
-
-    def __init__(self, message: str, status: HTTPStatus = HTTPStatus.BAD_REQUEST,
-                 retry_after: int | None = None):
-        super().__init__(message)
-        self.status = status
-        self.headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-
-
-@dataclass
-class Job:
-    """One request's tokenised questions for one search, and the future its handler awaits."""
-
-    key: str
-    answerer: Answering
-    ids: list[list[int]]
-    future: asyncio.Future = field(repr=False)
-
-
 class Service:
-    """The model, the answerers for each requested search, and the queue that batches them.
+    """What answers ``POST /answer``: the request parser (deployment.requests), the answerers
+    for each requested search (deployment.answerer_cache) and the micro-batcher that groups
+    requests of one search into one model call (deployment.micro_batcher).
 
-    ``max_queue`` requests may wait at once (more: 503); each waits at most ``timeout`` seconds.
-    Requests are validated and tokenised in Starlette's thread pool; the model runs in one
-    thread of its own, one batch at a time.
+    The model runs on one thread of its own, one call at a time: answering, and the probe that
+    checks a new search's options. Tokenising runs in Starlette's thread pool; the rest on the
+    event loop.
     """
 
     def __init__(self, answerer: Answering, max_questions: int = MAX_QUESTIONS,
                  max_body_bytes: int = 1 << 20, max_queue: int = 1024, timeout: float = 30.0):
         self.answerer, self.max_questions = answerer, max_questions
-        self.max_body_bytes, self.max_queue, self.timeout = max_body_bytes, max_queue, timeout
-        self.max_batch = max(max_questions, answerer.batch_size)
-        self.answerers: dict[str, Answering] = {"": answerer}
-        self.lock = threading.Lock()  # guards ``answerers`` only, never a model call
-        self.pending = 0  # requests submitted and not yet answered
-        self.calls = 0  # model calls made
-        self.waiting: list[Job] = []
-        self.wakeup: asyncio.Event | None = None
+        self.max_body_bytes = max_body_bytes
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="qa_seq2seq-model")
+        self.searches = AnswererCache(answerer, MAX_SEARCHES)
+        self.batcher = MicroBatcher(self._answer_ids, max(max_questions, answerer.batch_size),
+                                    max_queue, timeout)
+        self.pending = 0  # requests being answered
 
-    @contextlib.asynccontextmanager
-    async def running(self, app: Any = None) -> AsyncIterator[None]:
+    @property
+    def calls(self) -> int:
+        """Model calls made to answer requests."""
+        return self.batcher.calls
+
+    def running(self, app: Any = None) -> contextlib.AbstractAsyncContextManager:
         """The batching worker, for as long as the app runs (Starlette's lifespan)."""
-        self.wakeup = asyncio.Event()
-        worker = asyncio.create_task(self._work())
-        try:
-            yield
-        finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        return self.batcher.running()
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "model": str(self.answerer.path), "decode": self.answerer.decode,
@@ -110,117 +86,46 @@ class Service:
                 "pending": self.pending}
 
     async def answer(self, body: Any) -> dict[str, Any]:
+        """The reply to a parsed request body: each question's n-best list, or why it cannot
+        be read, in order. Raises BadRequest."""
         from starlette.concurrency import run_in_threadpool
 
-        key, answerer, sources = await run_in_threadpool(self.prepare, body)
-        ids = [s for s in sources if not isinstance(s, str)]
-        results = iter(await self.submit(key, answerer, ids) if ids else [])
-        return {"answers": [{"error": s} if isinstance(s, str) else _rendered(next(results))
-                            for s in sources]}
-
-    def prepare(self, body: Any) -> tuple[str, Answering, list[list[int] | str]]:
-        """Check a request and tokenise its questions: the search's key, its answerer, and each
-        question's token ids (or the reason it cannot be read)."""
-        if not isinstance(body, dict) or not isinstance(body.get("questions"), list):
-            raise BadRequest('the body must be a JSON object {"questions": [...], "decode": {...}}')
-        if unknown := sorted(set(body) - {"questions", "decode"}):
-            raise BadRequest(f"unknown field(s) {unknown}: the fields are questions and decode")
-        questions = body["questions"]
-        if not 1 <= len(questions) <= self.max_questions:
-            raise BadRequest(f"{len(questions)} questions: send 1 to {self.max_questions} a request")
-        answerer, key = self._answerer(body.get("decode"))
-        sources: list[list[int] | str] = []
-        for question in questions:
-            try:
-                sources.append(answerer.source(question)[1])
-            except QuestionError as e:
-                sources.append(str(e))
-        return key, answerer, sources
-
-    def _answerer(self, decode: Any) -> tuple[Answering, str]:
-        if decode is None:
-            return self.answerer, ""
-        if not isinstance(decode, dict):
-            raise BadRequest('"decode" must be an object, e.g. {"search": "beam", "beam_size": 5}')
-        key = json.dumps(decode, sort_keys=True)
-        with self.lock:
-            if key in self.answerers:
-                return self.answerers[key], key
-        options = dict(decode)
-        search = options.pop("search", None)
-        self._check_bounds(options)
-        try:  # outside the lock: checking the options runs the search once on a probe
-            answerer = self.answerer.with_search(search, **options)
-        except UserError as e:
-            raise BadRequest(f"decode: {e}") from None
-        with self.lock:
-            self.answerers[key] = answerer
-            if len(self.answerers) > MAX_SEARCHES:
-                self.answerers.pop(next(k for k in self.answerers if k))
-        return answerer, key
-
-    def _check_bounds(self, options: dict[str, Any]) -> None:
-        """Refuse options that would make one request cost what many should."""
-        limit = self.answerer.reader.answer_limit
-        for key, most in (("beam_size", MAX_BEAM), ("n_best", MAX_BEAM), ("max_length", limit)):
-            value = options.get(key)
-            if isinstance(value, int) and not isinstance(value, bool) and value > most:
-                why = "the longest answer this model was trained on, <eos> included" \
-                    if key == "max_length" else "over HTTP"
-                raise BadRequest(f"decode.{key}={value}: at most {most} ({why})")
-
-    async def submit(self, key: str, answerer: Answering, ids: list[list[int]]) -> list:
-        """Queue a request's questions and wait for their n-best lists."""
-        if self.pending >= self.max_queue:
-            raise BadRequest(f"busy: {self.pending} requests are waiting; retry shortly",
-                             HTTPStatus.SERVICE_UNAVAILABLE, retry_after=1)
-        job = Job(key, answerer, ids, asyncio.get_running_loop().create_future())
         self.pending += 1
-        self.waiting.append(job)
-        self.wakeup.set()
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), self.timeout)
-        except asyncio.TimeoutError:
-            job.future.cancel()  # the worker skips it
-            raise BadRequest(f"not answered within {self.timeout:g} s: the server is "
-                             "overloaded; retry shortly", HTTPStatus.SERVICE_UNAVAILABLE,
-                             retry_after=max(1, round(self.timeout))) from None
+            request = parse_request(body, self.max_questions, self.answerer.reader.answer_limit)
+            answerer = await self.searches.get(request.key, request.search, request.options,
+                                               self._with_search)
+            sources = await run_in_threadpool(_read, answerer, request.questions)
+            ids = [s for s in sources if not isinstance(s, str)]
+            results = iter(await self.batcher.submit(answerer, ids) if ids else [])
+            return {"answers": [{"error": s} if isinstance(s, str) else _rendered(next(results))
+                                for s in sources]}
         finally:
             self.pending -= 1
 
-    async def _work(self) -> None:
-        while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
-            while True:
-                self.waiting = [job for job in self.waiting if not job.future.done()]
-                if not self.waiting:
-                    break
-                key, batch, size = self.waiting[0].key, [], 0
-                for job in self.waiting:
-                    if job.key == key and (not batch or size + len(job.ids) <= self.max_batch):
-                        batch.append(job)
-                        size += len(job.ids)
-                taken = {id(job) for job in batch}
-                self.waiting = [job for job in self.waiting if id(job) not in taken]
-                await self._run(batch)
+    async def _on_model_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.model_thread, function, *args)
 
-    async def _run(self, batch: list[Job]) -> None:
-        self.calls += 1
-        ids = [question for job in batch for question in job.ids]
-        loop = asyncio.get_running_loop()
+    async def _with_search(self, search: str | None, options: dict[str, Any]) -> Answering:
+        """An answerer for another search (checking its options runs it once on a probe)."""
         try:
-            results = await loop.run_in_executor(self.model_thread, batch[0].answerer.answer_ids,
-                                                 ids)
-        except Exception as e:  # reported to each waiting request, not raised in the worker
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(e)
-            return
-        for job in batch:
-            mine, results = results[:len(job.ids)], results[len(job.ids):]
-            if not job.future.done():
-                job.future.set_result(mine)
+            return await self._on_model_thread(partial(self.answerer.with_search, search, **options))
+        except UserError as e:
+            raise BadRequest(f"decode: {e}") from None
+
+    async def _answer_ids(self, answerer: Answering, ids: list[list[int]]) -> list:
+        return await self._on_model_thread(answerer.answer_ids, ids)
+
+
+def _read(answerer: Answering, questions: list[Any]) -> list[list[int] | str]:
+    """Each question's token ids, or the reason the model cannot read it."""
+    sources: list[list[int] | str] = []
+    for question in questions:
+        try:
+            sources.append(answerer.source(question)[1])
+        except QuestionError as e:
+            sources.append(str(e))
+    return sources
 
 
 def _rendered(hypotheses: Sequence) -> dict[str, Any]:
@@ -245,7 +150,7 @@ def make_app(service: Service) -> Any:
 
     async def answer(request: Request) -> Reply:
         try:
-            return Reply(await service.answer(_parsed(await _body(request, service.max_body_bytes))))
+            return Reply(await service.answer(parse_body(await _body(request, service.max_body_bytes))))
         except BadRequest as e:
             return Reply({"error": str(e)}, e.status, headers=e.headers)
         except ClientDisconnect:
@@ -277,15 +182,6 @@ async def _body(request: Any, limit: int) -> bytes:
         if len(body) > limit:
             raise too_large
     return bytes(body)
-
-
-def _parsed(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f"the body is not valid JSON ({e})") from None
-    except RecursionError:
-        raise BadRequest("the body is not valid JSON (nested too deeply)") from None
 
 
 def listen(host: str, port: int) -> socket.socket:

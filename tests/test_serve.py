@@ -252,3 +252,18 @@ def test_200_concurrent_clients_are_all_answered(smoke_run):
     (row,) = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert row["clients"] == 200 and row["requests"] == 400
     assert row["failed"] == 0 and row["ok"] == 400, row
+
+
+def test_the_model_runs_on_its_one_thread_also_to_check_a_new_search(serve, answerer, monkeypatch):
+    threads = set()
+    for name in ("answer_ids", "with_search"):
+        original = getattr(type(answerer), name)
+
+        def recorded(this, *args, original=original, **kwargs):
+            threads.add(threading.current_thread().name)
+            return original(this, *args, **kwargs)
+
+        monkeypatch.setattr(type(answerer), name, recorded)
+    _, url = serve()
+    status, _ = post(url, {"questions": QUESTIONS[:2], "decode": {"search": "beam", "beam_size": 2}})
+    assert status == 200 and len(threads) == 1 and threads.pop().startswith("qa_seq2seq-model")
