@@ -24,14 +24,12 @@ from typing import Any
 
 import torch
 
-from qa_seq2seq.data.tokenizer import UNK_ID
+from qa_seq2seq.data.batching import pad
+from qa_seq2seq.data.tokenizer import PAD_ID
 from qa_seq2seq.decoding import search
-from qa_seq2seq.decoding.answering import Answering, QuestionReader
+from qa_seq2seq.decoding.answering import Answering
 from qa_seq2seq.decoding.checkpoint import LoadedModel, load_model
-from qa_seq2seq.decoding.hypotheses import Hypothesis
-from qa_seq2seq.decoding.inference import answer
 from qa_seq2seq.decoding.search_choice import searches_in
-from qa_seq2seq.errors import ConfigError
 
 SEARCHES = searches_in(search)
 
@@ -48,17 +46,14 @@ class Answerer(Answering):
 
     def __init__(self, loaded: LoadedModel, decode: str | None = None, *, batch_size: int = 64,
                  device: str | torch.device = "cpu", **options: Any):
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        self.model, self.tokenizer, self.checkpoint = loaded
-        self.path = loaded.checkpoint.path
-        self.stored_decode = loaded.checkpoint.payload.get("decode")
-        self.reader = QuestionReader(loaded.checkpoint.payload.get("data", {}), self.tokenizer)
-        self.batch_size, self.device = batch_size, device
-        self.set_search(decode, options)
+        self.checkpoint, self.device = loaded.checkpoint, device
+        payload = loaded.checkpoint.payload
+        super().__init__(loaded.model, loaded.tokenizer, loaded.checkpoint.path,
+                         payload.get("data"), payload.get("decode"), decode, batch_size, options)
 
-    def probe(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.tensor([[UNK_ID]], device=self.device), torch.tensor([1])
+    def pad(self, ids: list[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        src, lengths = pad(ids, PAD_ID)
+        return src.to(self.device), lengths.to(self.device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, decode: str | None = None, *,
@@ -67,8 +62,3 @@ class Answerer(Answering):
         """Load a checkpoint file or run directory (None: the newest run under ``outputs/``)."""
         return cls(load_model(path, device), decode, batch_size=batch_size, device=device,
                    **options)
-
-    def answer_ids(self, ids: Sequence[Sequence[int]]) -> list[list[Hypothesis]]:
-        """The n-best list of each tokenised source (as ``source`` gives it), in order."""
-        return answer(self.model, ids, self.search, self.batch_size, self.device, self.tokenizer,
-                      self.reader.builder.reverse_target)

@@ -11,10 +11,10 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from qa_seq2seq.data.fields import SourceBuilder, unicode_problem
-from qa_seq2seq.data.tokenizer import Tokenizer
-from qa_seq2seq.decoding.hypotheses import Hypothesis
+from qa_seq2seq.data.tokenizer import UNK_ID, Tokenizer
+from qa_seq2seq.decoding.hypotheses import Hypothesis, with_texts
 from qa_seq2seq.decoding.search_choice import choose_search
-from qa_seq2seq.errors import UserError
+from qa_seq2seq.errors import ConfigError, UserError
 
 
 class QuestionError(UserError, ValueError):
@@ -71,19 +71,47 @@ class QuestionReader:
         return values
 
 
-class Answering:
-    """What every answerer offers on top of its model: questions in, ``Answer`` out, and the
-    search chosen and checked in one place.
+def by_length(ids: Sequence[Sequence[int]], batch_size: int,
+              run: Callable[[list[Sequence[int]]], list[Any]]) -> list[Any]:
+    """``run`` over length-sorted batches of ``batch_size`` tokenised questions (each
+    non-empty), so each batch pads little; one result per question, in input order."""
+    if any(len(q) == 0 for q in ids):
+        raise ValueError("every question needs at least one token")
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    results: list[Any] = [None] * len(ids)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        for i, result in zip(rows, run([ids[i] for i in rows])):
+            results[i] = result
+    return results
 
-    Subclasses set ``reader`` (a QuestionReader), ``searches`` (name -> search function),
-    ``stored_decode`` (the decode config the model was validated with) and ``model``, and
-    implement ``answer_ids`` and ``probe``.
+
+class Answering:
+    """What every answerer offers on top of its model: questions in, ``Answer`` out, the
+    search chosen and checked in one place, and length-sorted batches through it.
+
+    Subclasses implement ``pad`` in the model's array type (torch, numpy).
     """
 
-    reader: QuestionReader
-    searches: dict[str, Callable]
-    stored_decode: dict[str, Any] | None
-    model: Any
+    searches: dict[str, Callable]  # name -> search function, for the model's array type
+
+    def __init__(self, model: Any, tokenizer: Tokenizer, path: Any, data: dict[str, Any] | None,
+                 stored_decode: dict[str, Any] | None, decode: str | None, batch_size: int,
+                 options: dict[str, Any]):
+        """``data`` and ``stored_decode``: the data and decode configs the model was trained and
+        validated with (the question is read as that data config reads it; ``decode=None``
+        takes that search)."""
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.model, self.tokenizer, self.path = model, tokenizer, path
+        self.stored_decode = stored_decode
+        self.reader = QuestionReader(data or {}, tokenizer)
+        self.batch_size = batch_size
+        self.set_search(decode, options)
+
+    def pad(self, ids: list[Sequence[int]]) -> tuple[Any, Any]:
+        """Right-padded source ids (B, S) and lengths (B,) in the model's array type."""
+        raise NotImplementedError
 
     def set_search(self, decode: str | None, options: dict[str, Any]) -> None:
         """Choose the search (None: the stored one) and its options; bad names, types and values
@@ -100,8 +128,8 @@ class Answering:
         return other
 
     def probe(self) -> tuple[Any, Any]:
-        """A one-token question (src, lengths) in the model's array type."""
-        raise NotImplementedError
+        """A one-token question (src, lengths), to run a search once on."""
+        return self.pad([[UNK_ID]])
 
     def answer(self, questions: Iterable[str | dict[str, Any]]) -> list[Answer]:
         """One Answer per question, in order. A question the model cannot read raises
@@ -118,8 +146,12 @@ class Answering:
         return [Answer(h[0].text, h[0].score, h) for h in self.answer_ids(ids)]
 
     def answer_ids(self, ids: Sequence[Sequence[int]]) -> list[list[Hypothesis]]:
-        """The n-best list of each tokenised source (as ``source`` gives it), in order."""
-        raise NotImplementedError
+        """The n-best list of each tokenised source (as ``source`` gives it), in order, each
+        hypothesis with its ``text``."""
+        reverse = self.reader.builder.reverse_target
+        return by_length(ids, self.batch_size, lambda rows: [
+            with_texts(hypotheses, self.tokenizer, reverse)
+            for hypotheses in self.search(self.model, *self.pad(rows))])
 
     def source(self, question: str | dict[str, Any]) -> tuple[str, list[int]]:
         """The source text the model reads for ``question`` (the filled template) and its token

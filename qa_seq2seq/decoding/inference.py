@@ -11,6 +11,7 @@ import torch
 
 from qa_seq2seq.data.batching import pad
 from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+from qa_seq2seq.decoding.answering import by_length
 from qa_seq2seq.decoding.hypotheses import Hypothesis, with_texts
 
 
@@ -24,17 +25,12 @@ def answer(model: torch.nn.Module, questions: Sequence[Sequence[int]], search: C
     With a ``tokenizer``, each hypothesis also carries its ``text`` (``hypotheses.with_texts``);
     ``tokens`` stay in the order the decoder wrote.
     """
-    if any(len(q) == 0 for q in questions):
-        raise ValueError("every question needs at least one token")
-    order = sorted(range(len(questions)), key=lambda i: len(questions[i]))
-    results: list[list[Hypothesis]] = [[] for _ in questions]
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        src, lengths = pad([questions[i] for i in rows], PAD_ID)
-        for i, hypotheses in zip(rows, search(model, src.to(device), lengths.to(device))):
-            results[i] = hypotheses if tokenizer is None else with_texts(hypotheses, tokenizer,
-                                                                         reverse_target)
-    return results
+    def run(rows: list[Sequence[int]]) -> list[list[Hypothesis]]:
+        src, lengths = pad(rows, PAD_ID)
+        found = search(model, src.to(device), lengths.to(device))
+        return found if tokenizer is None else [with_texts(h, tokenizer, reverse_target) for h in found]
+
+    return by_length(questions, batch_size, run)
 
 
 @torch.inference_mode()

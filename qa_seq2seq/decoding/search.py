@@ -25,18 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from qa_seq2seq.decoding.hypotheses import (
-    Hypothesis,
-    block_repeated_ngrams,
-    check_beam_options,
-    hypothesis,
-    is_done,
-)
+from qa_seq2seq.decoding import search_loop
+from qa_seq2seq.decoding.hypotheses import Hypothesis
 from qa_seq2seq.errors import ConfigError
 
 if TYPE_CHECKING:
     from qa_seq2seq.network.rnn import State
+
 
 class SearchModel(Protocol):
     def encode(self, src: Tensor, src_lengths: Tensor): ...  # also initial_state=, if searched with one
@@ -44,33 +39,69 @@ class SearchModel(Protocol):
     def reorder_state(self, state, order: Tensor): ...
 
 
+class TorchArrays:
+    """:class:`qa_seq2seq.decoding.arrays.Arrays` on torch tensors (on their device)."""
+
+    def full(self, shape, value, like):
+        dtype = torch.bool if isinstance(value, bool) else \
+            torch.int64 if isinstance(value, int) else torch.float32
+        return torch.full(shape, value, dtype=dtype, device=like.device)
+
+    def of(self, values, like):
+        return torch.tensor(values, dtype=torch.int64, device=like.device)
+
+    def arange(self, n, like):
+        return torch.arange(n, device=like.device)
+
+    def log_softmax(self, logits):
+        return F.log_softmax(logits.float(), -1)
+
+    def top(self, x, k):
+        if k == 1:  # the first of equal maxima, as documented for max
+            return x.max(1, keepdim=True)
+        if k < x.size(1):
+            # topk leaves open which of several values equal to the k-th it takes: it took the
+            # right ones unless the (k+1)-th equals the k-th; then take the first of them.
+            values, columns = x.topk(k + 1, 1)
+            columns = columns[:, :k]
+            if bool((values[:, k - 1] == values[:, k]).any()):
+                kth = values[:, k - 1:k]
+                above, equal = x > kth, x == kth
+                chosen = above | (equal & (equal.cumsum(1) <= k - above.sum(1, keepdim=True)))
+                columns = chosen.nonzero()[:, 1].view(-1, k)
+        else:
+            columns = torch.arange(x.size(1), device=x.device).expand_as(x)
+        columns = columns.sort(1).values
+        values, order = x.gather(1, columns).sort(dim=1, descending=True, stable=True)
+        return values, columns.gather(1, order)
+
+    def gather(self, x, columns):
+        return x.gather(1, columns)
+
+    def scatter_true(self, like, columns):
+        return torch.zeros(like.shape, dtype=torch.bool, device=like.device).scatter(1, columns, True)
+
+    def cat(self, arrays):
+        return torch.cat(arrays, 1)
+
+    def repeat_rows(self, x, k):
+        return x.repeat_interleave(k, 0)
+
+    def where(self, mask):
+        return mask.nonzero()[:, 0]
+
+    def isfinite(self, x):
+        return torch.isfinite(x)
+
+
+TORCH = TorchArrays()
+
+
 def _encode(model: SearchModel, src: Tensor, src_lengths: Tensor, initial_state: State | None):
     """``model.encode``; a model is only asked for ``initial_state`` when one is given."""
     if initial_state is None:
         return model.encode(src, src_lengths)
     return model.encode(src, src_lengths, initial_state=initial_state)
-
-
-def _limits(src_lengths: Tensor, max_length: int, max_length_ratio: float | None) -> Tensor:
-    """Per-question cap on answer tokens (B,)."""
-    if max_length < 1:
-        raise ConfigError(f"decode.max_length must be >= 1, got {max_length}")
-    limits = torch.full_like(src_lengths, max_length)
-    if max_length_ratio is not None:
-        relative = torch.ceil(src_lengths.float() * max_length_ratio).long().clamp(min=1)
-        limits = torch.minimum(limits, relative)
-    return limits
-
-
-def _log_probs(model: SearchModel, tokens: Tensor, state, t: int, min_length: int):
-    """One step: log-probabilities (rows, V) with pad/bos (and early eos) blocked."""
-    logits, state = model.step(tokens, state)
-    log_probs = F.log_softmax(logits.float(), -1)
-    log_probs[:, PAD_ID] = -math.inf
-    log_probs[:, BOS_ID] = -math.inf
-    if t < min_length:
-        log_probs[:, EOS_ID] = -math.inf
-    return log_probs, state
 
 
 @torch.inference_mode()
@@ -82,8 +113,10 @@ def greedy_search(model: SearchModel, src: Tensor, src_lengths: Tensor, max_leng
     ``initial_state`` (every search takes it): the decoder's ``(h, c)``, each (L, B, H),
     replacing the bridged encoder state, as in teacher-forced ``Seq2Seq.forward``.
     """
-    return _single_path(model, src, src_lengths, max_length, max_length_ratio, min_length,
-                        initial_state, choose=lambda log_probs: log_probs.max(-1))
+    return search_loop.single_path(
+        model, TORCH, _encode(model, src, src_lengths, initial_state), src_lengths.to(src.device),
+        lambda log_probs: search_loop.greedy(TORCH, log_probs), max_length, max_length_ratio,
+        min_length)
 
 
 @torch.inference_mode()
@@ -115,39 +148,9 @@ def sample(model: SearchModel, src: Tensor, src_lengths: Tensor, temperature: fl
         token = torch.multinomial(filtered.softmax(-1), 1, generator=generator)[:, 0]
         return log_probs.gather(1, token[:, None])[:, 0], token
 
-    return _single_path(model, src, src_lengths, max_length, max_length_ratio, min_length,
-                        initial_state, choose)
-
-
-def _single_path(model, src, src_lengths, max_length, max_length_ratio, min_length,
-                 initial_state, choose):
-    """One token per question per step, chosen by ``choose(log_probs) -> (log_prob, token)``."""
-    batch = src.size(0)
-    limits = _limits(src_lengths, max_length, max_length_ratio).to(src.device)
-    steps = int(limits.max())
-    out_tokens = src.new_zeros(batch, steps)
-    out_log_probs = torch.zeros(batch, steps, device=src.device)
-    lengths = src.new_zeros(batch)
-    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    alive = torch.arange(batch, device=src.device)  # question of each row
-    tokens = src.new_full((batch,), BOS_ID)
-    state = _encode(model, src, src_lengths, initial_state)
-    for t in range(steps):
-        log_probs, state = _log_probs(model, tokens, state, t, min_length)
-        log_prob, tokens = choose(log_probs)
-        out_tokens[alive, t], out_log_probs[alive, t] = tokens, log_prob
-        ended = tokens == EOS_ID
-        done = ended | (t + 1 >= limits[alive])
-        lengths[alive], finished[alive] = t + 1, ended
-        if bool(done.all()):
-            break
-        if bool(done.any()):
-            keep = (~done).nonzero()[:, 0]
-            alive, tokens = alive[keep], tokens[keep]
-            state = model.reorder_state(state, keep)
-    tokens_, log_probs_ = out_tokens.tolist(), out_log_probs.tolist()  # one copy, not B
-    return [[hypothesis(tokens_[i][:n], log_probs_[i][:n], done, "none", 0.0)]
-            for i, (n, done) in enumerate(zip(lengths.tolist(), finished.tolist()))]
+    return search_loop.single_path(
+        model, TORCH, _encode(model, src, src_lengths, initial_state), src_lengths.to(src.device),
+        choose, max_length, max_length_ratio, min_length)
 
 
 @torch.inference_mode()
@@ -156,7 +159,7 @@ def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size:
                 min_length: int = 0, length_penalty: str = "none", alpha: float = 0.6,
                 no_repeat_ngram_size: int = 0,
                 initial_state: State | None = None) -> list[list[Hypothesis]]:
-    """Beam search over batch x beam rows, flattened into one dimension.
+    """Beam search (qa_seq2seq.decoding.search_loop.beam) over batch x beam rows.
 
     Args:
         beam_size: hypotheses kept per question; ``n_best`` (<= beam_size) are returned, best
@@ -164,70 +167,8 @@ def beam_search(model: SearchModel, src: Tensor, src_lengths: Tensor, beam_size:
         length_penalty: ``none`` ranks by total log-probability; ``average`` by log-probability
             per token; ``gnmt`` by score / ((5 + len) / 6) ** alpha (Wu et al. 2016).
         no_repeat_ngram_size: if > 0, no n-gram of this size occurs twice in an answer.
-
-    A question stops when its ``n_best`` finished hypotheses cannot be beaten by any live one:
-    with ``length_penalty=none`` this is exact (scores only fall); with a penalty the bound
-    assumes the live hypothesis grows to the length limit, and the search also stops once
-    ``beam_size`` hypotheses have finished (as fairseq does).
     """
-    check_beam_options(beam_size, n_best, length_penalty)
-    batch, k, device = src.size(0), beam_size, src.device
-    limits = _limits(src_lengths, max_length, max_length_ratio).to(device)
-    state = _encode(model, src, src_lengths, initial_state)  # one row per question until t = 1
-    alive = torch.arange(batch, device=device)  # question of each block of rows (1, then k)
-    scores = torch.full((batch, k), -math.inf, device=device)
-    scores[:, 0] = 0.0  # the first step expands one beam only
-    history = src.new_zeros(batch * k, 0)
-    history_log_probs = torch.zeros(batch * k, 0, device=device)
-    tokens = src.new_full((batch,), BOS_ID)
-    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    for t in range(int(limits.max())):
-        log_probs, state = _log_probs(model, tokens, state, t, min_length)
-        if t == 0:  # the k beams of a question are one: run the decoder once, copy the result
-            log_probs = log_probs.repeat_interleave(k, 0)
-        vocab, questions = log_probs.size(1), alive.numel()
-        if no_repeat_ngram_size > 0:
-            block_repeated_ngrams(log_probs, history, no_repeat_ngram_size)
-        candidates = (scores[:, :, None] + log_probs.view(questions, k, vocab)).view(questions, -1)
-        top_scores, top_ids = candidates.topk(min(2 * k, candidates.size(1)), dim=1)  # (b, 2k)
-        rows = torch.div(top_ids, vocab, rounding_mode="floor") + (
-            torch.arange(questions, device=device) * k)[:, None]
-        top_tokens = top_ids % vocab
-        top_log_probs = log_probs[rows, top_tokens]
-        is_eos = (top_tokens == EOS_ID) & torch.isfinite(top_scores)
-        at_limit = t + 1 >= limits[alive]  # (b,)
-        # The k best candidates that do not end, per question (at least k of the 2k do not).
-        rank = torch.arange(top_ids.size(1), device=device).expand_as(top_ids)
-        keep = (rank + is_eos * top_ids.size(1)).topk(k, dim=1, largest=False).indices  # (b, k)
-        # Candidates that finish now: <eos> among the k best, or every kept one at the limit.
-        ending = is_eos & (rank < k)
-        limit_ending = torch.zeros_like(ending).scatter(1, keep, True) & at_limit[:, None] & (
-            torch.isfinite(top_scores))
-        # Host-side bookkeeping reads whole tensors once per step (``tolist``), not element by
-        # element: at batch 64 the per-element reads cost as much as the decoder step.
-        alive_ = alive.tolist()
-        if ended := (ending | limit_ending).nonzero().tolist():
-            rows_, tokens_ = rows.tolist(), top_tokens.tolist()
-            log_probs_, eos_ = top_log_probs.tolist(), is_eos.tolist()
-            for q, c in ended:
-                row = rows_[q][c]
-                finished[alive_[q]].append(hypothesis(
-                    history[row].tolist() + [tokens_[q][c]],
-                    history_log_probs[row].tolist() + [log_probs_[q][c]],
-                    eos_[q][c], length_penalty, alpha))
-        scores = top_scores.gather(1, keep)
-        done = at_limit | torch.tensor(
-            [is_done(finished[a], best, n_best, k, limit, length_penalty, alpha)
-             for a, best, limit in zip(alive_, scores[:, 0].tolist(), limits[alive].tolist())],
-            dtype=torch.bool, device=device)
-        if bool(done.all()):
-            break
-        active = (~done).nonzero()[:, 0]
-        order = rows.gather(1, keep)[active].reshape(-1)  # (b' * k,) source rows
-        alive, scores = alive[active], scores[active]
-        tokens = top_tokens.gather(1, keep)[active].reshape(-1)
-        history = torch.cat([history[order], tokens[:, None]], 1)
-        history_log_probs = torch.cat(
-            [history_log_probs[order], top_log_probs.gather(1, keep)[active].reshape(-1, 1)], 1)
-        state = model.reorder_state(state, order if t else order // k)
-    return [sorted(hyps, key=lambda h: -h.normalized_score)[:n_best] for hyps in finished]
+    return search_loop.beam(
+        model, TORCH, _encode(model, src, src_lengths, initial_state), src_lengths.to(src.device),
+        beam_size, n_best, max_length, max_length_ratio, min_length, length_penalty, alpha,
+        no_repeat_ngram_size)
