@@ -446,3 +446,21 @@ def test_a_compiled_step_gives_the_eager_outputs_and_gradients(cls):
         torch.testing.assert_close(getattr(compiled, name).grad, param.grad, atol=1e-5,
                                    rtol=1e-5, msg=name)
     assert "compiled" not in str(compiled.state_dict().keys())  # not part of the model
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU, RNN])
+def test_bf16_autocast_on_a_cpu_without_bf16_units_reads_through_the_loop(cls, monkeypatch):
+    """oneDNN builds no fused bf16 kernel there (it raised at the first validation step of
+    ``trainer.precision=bf16-mixed``): the loop runs the same layer, its matmuls in bf16."""
+    import qa_seq2seq.network.rnn as rnn
+
+    monkeypatch.setattr(rnn, "_cpu_has_bf16_units", lambda: False)
+    layer = cls(5, 6, num_layers=2).eval()
+    x = torch.randn(4, 7, 5)
+    want = layer(x, LENGTHS)
+    loops = []
+    monkeypatch.setattr(layer, "loop", lambda *a, **k: loops.append(1) or cls.loop(layer, *a, **k))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = layer(x, LENGTHS)
+    assert loops and got.output.dtype in (torch.bfloat16, torch.float32)
+    torch.testing.assert_close(got.output.float(), want.output, atol=0.05, rtol=0.05)

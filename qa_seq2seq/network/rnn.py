@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from qa_seq2seq.compatibility import cpu_has_bf16_units
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.network.dropout import dropout
 
@@ -75,6 +76,19 @@ class GRUStepParams(NamedTuple):
 class RNNOutput(NamedTuple):
     output: Tensor  # (B, T, D*H_out): the top layer at every step, zeros at padded positions
     state: State  # the state after each sequence's last real step
+
+
+def _emulated_bf16(x: Tensor) -> bool:
+    """Whether ``x`` is read under CPU bfloat16 autocast (``trainer.precision=bf16-mixed``) on a
+    CPU without bfloat16 units: there oneDNN builds no fused LSTM/GRU kernel (it raises), so the
+    loop path runs the same math, its matmuls in bfloat16 as autocast casts them."""
+    return (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not _cpu_has_bf16_units())
+
+
+@functools.cache
+def _cpu_has_bf16_units() -> bool:
+    return bool(cpu_has_bf16_units())
 
 
 class Recurrent:
@@ -176,7 +190,7 @@ class Recurrent:
     ) -> RNNOutput:
         """Run over ``x`` (B, T, I); ``lengths`` (B,) marks right padding; ``state`` is initial."""
         single_step = x.size(1) == 1 and x.device.type == "cpu"
-        if self.uses_loop or (single_step and self.loop_single_steps_on_cpu):
+        if self.uses_loop or (single_step and self.loop_single_steps_on_cpu) or _emulated_bf16(x):
             return self.loop(x, lengths, state)
         return self._fused(x, lengths, state)
 
