@@ -37,6 +37,7 @@ CHUNK = 1024  # questions answered per round when reading a stream
 
 
 class Question(NamedTuple):
+    """One input line: its number, what it holds, and why it is refused or what the model reads."""
     line: int
     value: str | dict | None  # the plain line or the JSON object; None when refused
     error: str | None = None
@@ -45,6 +46,7 @@ class Question(NamedTuple):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The decoding CLI's arguments (the shared model arguments, input, output, format)."""
     parser = model_parser(
         "python -m qa_seq2seq.decode", __doc__.split("\n\n")[0] + ".",
         "  echo 'Which is larger, 31 or 13?' | python -m qa_seq2seq.decode\n"
@@ -144,6 +146,7 @@ class Session:
 
 
 def chunks(items: Iterable[Question], size: int) -> Iterator[list[Question]]:
+    """``items`` in lists of ``size`` (the last may be shorter), read lazily."""
     chunk: list[Question] = []
     for item in items:
         chunk.append(item)
@@ -156,6 +159,7 @@ def chunks(items: Iterable[Question], size: int) -> Iterator[list[Question]]:
 
 @entry_point
 def main(argv: list[str] | None = None) -> int:
+    """Answer each input line and write one answer per line; returns the exit status."""
     args = parse_args(argv)
     session = Session(make_answerer(args), args)
     source = open(args.input, "rb") if args.input else sys.stdin.buffer

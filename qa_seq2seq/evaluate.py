@@ -105,6 +105,7 @@ def evaluated_name(split: str, stored: dict, data_cfg: dict) -> str:
 
 
 def format_table(metrics: dict[str, float], title: str) -> str:
+    """``metrics`` as an aligned two-column table under ``title``."""
     width = max(len(k) for k in metrics)
     lines = [title, "-" * len(title)]
     for key, value in metrics.items():
@@ -127,6 +128,7 @@ def _log_to_tensorboard(ckpt_path: Path, step: int, prefix: str, metrics: dict) 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
 @entry_point
 def main(cfg: DictConfig) -> None:
+    """``python -m qa_seq2seq.evaluate``: Hydra composes ``conf/evaluate.yaml``."""
     evaluate(cfg)
 
 

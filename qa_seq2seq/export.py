@@ -105,6 +105,7 @@ def _quantize(out: Path, graphs: dict) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The export command's arguments."""
     parser = argparse.ArgumentParser(prog="python -m qa_seq2seq.export",
                                      description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
@@ -124,6 +125,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 @entry_point
 def main(argv: list[str] | None = None) -> None:
+    """Export a checkpoint and print the files written with their sizes."""
     args = parse_args(argv)
     folder = export(args.checkpoint, args.out, args.format, args.opset, args.quantize)
     sizes = {p.name: p.stat().st_size for p in sorted(folder.iterdir())}

@@ -53,6 +53,7 @@ def model_parser(prog: str, description: str, examples: str, version: str) -> ar
 
 
 def parse_model_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; unknown ``--key value`` and ``key=value`` pairs become the search's options."""
     args, unknown = parser.parse_known_intermixed_args(argv)
     for item in unknown:  # --beam-size 5 for the search option beam_size=5
         key = item.split("=")[0].lstrip("-").replace("-", "_")

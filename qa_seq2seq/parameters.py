@@ -57,6 +57,7 @@ def parameter_table(model: nn.Module, plan: dict[str, str] | None = None) -> str
 
 
 def from_config(overrides: list[str]) -> str:
+    """The parameter table of the network a training config describes."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -73,6 +74,7 @@ def from_config(overrides: list[str]) -> str:
 
 
 def from_checkpoint(path: str) -> str:
+    """The parameter table of the network a checkpoint or run holds."""
     import yaml
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -96,6 +98,7 @@ def from_checkpoint(path: str) -> str:
 
 @entry_point
 def main(argv: list[str] | None = None) -> None:
+    """Print the parameter table of a config or a checkpoint."""
     parser = argparse.ArgumentParser(prog="python -m qa_seq2seq.parameters",
                                      description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],

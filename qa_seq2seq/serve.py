@@ -188,7 +188,7 @@ def listen(host: str, port: int) -> socket.socket:
     """A listening socket with a deep backlog (bursts of connections wait, none is reset).
 
     Made with its protocol named, as asyncio checks before it turns off Nagle's algorithm on the
-    connections (else a keep-alive reply waits ~40 ms for a delayed ACK)."""
+    connections (else a keep-alive reply waits for a delayed ACK)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)[0]
@@ -207,6 +207,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def parse_args(argv: list[str] | None = None):
+    """The server's arguments: the shared model arguments, the address and the limits."""
     parser = model_parser(
         "qa-seq2seq-serve", __doc__.split("\n\n")[0],
         "  qa-seq2seq-serve --model exported/toy-onnx --port 8000\n"
@@ -235,6 +236,7 @@ def parse_args(argv: list[str] | None = None):
 
 @entry_point
 def main(argv: list[str] | None = None) -> int:
+    """Serve the model until stopped; returns the exit status."""
     args = parse_args(argv)
     try:
         import uvicorn  # noqa: F401  (here, to refuse before anything loads)
@@ -242,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("qa-seq2seq-serve needs the serve extra: pip install -e '.[serve]' "
                           "(make install includes it)") from None
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", stream=sys.stderr)
-    service = Service(make_answerer(args), args.max_questions, args.max_body_bytes,
-                      args.max_queue, args.timeout)
+    service = Service(make_answerer(args), max_questions=args.max_questions,
+                      max_body_bytes=args.max_body_bytes, max_queue=args.max_queue,
+                      timeout=args.timeout)
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     print(f"serving {service.answerer.path} on http://{host}:{port} (POST /answer, GET /health); "

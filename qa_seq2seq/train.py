@@ -175,6 +175,7 @@ def check_config(cfg: DictConfig) -> tuple[Callable, dict[str, Any]]:
 
 
 class Resume(NamedTuple):
+    """Where a resumed run continues: its last checkpoint, read once."""
     checkpoint: Path  # the run's checkpoints/last.ckpt
     raw: dict[str, Any]  # the whole checkpoint, read once
 
@@ -315,6 +316,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 @entry_point
 def main(cfg: DictConfig) -> float | None:
+    """``python -m qa_seq2seq.train``: Hydra composes ``conf/train.yaml``; returns val/exact_match."""
     try:
         metrics = train(cfg)
     except Finished as done:  # a resume that did nothing leaves nothing behind

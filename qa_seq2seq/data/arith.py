@@ -52,6 +52,8 @@ def text(value: Decimal) -> str:
 
 
 def question(rng: random.Random, min_digits: int, max_digits: int) -> Example:
+    """One question of a random family and phrasing, both operands of ``min_digits`` to ``max_digits``
+    digits."""
     p, q = (number(rng, rng.randint(min_digits, max_digits)) for _ in range(2))
     if rng.random() < 0.5:
         family, template, result = "add", rng.choice(ADD), p + q

@@ -27,6 +27,7 @@ T = TypeVar("T")
 
 
 class Batch(NamedTuple):
+    """A padded batch: question ids, teacher-forcing input and target, and each row's place in its split."""
     src: Tensor  # (B, S) question ids, right-padded with PAD_ID
     src_lengths: Tensor  # (B,)
     tgt_in: Tensor  # (B, T) <bos> answer, padded

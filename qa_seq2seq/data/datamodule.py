@@ -161,8 +161,9 @@ class QADataModule(L.LightningDataModule):
         self.files = {"train": train_file, "validation": validation_file, "test": test_file}
         self.path, self.name = path, name
         self.split_names = {**{s: s for s in SPLITS}, **(split_names or {})}
-        self.builder = SourceBuilder(question_field, source_template, truncate_field,
-                                     max_question_length, reverse_source, reverse_target)
+        self.builder = SourceBuilder(question_field, source_template=source_template,
+                                     truncate_field=truncate_field, max_length=max_question_length,
+                                     reverse_source=reverse_source, reverse_target=reverse_target)
         self.answer_field, self.family_field = answer_field, family_field
         self.tokenizer_factory, self.tokenizer = tokenizer, None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -370,8 +371,8 @@ class QADataModule(L.LightningDataModule):
             raise ConfigError("data.subword_sampling samples segmentations of a bpe or unigram "
                               "tokenizer: set data.tokenizer.model_type=bpe|unigram, or "
                               "data.subword_sampling=null") from None
-        return SampledCollate(self.tokenizer, self.builder, self.subword_sampling, self.limits[1],
-                              self.seed)
+        return SampledCollate(self.tokenizer, self.builder, alpha=self.subword_sampling,
+                              max_answer_length=self.limits[1], seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
         loader = self.loader("train", shuffle=True)

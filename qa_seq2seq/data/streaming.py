@@ -107,6 +107,7 @@ class StreamingQADataModule(QADataModule):
                               "memory (data.streaming=false) or in one process")
         stream = BucketedStream(
             self.split(split).select_columns(["src_ids", "tgt_ids", "index"]), collate,
-            self.batch_size if shuffle else self.eval_batch_size, self.sort_window, shuffle,
-            self.seed, epoch=lambda: self.trainer.current_epoch if self.trainer else 0)
+            batch_size=self.batch_size if shuffle else self.eval_batch_size,
+            window=self.sort_window, shuffle=shuffle, seed=self.seed,
+            epoch=lambda: self.trainer.current_epoch if self.trainer else 0)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers)

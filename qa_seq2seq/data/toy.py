@@ -26,6 +26,7 @@ SPLIT_SIZES = {"train": 20000, "validation": 500, "test": 1000}
 
 
 def arithmetic(rng: random.Random) -> Example:
+    """``What is a plus b?`` or ``What is a minus b?`` with 0 <= b <= a <= 20."""
     a, b = rng.randint(0, 20), rng.randint(0, 20)
     if rng.random() < 0.5:
         return {"question": f"What is {a} plus {b}?", "answer": str(a + b)}
@@ -34,6 +35,7 @@ def arithmetic(rng: random.Random) -> Example:
 
 
 def story(rng: random.Random) -> Example:
+    """Two people went to two places; where is one of them?"""
     people = rng.sample(NAMES, 2)
     places = rng.sample(PLACES, len(people))
     facts = " ".join(f"{p} went to the {q}." for p, q in zip(people, places))
@@ -43,6 +45,7 @@ def story(rng: random.Random) -> Example:
 
 
 def compare(rng: random.Random) -> Example:
+    """The larger or the smaller of two numbers below 100."""
     a, b = rng.sample(range(100), 2)
     larger = rng.random() < 0.5
     answer = max(a, b) if larger else min(a, b)
@@ -51,6 +54,7 @@ def compare(rng: random.Random) -> Example:
 
 
 def count(rng: random.Random) -> Example:
+    """How many times a colour occurs in a list of three to six colours."""
     words = rng.choices(COLOURS[:4], k=rng.randint(3, 6))
     asked = rng.choice(COLOURS[:4])
     return {

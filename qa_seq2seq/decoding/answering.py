@@ -22,6 +22,7 @@ class QuestionError(UserError, ValueError):
 
 
 class Answer(NamedTuple):
+    """One question's answer: the best text, its score, and the n-best list."""
     text: str  # the best answer
     score: float  # its total log-probability (<eos> included when finished)
     n_best: list[Hypothesis]  # best first: n_best[0] is this answer; more with n_best > 1

@@ -19,6 +19,7 @@ Array = Any  # a torch.Tensor or a numpy.ndarray, by implementation
 
 
 class Arrays(Protocol):
+    """The array operations the search loops use (see the module docstring)."""
     def full(self, shape: tuple[int, ...], value: float | int | bool, like: Array) -> Array:
         """A new array on ``like``'s device: int64 for an int ``value``, float32 for a float,
         bool for a bool."""
@@ -77,7 +78,7 @@ class NumpyArrays:
             columns = x.argmax(1)[:, None]  # the first of equal maxima
             return np.take_along_axis(x, columns, 1), columns
         if k < x.shape[1]:
-            # As the torch one: a partition (a full stable sort costs ~30x at (64, 5000)) that
+            # As the torch one: a partition (a full stable sort of each row costs far more) that
             # took the right values unless the (k+1)-th equals the k-th; then the first of them.
             part = np.argpartition(-x, k, axis=1)
             columns = part[:, :k]

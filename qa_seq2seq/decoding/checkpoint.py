@@ -34,6 +34,7 @@ FORMAT_VERSION = 2  # 2: the network config under "net"; format 1 (under "model"
 
 
 class Checkpoint(NamedTuple):
+    """A checkpoint file as read: its weights, the qa_seq2seq payload, and the whole file."""
     path: Path
     state_dict: dict[str, torch.Tensor]  # the network's weights, names as in Seq2Seq
     payload: dict[str, Any]  # the ``qa_seq2seq`` entry
@@ -41,6 +42,7 @@ class Checkpoint(NamedTuple):
 
 
 class LoadedModel(NamedTuple):
+    """The network a checkpoint holds, rebuilt in eval mode, with its tokenizer."""
     model: torch.nn.Module  # a Seq2Seq in eval mode
     tokenizer: Tokenizer
     checkpoint: Checkpoint

@@ -15,6 +15,7 @@ LENGTH_PENALTIES = ("none", "average", "gnmt")
 
 
 class Hypothesis(NamedTuple):
+    """One answer a search returns: tokens, scores and whether it ended with ``<eos>``."""
     tokens: list[int]  # answer ids, without <bos> and <eos>
     score: float  # total log-probability, <eos> included when finished
     normalized_score: float  # score after the length penalty: what beam search ranks by
@@ -24,6 +25,7 @@ class Hypothesis(NamedTuple):
 
 
 def check_beam_options(beam_size: int, n_best: int, length_penalty: str) -> None:
+    """Refuse a beam size, n-best or length penalty beam search cannot use."""
     if beam_size < 1:
         raise ConfigError(f"decode.beam_size must be >= 1, got {beam_size}")
     if not 1 <= n_best <= beam_size:

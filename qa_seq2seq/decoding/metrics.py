@@ -30,6 +30,7 @@ def normalize_answer(text: str) -> str:
 
 
 def exact_match(prediction: str, gold: str) -> float:
+    """1.0 when the answers are equal after SQuAD's normalisation, else 0.0."""
     return float(normalize_answer(prediction) == normalize_answer(gold))
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 
 class SearchModel(Protocol):
+    """What a search needs of a model: ``encode``, ``step`` and ``reorder_state``."""
     def encode(self, src: Tensor, src_lengths: Tensor): ...  # also initial_state=, if searched with one
     def step(self, tokens: Tensor, state) -> tuple[Tensor, object]: ...
     def reorder_state(self, state, order: Tensor): ...

@@ -57,6 +57,7 @@ def flatten(state: DecoderState) -> dict[str, Tensor]:
 
 
 def unflatten(named: dict[str, Tensor]) -> DecoderState:
+    """The decoder state from the named tensors of the ONNX graphs' inputs and outputs."""
     memory = None
     if "memory_values" in named:
         memory = Memory(named["memory_values"], named["memory_keys"], named["memory_mask"],
@@ -88,6 +89,7 @@ class EncoderGraph(nn.Module):
 
 
 class StepGraph(nn.Module):
+    """One decoder step as a graph: tokens and the named state in, logits and the carried state out."""
     def __init__(self, net: Seq2Seq, names: list[str]):
         super().__init__()
         self.net, self.names = net, names

@@ -22,6 +22,7 @@ class BadRequest(Exception):
 
 
 class AnswerRequest(NamedTuple):
+    """A checked request: its questions, and the decoding it asks for."""
     questions: list[Any]  # strings, or objects with the model's fields
     search: str | None  # None: the model's own search (or the one its options belong to)
     options: dict[str, Any]  # the search's options to override

@@ -47,12 +47,15 @@ class Memory(NamedTuple):
 
 
 class Attended(NamedTuple):
+    """What attention gives the decoder: the attentional vectors and the weights over the source."""
     hidden: Tensor  # (B, T, Q) attentional vectors h~_t
     weights: Tensor  # (B, T, S) attention over the source, 0 at padding
 
 
 class Attention(nn.Module):
-    """Args:
+    """Luong or Bahdanau attention of the decoder's outputs over the encoder's, masked at padding.
+
+    Args:
         score: ``dot`` | ``general`` | ``bahdanau``.
         query_size: the decoder RNN's output size (also the size of ``h~_t``).
         memory_size: the encoder's output size (both directions together).

@@ -46,6 +46,7 @@ class Side(NamedTuple):
 
 
 class Bridge(nn.Module):
+    """The encoder's final state turned into the decoder's initial one (``model.net.bridge``)."""
     def __init__(self, mode: str, encoder: Side, decoder: Side):
         super().__init__()
         if mode not in BRIDGES:

@@ -173,22 +173,26 @@ def build_network(
     dec_side = Side(dec_rnn.num_layers + (upper.num_layers if upper else 0),
                     dec_rnn.output_size, dec_rnn.hidden_size if dec_rnn.has_cell_state else None)
 
-    encoder = Encoder(nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout,
-                      NumberPlaces(vocab_size, embedding_size, values=number_values)
-                      if number_places else None,
-                      SourceMatch(vocab_size, embedding_size, match_separator, match_words,
-                                  enc_side.h_size if match_pooling else None)
-                      if match_separator else None,
-                      SelfAttention(enc_side.h_size, self_attention_layers, self_attention_heads,
-                                    dropout) if self_attention_layers else None)
+    encoder = Encoder(
+        nn.Embedding(vocab_size, embedding_size), enc_rnn, dropout=dropout,
+        places=NumberPlaces(vocab_size, embedding_size, values=number_values)
+        if number_places else None,
+        match=SourceMatch(vocab_size, embedding_size, match_separator, words=match_words,
+                          pool_size=enc_side.h_size if match_pooling else None)
+        if match_separator else None,
+        self_attention=SelfAttention(enc_side.h_size, self_attention_layers,
+                                     self_attention_heads, dropout)
+        if self_attention_layers else None)
     decoder = Decoder(
-        nn.Embedding(vocab_size, embedding_size), dec_rnn,
-        nn.Linear(dec_side.h_size, vocab_size), dropout,
-        attention(query_size=dec_side.h_size, memory_size=enc_side.h_size) if attention
-        else None, input_feeding, thinking_steps,
-        Pooling(enc_side.h_size) if summary == "pooled" else None, upper,
-        upper_dropout, CopyGenerator(dec_side.h_size, embedding_size) if copy else None,
-        SpanFollowing(vocab_size, embedding_size) if copy_span else None)
+        nn.Embedding(vocab_size, embedding_size), dec_rnn, nn.Linear(dec_side.h_size, vocab_size),
+        dropout=dropout,
+        attention=attention(query_size=dec_side.h_size, memory_size=enc_side.h_size)
+        if attention else None,
+        input_feeding=input_feeding, thinking_steps=thinking_steps,
+        pooling=Pooling(enc_side.h_size) if summary == "pooled" else None,
+        upper=upper, upper_dropout=upper_dropout,
+        copy=CopyGenerator(dec_side.h_size, embedding_size) if copy else None,
+        span=SpanFollowing(vocab_size, embedding_size) if copy_span else None)
     net = Seq2Seq(encoder, Bridge(bridge, enc_side, dec_side), decoder, names,
                   feed_final_state=summary == "final")
     if sharing is not None:

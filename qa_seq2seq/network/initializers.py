@@ -96,14 +96,17 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
 
 
 def constant_(tensor: Tensor, value: float = 0.0) -> Tensor:
+    """Fill ``tensor`` with ``value`` in place."""
     return tensor.fill_(value)
 
 
 def zeros_(tensor: Tensor) -> Tensor:
+    """Fill ``tensor`` with zeros in place."""
     return tensor.zero_()
 
 
 def ones_(tensor: Tensor) -> Tensor:
+    """Fill ``tensor`` with ones in place."""
     return tensor.fill_(1.0)
 
 
@@ -136,6 +139,7 @@ def parse_spec(spec: Spec) -> tuple[str, dict[str, Any]]:
 
 
 def describe(spec: Spec) -> str:
+    """An initializer spec as one string, e.g. ``variance_scaling(scale=2.0)``."""
     name, kwargs = parse_spec(spec)
     return name + (f"({', '.join(f'{k}={v}' for k, v in kwargs.items())})" if kwargs else "")
 

@@ -51,6 +51,7 @@ SCOPES = ("encoder", "bridge", "decoder")
 
 
 class EncoderOutput(NamedTuple):
+    """The encoder's outputs at every position and its final state."""
     output: Tensor  # (B, S, D*H_out), zeros at padding
     state: EncoderState  # (L, B, D*H_out) and (L, B, D*H): at each question's true length
 
@@ -66,6 +67,7 @@ class DecoderState(NamedTuple):
 
 
 class DecoderOutput(NamedTuple):
+    """The decoder's scores for each answer position, its last state and its attention."""
     logits: Tensor  # (B, T, V); with copy attention, log-probabilities (qa_seq2seq.network.pointer)
     state: DecoderState  # after the last step
     attention: Tensor | None  # (B, T, S) weights over the source, or None without attention

@@ -35,7 +35,9 @@ DIGITS = frozenset("0123456789")
 
 
 class NumberPlaces(nn.Module):
-    """Args:
+    """Adds to each question digit's embedding an embedding of its place value.
+
+    Args:
         vocab_size: the tokenizer's number of pieces.
         embedding_size: the token embeddings' size (place embeddings are added to them).
         max_place: places beyond ``max_place`` either way share the outermost embedding.

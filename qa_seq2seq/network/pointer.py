@@ -23,7 +23,9 @@ TINY = torch.finfo(torch.float32).tiny  # log(0) would be -inf: a token neither 
 
 
 class CopyGenerator(nn.Module):
-    """Args:
+    """Copy attention: mixes generating a token with copying one from the source.
+
+    Args:
         hidden_size: the size of the attentional vectors ``h~_t`` (the output layer's input).
         input_size: the size of the decoder's step inputs ``x_t`` (the embedding size).
     """

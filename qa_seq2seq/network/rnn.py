@@ -50,10 +50,12 @@ class State(NamedTuple):
 # What one recurrent step reads besides its input, per cell family (the loop path's ``_step``
 # takes these fields after ``projected, h_in, h, c``).
 class RNNStepParams(NamedTuple):
+    """What a tanh RNN's loop step reads besides its input."""
     w_hh: Tensor  # (H, H)
 
 
 class LSTMStepParams(NamedTuple):
+    """What an LSTM's loop step reads besides its input."""
     w_hh: Tensor  # (4H, H_out)
     peephole: Tensor | None = None  # (3H,): input, forget, output (PeepholeLSTM)
     w_hr: Tensor | None = None  # (H_out, H): the projection, when proj_size > 0
@@ -61,6 +63,7 @@ class LSTMStepParams(NamedTuple):
 
 
 class LayerNormStepParams(NamedTuple):
+    """What a layer-normalised LSTM's loop step reads besides its input."""
     w_hh: Tensor  # (4H, H)
     gain_hh: Tensor  # (4H,): per-gate-block layer-norm gains of W_hh h
     gain_c: Tensor  # (H,): layer norm of the cell state
@@ -69,11 +72,13 @@ class LayerNormStepParams(NamedTuple):
 
 
 class GRUStepParams(NamedTuple):
+    """What a GRU's loop step reads besides its input."""
     w_hh: Tensor  # (3H, H)
     b_hh: Tensor | None  # (3H,): kept apart, since b_hn sits inside r * (W_hn h + b_hn)
 
 
 class RNNOutput(NamedTuple):
+    """A recurrent layer's outputs at every step and its final state."""
     output: Tensor  # (B, T, D*H_out): the top layer at every step, zeros at padded positions
     state: State  # the state after each sequence's last real step
 

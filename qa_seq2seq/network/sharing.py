@@ -18,6 +18,7 @@ from qa_seq2seq.errors import ConfigError
 
 
 class Sharing:
+    """Which weights the scopes share (``model.net.sharing``), tied after the network is built."""
     def __init__(self, embeddings: bool = False, tied_output: bool = False,
                  encoder_decoder: bool = False):
         self.embeddings, self.tied_output, self.encoder_decoder = (

@@ -35,6 +35,7 @@ NOTHING, CONTINUES, ENDS = 0, 1, 2  # what follows the longest span matched
 
 
 class Following(NamedTuple):
+    """What span following adds to the decoder's attention and inputs, and where each span stands."""
     bias: Tensor  # (B, T, S) added to the attention scores
     inputs: Tensor  # (B, T, E) added to the decoder's step inputs
     run: Tensor  # (B, S) int64: the spans after the last step

@@ -39,7 +39,9 @@ def _ema_(averaged: list[Tensor], current: list[Tensor], updates: Tensor, decay:
 
 
 class EMA(WeightAveraging):
-    """Args:
+    """An exponential moving average of the weights, used for validation and checkpoints.
+
+    Args:
         decay: the most weight the average keeps per step (0.998: about the last 500 steps).
     """
 

@@ -65,7 +65,9 @@ def set_up(net: Seq2Seq, init: Initializer | None = None, init_from: WarmStart |
 
 
 class Seq2SeqModule(L.LightningModule):
-    """Args:
+    """The LightningModule: the network's training set-up, teacher-forced loss, validation by search.
+
+    Args:
         net: the network (architecture only).
         init, init_from, freeze, compile: its training set-up, applied by :func:`set_up`.
         tokenizer: to turn decoded ids into text for exact match and samples.

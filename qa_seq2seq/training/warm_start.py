@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class WarmStartReport(NamedTuple):
+    """What a warm start loaded, and what it skipped and why."""
     loaded: list[tuple[str, str]]  # (checkpoint name, model name)
     missing: list[tuple[str, str]]  # selected, but the model has no such parameter
     mismatched: list[tuple[str, str, tuple, tuple]]  # ... with shapes (checkpoint, model)
@@ -38,6 +39,7 @@ class WarmStartReport(NamedTuple):
 
 
 class WarmStart:
+    """Loads chosen scopes of another checkpoint's weights into a new model (``model.init_from``)."""
     def __init__(self, checkpoint: str | None, scopes: Sequence[str] = ("*",),
                  rename: Mapping[str, str] | None = None, strict: bool = True):
         """``checkpoint`` None: do nothing. ``strict``: raise if a selected parameter is skipped
