@@ -5,13 +5,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTED_ELSEWHERE = {
-    "data/bad_rows.py": "test_datamodule.py, test_streaming.py: rows refused or skipped, at once and streamed",
+    "data/bad_rows.py": "test_datamodule.py, test_streaming.py: bad rows refused or skipped",
     "data/factory.py": "test_streaming.py: the module a stored or current data config builds",
     "data/generated.py": "test_passages.py, test_toy.py: atomic splits, regenerated on new settings",
     "data/rows.py": "test_datamodule.py, test_hub_data.py: rows prepared, encoded and scanned",
     "decoding/answering.py": "test_answerer.py, test_onnx.py: both answerers built on it",
     "decoding/hypotheses.py": "test_search.py: ranking, length penalties and the stop rule",
-    "decoding/runs.py": "test_export.py, test_security.py, test_resume_rules.py: which checkpoint a path names",
+    "decoding/runs.py": "test_export.py, test_resume_rules.py: which checkpoint a path names",
     "decoding/search_choice.py": "test_answerer.py, test_decode.py: search names and options checked",
     "decoding/search_loop.py": "test_search.py (torch) and test_onnx.py (numpy): the one search loop",
     "deployment/answerer_cache.py": "test_serve.py: a search asked for over HTTP",
