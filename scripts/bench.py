@@ -4,7 +4,8 @@
     python scripts/bench.py --datasets arith --rows reference,lstm --steps 20 --json bench.json
 
 Datasets (``--datasets``): the shipped experiments a user starts from, on data with realistic
-lengths: ``toy`` (``+experiment=toy_lstm``: ~10-token questions, 1-3-token answers), ``arith``
+lengths: ``toy`` (``data=toy`` with the plain model, the reference's architecture: ~10-token
+questions, 1-3-token answers), ``arith``
 (``+experiment=arith``: the generated arithmetic QA, ~22-token questions, 2-17-token answers) and
 ``arith-char`` (the same with ``data.tokenizer.model_type=char``: ~29 / 2-20 characters),
 ``passages`` (``+experiment=passage_qa``: a question and its passage, ~140 tokens, answers of
@@ -52,7 +53,7 @@ import lightning.pytorch as L
 from qa_seq2seq.reporting import entry_point
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = {"toy": ["+experiment=toy_lstm"], "arith": ["+experiment=arith"],
+DATASETS = {"toy": ["data=toy"], "arith": ["+experiment=arith"],
             "arith-char": ["+experiment=arith", "data.tokenizer.model_type=char"],
             "passages": ["+experiment=passage_qa", "scheduler.warmup_steps=5"]}  # 45 steps in all
 LONG_SOURCES = (256, 512, 1024)  # passages-N: sources of N tokens
