@@ -30,7 +30,7 @@ from qa_seq2seq.configs import CONF_DIR, hydra_command
 from qa_seq2seq.decoding.answerer import Answerer
 from qa_seq2seq.decoding.checkpoint import load_model
 from qa_seq2seq.decoding.metrics import corpus_metrics, error_analysis, exact_match
-from qa_seq2seq.decoding.search_choice import decode_choice
+from qa_seq2seq.decoding.search_options import decode_choice
 from qa_seq2seq.errors import ConfigError
 from qa_seq2seq.registry import DATA, build, check
 from qa_seq2seq.reporting import entry_point

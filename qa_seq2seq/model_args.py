@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from qa_seq2seq.decoding.answering import Answering
-from qa_seq2seq.decoding.search_choice import SEARCH_TARGETS, search_options
+from qa_seq2seq.decoding.search_options import SEARCH_TARGETS, search_options
 from qa_seq2seq.deployment.runtime import OnnxAnswerer, is_onnx_export
 from qa_seq2seq.errors import ConfigError
 

@@ -102,7 +102,7 @@ def test_stored_decode_targets_name_the_search_functions():
     import importlib
 
     from qa_seq2seq.decoding.answerer import SEARCHES
-    from qa_seq2seq.decoding.search_choice import SEARCH_TARGETS
+    from qa_seq2seq.decoding.search_options import SEARCH_TARGETS
 
     assert SEARCH_TARGETS.keys() == SEARCHES.keys()
     for name, target in SEARCH_TARGETS.items():
@@ -112,7 +112,7 @@ def test_stored_decode_targets_name_the_search_functions():
 
 @pytest.mark.parametrize("name", ["greedy", "beam", "sample"])
 def test_a_decode_config_stored_before_the_layers_names_the_same_search(name):
-    from qa_seq2seq.decoding.search_choice import decode_choice
+    from qa_seq2seq.decoding.search_options import decode_choice
 
     stored = {"_target_": f"qa_seq2seq.search.{name if name == 'sample' else name + '_search'}",
               "_partial_": True, "max_length": 9}

@@ -12,7 +12,7 @@ TESTED_ELSEWHERE = {
     "decoding/answering.py": "test_answerer.py, test_onnx.py: both answerers built on it",
     "decoding/hypotheses.py": "test_search.py: ranking, length penalties and the stop rule",
     "decoding/runs.py": "test_export.py, test_resume_rules.py: which checkpoint a path names",
-    "decoding/search_choice.py": "test_answerer.py, test_decode.py: search names and options checked",
+    "decoding/search_options.py": "test_answerer.py, test_decode.py: search names and options checked",
     "decoding/search_loop.py": "test_search.py (torch) and test_onnx.py (numpy): the one search loop",
     "deployment/answerer_cache.py": "test_serve.py: a search asked for over HTTP",
     "deployment/onnx_graphs.py": "test_onnx.py: the graphs against the torch model",

@@ -29,7 +29,7 @@ from qa_seq2seq.data.tokenizer import PAD_ID
 from qa_seq2seq.decoding import search
 from qa_seq2seq.decoding.answering import Answering
 from qa_seq2seq.decoding.checkpoint import LoadedModel, load_model
-from qa_seq2seq.decoding.search_choice import searches_in
+from qa_seq2seq.decoding.search_options import searches_in
 
 SEARCHES = searches_in(search)
 

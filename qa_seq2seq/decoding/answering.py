@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from qa_seq2seq.data.fields import SourceBuilder, unicode_problem
 from qa_seq2seq.data.tokenizer import UNK_ID, Tokenizer
 from qa_seq2seq.decoding.hypotheses import Hypothesis, with_texts
-from qa_seq2seq.decoding.search_choice import choose_search
+from qa_seq2seq.decoding.search_options import choose_search
 from qa_seq2seq.errors import ConfigError, UserError
 
 

@@ -22,7 +22,7 @@ import torch
 
 from qa_seq2seq.data.tokenizer import Tokenizer
 from qa_seq2seq.decoding.runs import resolve_checkpoint
-from qa_seq2seq.decoding.search_choice import decode_choice
+from qa_seq2seq.decoding.search_options import decode_choice
 from qa_seq2seq.errors import CheckpointError, UserError
 from qa_seq2seq.registry import DATA, NETWORK, build, check
 

@@ -28,7 +28,7 @@ from qa_seq2seq.decoding import search_loop
 from qa_seq2seq.decoding.answering import Answering
 from qa_seq2seq.decoding.arrays import NUMPY
 from qa_seq2seq.decoding.hypotheses import Hypothesis
-from qa_seq2seq.decoding.search_choice import searches_in
+from qa_seq2seq.decoding.search_options import searches_in
 from qa_seq2seq.errors import CheckpointError, ConfigError
 
 ONNX_FORMAT = "qa_seq2seq-onnx"
