@@ -35,7 +35,6 @@ class BadRows:
             more = f"\n... and {len(described) - 10} more" if len(described) > 10 else ""
             raise DataError(f"bad rows ({self._fix([what for _, what in problems])}):\n"
                             + "\n".join(described[:10]) + more)
-        self.dropped += len(problems)
         log.warning("%s: skipped %d %ss: %s%s", self.where, len(problems), self.what,
                     "; ".join(described[:3]), " ..." if len(described) > 3 else "")
 

@@ -126,7 +126,7 @@ def beam(model: Any, xp: Arrays, state: Any, src_lengths: Array, beam_size: int,
         is_eos = (top_tokens == EOS_ID) & xp.isfinite(top_scores)
         at_limit = limit[alive] <= t + 1  # (b,)
         # The k best candidates that do not end, per question (at least k of the 2k do not).
-        rank = xp.arange(width, top_ids)[None, :] + 0 * top_ids
+        rank = xp.arange(width, top_ids)[None, :]  # (1, 2k): broadcasts over questions
         keep = xp.top(-(rank + is_eos * width), k)[1]  # (b, k)
         # Candidates that finish now: <eos> among the k best, or every kept one at the limit.
         ending = (is_eos & (rank < k)) | (
