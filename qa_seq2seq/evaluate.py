@@ -65,7 +65,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                                                             "target", "family"]))
     ids, questions = [r["src_ids"] for r in rows], [r["source"] for r in rows]
     golds = [r["target"] for r in rows]
-    families = [r["family"] for r in rows] if datamodule.family_field else None
+    families = [r["family"] for r in rows] if datamodule.fields.family_field else None
     log.info("decoding %d %s questions with %s %s from %s", len(ids), cfg.split, decode_name,
              answerer.options, ckpt.path)
     best = [h[0] for h in answerer.answer_ids(ids)]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from qa_seq2seq.data.batching import collate
-from qa_seq2seq.data.datamodule import QADataModule
+from qa_seq2seq.data.factory import make_datamodule
 from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 from qa_seq2seq.errors import DataError
 
@@ -22,9 +22,10 @@ def module(tmp_path, train_lines=None, **kwargs):
     if train_lines is not None:
         write(tmp_path / "train.jsonl", train_lines)
         write(tmp_path / "valid.jsonl", GOOD[:4])
-    return QADataModule(str(tmp_path / "train.jsonl"), str(tmp_path / "valid.jsonl"),
-                        cache_dir=str(tmp_path / "cache"),
-                        tokenizer=lambda texts: Tokenizer.train(texts, vocab_size=40), **kwargs)
+    return make_datamodule(train_file=str(tmp_path / "train.jsonl"),
+                           validation_file=str(tmp_path / "valid.jsonl"),
+                           cache_dir=str(tmp_path / "cache"),
+                           tokenizer=lambda texts: Tokenizer.train(texts, vocab_size=40), **kwargs)
 
 
 @pytest.mark.parametrize("bad,message", [
@@ -52,7 +53,8 @@ def test_bad_rows_are_skipped_and_counted_on_request(tmp_path, caplog):
 
 
 def test_missing_files_and_fields_are_named(tmp_path):
-    dm = QADataModule(str(tmp_path / "nope.jsonl"), str(tmp_path / "nope2.jsonl"))
+    dm = make_datamodule(train_file=str(tmp_path / "nope.jsonl"),
+                         validation_file=str(tmp_path / "nope2.jsonl"))
     with pytest.raises(DataError, match="nope.jsonl"):
         dm.prepare_data()
     dm = module(tmp_path, [{"q": "x", "a": "y"}])
@@ -80,12 +82,13 @@ def test_a_missing_file_of_any_extension_is_not_found(tmp_path, name):
 
     missing = str(tmp_path / name)
     with pytest.raises(UserError, match=r"not found") as error:
-        QADataModule(missing, str(tmp_path / "v.jsonl")).prepare_data()
+        make_datamodule(train_file=missing, validation_file=str(tmp_path / "v.jsonl")).prepare_data()
     assert missing in str(error.value) and "unknown file type" not in str(error.value)
     (tmp_path / "notes.txt").write_text("q")  # present, of a type no loader reads
     with pytest.raises(UserError, match=r"data.train_file=.*notes.txt: unknown file type; give "
                                         r"a .jsonl, .json, .csv or .parquet file"):
-        QADataModule(str(tmp_path / "notes.txt"), str(tmp_path / "v.jsonl"))
+        make_datamodule(train_file=str(tmp_path / "notes.txt"),
+                        validation_file=str(tmp_path / "v.jsonl"))
 
 
 @pytest.mark.parametrize("policy", ["truncate", "drop", "error"])
@@ -137,7 +140,7 @@ def test_rows_of_a_source_without_lines_are_named_by_number(tmp_path):
     folder.mkdir()
     rows = GOOD[:5] + [{"question": "What?", "answer": ""}] + GOOD[5:10]
     datasets.Dataset.from_list(rows).to_parquet(str(folder / "train.parquet"))
-    dm = QADataModule(path=str(folder), cache_dir=str(tmp_path / "cache"))
+    dm = make_datamodule(path=str(folder), cache_dir=str(tmp_path / "cache"))
     with pytest.raises(DataError, match="split 'train', row 6: field 'answer' is empty"):
         dm.prepared("train")
 
@@ -164,14 +167,14 @@ def test_numeric_columns_are_read_as_the_text_written(tmp_path):
 
     (tmp_path / "train.csv").write_text("question,answer\nWhat is 3 + 4?,7\nPad 7 to 3 digits.,007\n"
                                         "Halve 3.,1.50\nWhat is 1 + 1?,\n")
-    dm = QADataModule(train_file=str(tmp_path / "train.csv"), on_bad_row="skip",
-                      cache_dir=str(tmp_path / "cache"))
+    dm = make_datamodule(train_file=str(tmp_path / "train.csv"), on_bad_row="skip",
+                         cache_dir=str(tmp_path / "cache"))
     assert list(dm.prepared("train")["target"]) == ["7", "007", "1.50"]  # the empty cell: skipped
     rows = [{"question": 12, "answer": 144}, {"question": "What is 0.5 + 1?", "answer": 1.5}]
     datasets.Dataset.from_list(rows[1:]).to_parquet(str(tmp_path / "numbers.parquet"))
     (tmp_path / "numbers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     for file in ("numbers.parquet", "numbers.jsonl"):
-        dm = QADataModule(train_file=str(tmp_path / file), cache_dir=str(tmp_path / "cache"))
+        dm = make_datamodule(train_file=str(tmp_path / file), cache_dir=str(tmp_path / "cache"))
         prepared = dm.prepared("train")
         assert list(prepared["target"])[-1] == "1.5"
     assert list(prepared["source"]) == ["12", "What is 0.5 + 1?"]

@@ -70,14 +70,13 @@ def test_rows_over_the_limits_keep_their_stored_ids_and_orientation_is_kept(toke
 
 
 def test_only_tokenizers_that_can_sample_are_accepted(tmp_path):
-    from qa_seq2seq.data.datamodule import QADataModule
     from qa_seq2seq.data.factory import make_datamodule
 
     with pytest.raises(ConfigError, match=r"data.subword_sampling=1.5: give an alpha in \(0, 1\]"):
-        QADataModule(train_file=str(tmp_path / "t.jsonl"), subword_sampling=1.5)
+        make_datamodule(train_file=str(tmp_path / "t.jsonl"), subword_sampling=1.5)
     with pytest.raises(ConfigError, match="set data.streaming=false"):
         make_datamodule(train_file=str(tmp_path / "t.jsonl"), subword_sampling=0.1, streaming=True)
-    module = QADataModule(train_file=str(tmp_path / "t.jsonl"), subword_sampling=0.1)
+    module = make_datamodule(train_file=str(tmp_path / "t.jsonl"), subword_sampling=0.1)
     module.use_tokenizer(Tokenizer.train(SOURCES[:50], vocab_size=60, model_type="char"))
     with pytest.raises(ConfigError, match="data.tokenizer.model_type=bpe|unigram"):
         module._sampled_collate()

@@ -28,6 +28,7 @@ from qa_seq2seq.compatibility import batches_processed
 from qa_seq2seq.data.bad_rows import BadRows
 from qa_seq2seq.data.batching import LengthBucketBatchSampler, collate, replica_shard
 from qa_seq2seq.data.fields import SourceBuilder
+from qa_seq2seq.data.options import BUILDERS, Batching, Fields, Limits, Sources
 from qa_seq2seq.data.rows import (
     Encode,
     Prepare,
@@ -42,8 +43,6 @@ from qa_seq2seq.data.tokenizer import Tokenizer
 from qa_seq2seq.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "validation", "test")
-BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 SHUFFLE_BUFFER, TOKENIZER_SAMPLE = 10_000, 100_000  # streaming defaults (data.* null)
 
 
@@ -73,129 +72,59 @@ class ResumableLoader(DataLoader):
 class QADataModule(L.LightningDataModule):
     """Loads the three splits, trains or receives the tokenizer, and serves length-bucketed batches.
 
-    In memory; ``streaming=True`` makes a :class:`StreamingQADataModule`
-    instead (the same rows, checks and tokens, read while iterating).
+    In memory; :class:`~qa_seq2seq.data.streaming.StreamingQADataModule` reads the same rows,
+    checks and tokens while iterating. Configs build either through
+    :func:`~qa_seq2seq.data.factory.make_datamodule`, which takes the flat ``data.*`` keys.
 
     Args:
-        train_file, validation_file, test_file: local files (.jsonl, .json, .csv, .parquet);
-            or instead ``path`` (and ``name``) for ``datasets.load_dataset``, with
-            ``split_names`` mapping train/validation/test to the source's split names.
-        question_field, answer_field: where the question and answer are; ``answer_field`` may
-            be a nested path (``answers.text[0]``). ``source_template`` (e.g.
-            ``"question: {question} context: {context}"``) replaces ``question_field``;
-            ``truncate_field`` names the template field cut first when a source is too long.
-        reverse_source: the encoder reads each source's tokens last to first (Sutskever et al.
-            2014). Stored with the model's data config, so evaluation and the CLI do the same.
-        reverse_target: the decoder writes each answer's tokens last to first; answers are
-            turned back before they are shown or scored (stored likewise).
-        family_field: optional field grouping metrics by question family.
+        sources: where the rows come from (:class:`~qa_seq2seq.data.options.Sources`).
+        fields: which fields make the source and target (:class:`Fields`); None: the defaults,
+            as for the next two.
+        limits: length limits and what happens to over-long or broken rows (:class:`Limits`).
+        batching: batch sizes, order and workers (:class:`Batching`).
         tokenizer: factory called with the training texts (a ``_partial_`` of
             ``Tokenizer.train``), unless a tokenizer is given with :meth:`use_tokenizer`.
-        batch_size: rows per training batch; ``max_tokens`` caps padded tokens per batch too.
-        eval_batch_size: rows per validation/test batch (sorted by length, not shuffled).
-        subword_sampling: segment each training batch's words one sampled way (BPE-dropout or
-            unigram sampling with this ``alpha``; :mod:`qa_seq2seq.data.sampling`); None: the
-            tokenizer's best segmentation, as validation and decoding always read.
-        sort_window: batches per sort window when shuffling (larger: less padding, less random).
-        max_question_length, max_answer_length: in tokens; longer rows are truncated
-            (``overlength=truncate``), dropped (``drop``) or refused (``error``), always counted.
-        on_bad_row: ``error`` (stop with file:line) or ``skip`` (drop, count and log).
-        max_train_examples: use only the first N training rows (quick experiments).
-        num_proc: processes for ``Dataset.map`` (large data).
-        streaming: read splits while iterating (:class:`StreamingQADataModule`), for data larger
-            than memory; ``shuffle_buffer`` rows are shuffled at a time, and the tokenizer is
-            trained on the first ``tokenizer_sample`` training rows (None: 10,000 and 100,000).
-            Both are refused without streaming.
-        generate: called with no arguments when a split file is missing (the toy data).
     """
 
     streams = False  # read while iterating (qa_seq2seq.data.streaming.StreamingQADataModule)
 
-    def __init__(
-        self,
-        train_file: str | None = None,
-        validation_file: str | None = None,
-        test_file: str | None = None,
-        path: str | None = None,
-        name: str | None = None,
-        split_names: dict[str, str] | None = None,
-        question_field: str = "question",
-        answer_field: str = "answer",
-        source_template: str | None = None,
-        truncate_field: str | None = None,
-        reverse_source: bool = False,
-        reverse_target: bool = False,
-        family_field: str | None = None,
-        tokenizer: Callable[[list[str]], Tokenizer] | None = None,
-        batch_size: int = 64,
-        eval_batch_size: int = 256,
-        subword_sampling: float | None = None,
-        max_tokens: int | None = None,
-        sort_window: int = 100,
-        max_question_length: int = 256,
-        max_answer_length: int = 64,
-        overlength: str = "truncate",
-        on_bad_row: str = "error",
-        max_train_examples: int | None = None,
-        num_proc: int | None = None,
-        shuffle_buffer: int | None = None,
-        tokenizer_sample: int | None = None,
-        num_workers: int = 0,
-        seed: int = 0,
-        cache_dir: str | None = None,
-        generate: Callable[[], Any] | None = None,
-    ):
+    def __init__(self, sources: Sources, fields: Fields | None = None,
+                 limits: Limits | None = None, batching: Batching | None = None,
+                 tokenizer: Callable[[list[str]], Tokenizer] | None = None):
         super().__init__()
-        if on_bad_row not in ("error", "skip"):
-            raise ConfigError(f"data.on_bad_row={on_bad_row!r}: use 'error' or 'skip'")
-        if overlength not in ("truncate", "drop", "error"):
-            raise ConfigError(f"data.overlength={overlength!r}: use 'truncate', 'drop' or 'error'")
-        if (path is None) == (train_file is None):
-            raise ConfigError("give either data.path (a datasets source) or data.train_file "
-                              f"(local files), not {'both' if path else 'neither'}")
-        for split, file in zip(SPLITS, (train_file, validation_file, test_file)):
-            if file and Path(file).suffix not in BUILDERS:
-                problem = "unknown file type" if Path(file).exists() else "not found"
-                raise ConfigError(f"data.{split}_file={file}: {problem}; give a .jsonl, .json, "
-                                  ".csv or .parquet file")
-        self.files = {"train": train_file, "validation": validation_file, "test": test_file}
-        self.path, self.name = path, name
-        self.split_names = {**{s: s for s in SPLITS}, **(split_names or {})}
-        self.builder = SourceBuilder(question_field, source_template=source_template,
-                                     truncate_field=truncate_field, max_length=max_question_length,
-                                     reverse_source=reverse_source, reverse_target=reverse_target)
-        self.answer_field, self.family_field = answer_field, family_field
-        self.tokenizer_factory, self.tokenizer = tokenizer, None
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        if subword_sampling is not None and not 0 < subword_sampling <= 1:
-            raise ConfigError(f"data.subword_sampling={subword_sampling}: give an alpha in (0, 1], "
-                              "e.g. 0.1, or null for the tokenizer's best segmentation")
-        if subword_sampling is not None and self.streams:
+        fields, limits, batching = fields or Fields(), limits or Limits(), batching or Batching()
+        if batching.subword_sampling is not None and self.streams:
             raise ConfigError("data.subword_sampling reads the training rows in memory: set "
                               "data.streaming=false, or data.subword_sampling=null")
-        self.subword_sampling = subword_sampling
-        self.max_tokens, self.sort_window = max_tokens, sort_window
-        self.limits = (max_question_length, max_answer_length)
-        self.overlength, self.on_bad_row = overlength, on_bad_row
-        self.max_train_examples, self.num_proc = max_train_examples, num_proc
         # Streaming only; runs stored before these became null hold the defaults: accept those.
-        if not self.streams and (shuffle_buffer not in (None, SHUFFLE_BUFFER)
-                                 or tokenizer_sample not in (None, TOKENIZER_SAMPLE)):
+        if not self.streams and (batching.shuffle_buffer not in (None, SHUFFLE_BUFFER)
+                                 or batching.tokenizer_sample not in (None, TOKENIZER_SAMPLE)):
             raise ConfigError("data.shuffle_buffer and data.tokenizer_sample apply to streaming "
                               "only: set data.streaming=true, or leave them null")
-        self.shuffle_buffer = shuffle_buffer or SHUFFLE_BUFFER
-        self.tokenizer_sample = tokenizer_sample or TOKENIZER_SAMPLE
-        self.num_workers, self.seed, self.cache_dir = num_workers, seed, cache_dir
-        self.generate = generate
+        self.sources, self.fields, self.limits, self.batching = sources, fields, limits, batching
+        self.builder = SourceBuilder(fields.question_field, source_template=fields.source_template,
+                                     truncate_field=fields.truncate_field,
+                                     max_length=limits.max_question_length,
+                                     reverse_source=fields.reverse_source,
+                                     reverse_target=fields.reverse_target)
+        self.tokenizer_factory, self.tokenizer = tokenizer, None
         self.splits: dict[str, datasets.Dataset] = {}
         self.stats: dict[str, dict[str, int]] = {}
         self._resume_at = 0  # batches of the epoch trained before a resume
 
+    @property
+    def files(self) -> dict[str, str | None]:
+        """Split name -> its local file (None where not given)."""
+        return self.sources.files
+
+    def _prepare(self) -> Prepare:
+        return Prepare(self.builder, self.fields.answer_field, self.fields.family_field)
+
     # ----- files and tokenizer ----------------------------------------------------------------
     def prepare_data(self) -> None:
         missing = [f for f in self.files.values() if f and not Path(f).exists()]
-        if missing and self.generate is not None:
-            self.generate()
+        if missing and self.sources.generate is not None:
+            self.sources.generate()
             missing = [f for f in missing if not Path(f).exists()]
         if missing:
             raise DataError(f"data file(s) not found: {missing}. Set data.train_file, "
@@ -222,18 +151,20 @@ class QADataModule(L.LightningDataModule):
     # ----- splits ------------------------------------------------------------------------------
     def where(self, split: str) -> str:
         """How to name ``split``'s source in messages."""
-        if self.path:
-            return f"{self.path}" + (f" ({self.name})" if self.name else "") + \
-                f" split {self.split_names[split]!r}"
+        path, name = self.sources.path, self.sources.name
+        if path:
+            return f"{path}" + (f" ({name})" if name else "") + \
+                f" split {self.sources.split_name(split)!r}"
         return str(self.files[split])
 
     def load(self, split: str) -> tuple[datasets.Dataset | datasets.IterableDataset, list[int] | None]:
         """Raw rows of ``split`` (a stream when :attr:`streams`), and each row's line number when
         the source has lines and is read whole."""
-        read = {"cache_dir": self.cache_dir, **({"streaming": True} if self.streams else {})}
-        if self.path:
-            return datasets.load_dataset(self.path, self.name, split=self.split_names[split],
-                                         **read), None
+        read = {"cache_dir": self.sources.cache_dir,
+                **({"streaming": True} if self.streams else {})}
+        if self.sources.path:
+            return datasets.load_dataset(self.sources.path, self.sources.name,
+                                         split=self.sources.split_name(split), **read), None
         file, builder, options = self.source_file(split)
         try:
             ds = datasets.load_dataset(builder, data_files={split: file}, split=split, **read,
@@ -260,7 +191,7 @@ class QADataModule(L.LightningDataModule):
         """pyarrow refused a JSON Lines file and names no line: read it ourselves, report the
         bad lines, keep the good ones."""
         file = self.files[split]
-        check = Prepare(self.builder, self.answer_field, self.family_field).problem
+        check = self._prepare().problem
         rows, lines, problems = scan_jsonl(file, check)
         if not problems:
             raise DataError(f"{file}: could not be loaded as JSON Lines: {error}") from error
@@ -270,11 +201,12 @@ class QADataModule(L.LightningDataModule):
     def prepared(self, split: str) -> datasets.Dataset:
         """Checked rows of ``split`` with ``source``, ``target`` and ``family`` columns."""
         ds, lines = self.load(split)
-        prepare = Prepare(self.builder, self.answer_field, self.family_field)
+        prepare = self._prepare()
         try:
-            ds = ds.map(prepare, batched=True, num_proc=self.num_proc, desc=f"preparing {split}")
+            ds = ds.map(prepare, batched=True, num_proc=self.sources.num_proc,
+                        desc=f"preparing {split}")
         except UnicodeDecodeError as e:  # pyarrow reads JSON without checking its UTF-8
-            if self.path:
+            if self.sources.path:
                 raise DataError(f"{self.where(split)}: text that is not valid UTF-8 ({e})") from e
             ds, lines = self._scan(split, e)
             ds = ds.map(prepare, batched=True, desc=f"preparing {split}")
@@ -284,8 +216,8 @@ class QADataModule(L.LightningDataModule):
             ds = ds.filter(lambda problem: problem is None, input_columns="problem")
         if len(ds) == 0:
             raise DataError(f"{self.where(split)}: no usable rows (every row was skipped)")
-        if split == "train" and self.max_train_examples:
-            ds = ds.select(range(min(self.max_train_examples, len(ds))))
+        if split == "train" and self.limits.max_train_examples:
+            ds = ds.select(range(min(self.limits.max_train_examples, len(ds))))
         return ds
 
     def split(self, split: str) -> datasets.Dataset:
@@ -294,30 +226,33 @@ class QADataModule(L.LightningDataModule):
             if self.tokenizer is None:
                 raise ConfigError("no tokenizer yet: call fit_tokenizer() or use_tokenizer()")
             self.splits[split] = self._encoded(
-                split, Encode(self.tokenizer, self.builder, self.limits[1]))
+                split, Encode(self.tokenizer, self.builder, self.limits.max_answer_length))
         return self.splits[split]
 
     def _encoded(self, split: str, encode: Encode) -> datasets.Dataset:
         ds = self.prepared(split).map(encode, batched=True, with_indices=True,
-                                      num_proc=self.num_proc, desc=f"tokenising {split}")
+                                      num_proc=self.sources.num_proc,
+                                      desc=f"tokenising {split}")
         flags = column(ds, "truncated")
         truncated = sum(flags)
-        if truncated and self.overlength == "error":
+        overlength = self.limits.overlength
+        if truncated and overlength == "error":
             first = flags.index(True)
             raise DataError(f"{self.where(split)}: {truncated} rows exceed the length limits "
                             f"(first: row {first + 1}); raise data.max_question_length/"
                             "max_answer_length or set data.overlength=truncate|drop")
-        if truncated and self.overlength == "drop":
+        if truncated and overlength == "drop":
             ds = ds.filter(lambda t: not t, input_columns="truncated")
         if truncated:
-            longest = [max(n) for n in zip(*column(ds, "lengths"))] if self.overlength != "drop" \
+            longest = [max(n) for n in zip(*column(ds, "lengths"))] if overlength != "drop" \
                 else None
             fits = "" if longest is None else (
                 f"; data.max_question_length={longest[0]} data.max_answer_length={longest[1]} "
                 "would fit every row")
             log.warning("%s: %d rows (%.0f%%) over the length limits %s were %s%s",
-                        self.where(split), truncated, 100 * truncated / len(flags), self.limits,
-                        "dropped" if self.overlength == "drop" else "truncated", fits)
+                        self.where(split), truncated, 100 * truncated / len(flags),
+                        (self.limits.max_question_length, self.limits.max_answer_length),
+                        "dropped" if overlength == "drop" else "truncated", fits)
         self.stats.setdefault(split, {})["overlength"] = truncated
         return ds
 
@@ -332,7 +267,7 @@ class QADataModule(L.LightningDataModule):
         number, or ``"row N"`` when the source has no lines, what is wrong)."""
         stats = self.stats.setdefault(split, {})
         stats["bad_rows"] = stats.get("bad_rows", 0) + len(problems)
-        BadRows(self.where(split), self.on_bad_row == "skip").all(problems)
+        BadRows(self.where(split), self.limits.on_bad_row == "skip").all(problems)
 
     # ----- loaders -----------------------------------------------------------------------------
     def lengths(self, split: str) -> list[tuple[int, int]]:
@@ -340,18 +275,18 @@ class QADataModule(L.LightningDataModule):
         return [(len(s), len(t) + 1) for s, t in zip(column(ds, "src_ids"), column(ds, "tgt_ids"))]
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
-        columns, batch = ["src_ids", "tgt_ids", "index"], collate
-        if shuffle and self.subword_sampling:
+        columns, batch, options = ["src_ids", "tgt_ids", "index"], collate, self.batching
+        if shuffle and options.subword_sampling:
             columns, batch = columns + ["source", "target"], self._sampled_collate()
         ds = self.split(split).select_columns(columns)
         replica = replica_shard()
-        if self.max_tokens and replica["num_replicas"] > 1:
+        if options.max_tokens and replica["num_replicas"] > 1:
             raise ConfigError("data.max_tokens gives each process a different number of batches, "
                               "which data-parallel training cannot take: use data.batch_size")
         sampler = LengthBucketBatchSampler(
-            self.lengths(split), self.batch_size if shuffle else self.eval_batch_size,
-            shuffle=shuffle, window=self.sort_window, max_tokens=self.max_tokens if shuffle
-            else None, seed=self.seed, **replica)
+            self.lengths(split), options.batch_size if shuffle else options.eval_batch_size,
+            shuffle=shuffle, window=options.sort_window,
+            max_tokens=options.max_tokens if shuffle else None, seed=options.seed, **replica)
         if shuffle:
             questions, answers = sampler.padding_fraction()
             log.info("%s: %d batches; padding: %.1f%% of question positions (encoder), %.1f%% "
@@ -360,19 +295,20 @@ class QADataModule(L.LightningDataModule):
         # Its own generator: creating an iterator then draws no number from torch's global RNG,
         # so dropout masks do not depend on how many loaders were iterated (resume = no resume).
         return (ResumableLoader if shuffle else DataLoader)(
-            ds, batch_sampler=sampler, collate_fn=batch, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed))
+            ds, batch_sampler=sampler, collate_fn=batch, num_workers=options.num_workers,
+            persistent_workers=options.num_workers > 0,
+            generator=torch.Generator().manual_seed(options.seed))
 
     def _sampled_collate(self) -> SampledCollate:
         try:
-            self.tokenizer.encode_sampled(["probe"], self.subword_sampling)
+            self.tokenizer.encode_sampled(["probe"], self.batching.subword_sampling)
         except RuntimeError:
             raise ConfigError("data.subword_sampling samples segmentations of a bpe or unigram "
                               "tokenizer: set data.tokenizer.model_type=bpe|unigram, or "
                               "data.subword_sampling=null") from None
-        return SampledCollate(self.tokenizer, self.builder, alpha=self.subword_sampling,
-                              max_answer_length=self.limits[1], seed=self.seed)
+        return SampledCollate(self.tokenizer, self.builder, alpha=self.batching.subword_sampling,
+                              max_answer_length=self.limits.max_answer_length,
+                              seed=self.batching.seed)
 
     def train_dataloader(self) -> DataLoader:
         loader = self.loader("train", shuffle=True)

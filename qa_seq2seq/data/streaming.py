@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader
 
 from qa_seq2seq.data.bad_rows import BadRows
 from qa_seq2seq.data.batching import bucket, collate, epoch_seed, replica_shard
-from qa_seq2seq.data.datamodule import QADataModule
-from qa_seq2seq.data.rows import Encode, Prepare
+from qa_seq2seq.data.datamodule import SHUFFLE_BUFFER, TOKENIZER_SAMPLE, QADataModule
+from qa_seq2seq.data.rows import Encode
 from qa_seq2seq.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,17 @@ class StreamingQADataModule(QADataModule):
 
     streams = True
 
+    @property
+    def shuffle_buffer(self) -> int:
+        """Training rows shuffled at a time (``data.shuffle_buffer``, by default 10,000)."""
+        return self.batching.shuffle_buffer or SHUFFLE_BUFFER
+
+    @property
+    def tokenizer_sample(self) -> int:
+        """Training rows the tokenizer is trained on (``data.tokenizer_sample``, by default
+        the first 100,000)."""
+        return self.batching.tokenizer_sample or TOKENIZER_SAMPLE
+
     def _training_texts(self) -> tuple[list[str], list[str]]:
         """A sample from the start of the stream: ``tokenizer_sample`` rows."""
         train = self.prepared("train").select_columns(["source", "target"])
@@ -82,19 +93,19 @@ class StreamingQADataModule(QADataModule):
 
     def prepared(self, split: str) -> datasets.IterableDataset:
         ds, _ = self.load(split)
-        ds = ds.map(Prepare(self.builder, self.answer_field, self.family_field), batched=True)
-        ds = ds.filter(BadRows(self.where(split), self.on_bad_row == "skip"),
+        ds = ds.map(self._prepare(), batched=True)
+        ds = ds.filter(BadRows(self.where(split), self.limits.on_bad_row == "skip"),
                        input_columns="problem", with_indices=True)
-        if split == "train" and self.max_train_examples:
-            ds = ds.take(self.max_train_examples)
+        if split == "train" and self.limits.max_train_examples:
+            ds = ds.take(self.limits.max_train_examples)
         return ds
 
     def _encoded(self, split: str, encode: Encode) -> datasets.IterableDataset:
         ds = self.prepared(split).map(encode, batched=True, with_indices=True)
         if split == "train":  # after indexing: an index names the row, not its shuffled place
-            ds = ds.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
-        if self.overlength != "truncate":  # error: stop at the first; drop: count and skip
-            guard = BadRows(self.where(split), self.overlength == "drop", "over-long row")
+            ds = ds.shuffle(seed=self.batching.seed, buffer_size=self.shuffle_buffer)
+        if self.limits.overlength != "truncate":  # error: stop at the first; drop: count, skip
+            guard = BadRows(self.where(split), self.limits.overlength == "drop", "over-long row")
             ds = ds.map(lambda t: {"problem": "over the length limits" if t else None},
                         input_columns="truncated").filter(guard, input_columns="problem",
                                                           with_indices=True)
@@ -105,9 +116,10 @@ class StreamingQADataModule(QADataModule):
             raise ConfigError("data.streaming with several processes is not supported yet "
                               "(ranks could see different numbers of batches): train in "
                               "memory (data.streaming=false) or in one process")
+        options = self.batching
         stream = BucketedStream(
             self.split(split).select_columns(["src_ids", "tgt_ids", "index"]), collate,
-            batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            window=self.sort_window, shuffle=shuffle, seed=self.seed,
+            batch_size=options.batch_size if shuffle else options.eval_batch_size,
+            window=options.sort_window, shuffle=shuffle, seed=options.seed,
             epoch=lambda: self.trainer.current_epoch if self.trainer else 0)
-        return DataLoader(stream, batch_size=None, num_workers=self.num_workers)
+        return DataLoader(stream, batch_size=None, num_workers=options.num_workers)
