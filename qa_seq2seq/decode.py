@@ -28,7 +28,7 @@ from typing import IO, NamedTuple
 
 from qa_seq2seq import __version__
 from qa_seq2seq.data.tokenizer import EOS_ID
-from qa_seq2seq.decoding.answering import Answering, QuestionError
+from qa_seq2seq.decoding.answerer_base import AnswererBase, QuestionError
 from qa_seq2seq.errors import CheckpointError
 from qa_seq2seq.model_args import make_answerer, model_parser, parse_model_args
 from qa_seq2seq.reporting import entry_point
@@ -96,7 +96,7 @@ def read_questions(stream: IO[bytes]) -> Iterator[Question]:
 class Session:
     """The CLI's side of an ``Answerer``: line numbers, refused lines, and output format."""
 
-    def __init__(self, answerer: Answering, args: argparse.Namespace):
+    def __init__(self, answerer: AnswererBase, args: argparse.Namespace):
         self.answerer, self.format, self.attention = answerer, args.format, args.attention
         if self.attention and answerer.model.decoder.attention is None:
             raise CheckpointError(f"--attention: {answerer.checkpoint.path} has no attention "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from qa_seq2seq.decoding.answering import Answering
+from qa_seq2seq.decoding.answerer_base import AnswererBase
 from qa_seq2seq.decoding.search_options import SEARCH_TARGETS, search_options
 from qa_seq2seq.deployment.runtime import OnnxAnswerer, is_onnx_export
 from qa_seq2seq.errors import ConfigError
@@ -87,7 +87,7 @@ def option_value(text: str) -> bool | int | float | str | None:
     return text
 
 
-def make_answerer(args: argparse.Namespace) -> Answering:
+def make_answerer(args: argparse.Namespace) -> AnswererBase:
     """The torch Answerer, or the onnxruntime one for an ONNX export folder."""
     if not is_onnx_export(args.checkpoint):
         from qa_seq2seq.decoding.answerer import Answerer

@@ -39,7 +39,7 @@ from http import HTTPStatus
 from typing import Any
 
 from qa_seq2seq import __version__
-from qa_seq2seq.decoding.answering import Answering, QuestionError
+from qa_seq2seq.decoding.answerer_base import AnswererBase, QuestionError
 from qa_seq2seq.deployment.answerer_cache import AnswererCache
 from qa_seq2seq.deployment.micro_batcher import MicroBatcher
 from qa_seq2seq.deployment.requests import MAX_QUESTIONS, BadRequest, parse_body, parse_request
@@ -61,7 +61,7 @@ class Service:
     event loop.
     """
 
-    def __init__(self, answerer: Answering, max_questions: int = MAX_QUESTIONS,
+    def __init__(self, answerer: AnswererBase, max_questions: int = MAX_QUESTIONS,
                  max_body_bytes: int = 1 << 20, max_queue: int = 1024, timeout: float = 30.0):
         self.answerer, self.max_questions = answerer, max_questions
         self.max_body_bytes = max_body_bytes
@@ -106,18 +106,18 @@ class Service:
     async def _on_model_thread(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.model_thread, function, *args)
 
-    async def _with_search(self, search: str | None, options: dict[str, Any]) -> Answering:
+    async def _with_search(self, search: str | None, options: dict[str, Any]) -> AnswererBase:
         """An answerer for another search (checking its options runs it once on a probe)."""
         try:
             return await self._on_model_thread(partial(self.answerer.with_search, search, **options))
         except UserError as e:
             raise BadRequest(f"decode: {e}") from None
 
-    async def _answer_ids(self, answerer: Answering, ids: list[list[int]]) -> list:
+    async def _answer_ids(self, answerer: AnswererBase, ids: list[list[int]]) -> list:
         return await self._on_model_thread(answerer.answer_ids, ids)
 
 
-def _read(answerer: Answering, questions: list[Any]) -> list[list[int] | str]:
+def _read(answerer: AnswererBase, questions: list[Any]) -> list[list[int] | str]:
     """Each question's token ids, or the reason the model cannot read it."""
     sources: list[list[int] | str] = []
     for question in questions:

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from qa_seq2seq import Answerer
-from qa_seq2seq.decoding.answering import QuestionError
+from qa_seq2seq.decoding.answerer_base import QuestionError
 from qa_seq2seq.decoding.search import beam_search
 from qa_seq2seq.errors import ConfigError
 

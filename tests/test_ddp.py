@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from qa_seq2seq.data.batching import pad
 from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from qa_seq2seq.decoding.answering import QuestionReader
+from qa_seq2seq.decoding.answerer_base import QuestionReader
 from qa_seq2seq.decoding.checkpoint import load_model
 from tests.conftest import toy_data_overrides
 

@@ -84,7 +84,7 @@ def test_the_checks_find_a_cycle_and_an_upward_import():
     assert cycle_edges({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == {
         ("a", "b"), ("b", "c"), ("c", "a")}
     assert upward_edges({"network.rnn": {"errors", "data.tokenizer"},
-                         "deployment.runtime": {"training.module", "decoding.answering"},
+                         "deployment.runtime": {"training.module", "decoding.answerer_base"},
                          "errors": {"network.rnn"}, "train": {"training.module"}}) == {
         ("network.rnn", "data.tokenizer"), ("deployment.runtime", "training.module"),
         ("errors", "network.rnn")}

@@ -9,7 +9,7 @@ TESTED_ELSEWHERE = {
     "data/factory.py": "test_streaming.py: the module a stored or current data config builds",
     "data/generated.py": "test_passages.py, test_toy.py: atomic splits, regenerated on new settings",
     "data/rows.py": "test_datamodule.py, test_hub_data.py: rows prepared, encoded and scanned",
-    "decoding/answering.py": "test_answerer.py, test_onnx.py: both answerers built on it",
+    "decoding/answerer_base.py": "test_answerer.py, test_onnx.py: both answerers built on it",
     "decoding/hypotheses.py": "test_search.py: ranking, length penalties and the stop rule",
     "decoding/runs.py": "test_export.py, test_resume_rules.py: which checkpoint a path names",
     "decoding/search_options.py": "test_answerer.py, test_decode.py: search names and options checked",

@@ -27,14 +27,14 @@ import torch
 from qa_seq2seq.data.batching import pad
 from qa_seq2seq.data.tokenizer import PAD_ID
 from qa_seq2seq.decoding import search
-from qa_seq2seq.decoding.answering import Answering
+from qa_seq2seq.decoding.answerer_base import AnswererBase
 from qa_seq2seq.decoding.checkpoint import LoadedModel, load_model
 from qa_seq2seq.decoding.search_options import searches_in
 
 SEARCHES = searches_in(search)
 
 
-class Answerer(Answering):
+class Answerer(AnswererBase):
     """A loaded model, its tokenizer and source builder, and one search with its options.
 
     ``decode=None`` uses the search the checkpoint was validated with (``decode=`` at training,

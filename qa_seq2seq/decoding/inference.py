@@ -1,4 +1,4 @@
-"""Answering many questions: length-sorted batches through a search, results in input order.
+"""AnswererBase many questions: length-sorted batches through a search, results in input order.
 
 Shared by evaluation and the decoding CLI; imports nothing heavier than torch.
 """
@@ -11,7 +11,7 @@ import torch
 
 from qa_seq2seq.data.batching import pad
 from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
-from qa_seq2seq.decoding.answering import by_length
+from qa_seq2seq.decoding.answerer_base import by_length
 from qa_seq2seq.decoding.hypotheses import Hypothesis, with_texts
 
 

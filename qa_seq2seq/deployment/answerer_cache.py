@@ -6,18 +6,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from qa_seq2seq.decoding.answering import Answering
+from qa_seq2seq.decoding.answerer_base import AnswererBase
 
 
 class AnswererCache:
     """``base`` under key ``""``, and the answerers ``make(search, options)`` gives for others."""
 
-    def __init__(self, base: Answering, size: int = 64):
+    def __init__(self, base: AnswererBase, size: int = 64):
         self.base, self.size = base, size
-        self.answerers: dict[str, Answering] = {}
+        self.answerers: dict[str, AnswererBase] = {}
 
     async def get(self, key: str, search: str | None, options: dict[str, Any],
-                  make: Callable[[str | None, dict[str, Any]], Awaitable[Answering]]) -> Answering:
+                  make: Callable[[str | None, dict[str, Any]], Awaitable[AnswererBase]]) -> AnswererBase:
         """The answerer for ``key`` (a decode object as canonical JSON), made now if new."""
         if not key:
             return self.base

@@ -25,7 +25,7 @@ import numpy as np
 
 from qa_seq2seq.data.tokenizer import PAD_ID, Tokenizer
 from qa_seq2seq.decoding import search_loop
-from qa_seq2seq.decoding.answering import Answering
+from qa_seq2seq.decoding.answerer_base import AnswererBase
 from qa_seq2seq.decoding.arrays import NUMPY
 from qa_seq2seq.decoding.hypotheses import Hypothesis
 from qa_seq2seq.decoding.search_options import searches_in
@@ -153,7 +153,7 @@ def read_description(folder: str | Path) -> dict[str, Any]:
     return description
 
 
-class OnnxAnswerer(Answering):
+class OnnxAnswerer(AnswererBase):
     """``Answerer`` for an ONNX export folder: the same questions, searches and answers.
 
     ``decode=None`` uses the search the model was validated with in training (greedy or beam);

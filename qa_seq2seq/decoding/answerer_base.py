@@ -87,7 +87,7 @@ def by_length(ids: Sequence[Sequence[int]], batch_size: int,
     return results
 
 
-class Answering:
+class AnswererBase:
     """What every answerer offers on top of its model: questions in, ``Answer`` out, the
     search chosen and checked in one place, and length-sorted batches through it.
 
@@ -122,7 +122,7 @@ class Answering:
         self.search = partial(self.searches[self.decode], **self.options)
         self.search(self.model, *self.probe())
 
-    def with_search(self, decode: str | None = None, **options: Any) -> Answering:
+    def with_search(self, decode: str | None = None, **options: Any) -> AnswererBase:
         """This answerer, sharing its loaded model, with another search or options."""
         other = copy.copy(self)
         other.set_search(decode, options)
