@@ -1,5 +1,6 @@
-"""Each module of the package has its own test file, tests/test_<module>.py, or a line here that
-says where it is tested instead: a new module without either fails."""
+"""Each module of the package has its own test file in the folder of its layer
+(qa_seq2seq/data/toy.py: tests/data/test_toy.py; qa_seq2seq/train.py: tests/test_train.py), or a
+line here that says where it is tested instead: a new module without either fails."""
 
 from pathlib import Path
 
@@ -31,12 +32,23 @@ TESTED_ELSEWHERE = {
 def test_every_module_has_a_test_file_or_says_where_it_is_tested():
     modules = [p.relative_to(ROOT / "qa_seq2seq").as_posix()
                for p in (ROOT / "qa_seq2seq").rglob("*.py") if p.name != "__init__.py"]
-    untested = [m for m in modules if not (ROOT / "tests" / f"test_{Path(m).stem}.py").exists()
-                and m not in TESTED_ELSEWHERE]
+    untested = [m for m in modules if m not in TESTED_ELSEWHERE
+                and not (ROOT / "tests" / Path(m).parent / f"test_{Path(m).stem}.py").exists()]
     assert untested == []
     for module, where in TESTED_ELSEWHERE.items():
         assert module in modules, f"{module} is gone: drop its line"
         files = [w.strip() for w in where.split(":")[0].replace(" and ", ", ").split(",")]
         for name in files:
             name = name.split(" ")[0]
-            assert (ROOT / "tests" / name).exists(), f"{module}: {name} does not exist"
+            assert list((ROOT / "tests").rglob(name)), f"{module}: {name} does not exist"
+
+
+
+def test_test_files_sit_in_the_folder_of_the_layer_they_test():
+    layers = {p.name for p in (ROOT / "qa_seq2seq").iterdir() if (p / "__init__.py").exists()}
+    assert {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and "__" not in p.name} == layers
+    for test in (ROOT / "tests").rglob("test_*.py"):
+        folder = test.parent.relative_to(ROOT / "tests")
+        homes = [p.parent.relative_to(ROOT / "qa_seq2seq")
+                 for p in (ROOT / "qa_seq2seq").rglob(test.name.removeprefix("test_"))]
+        assert not homes or folder in homes, f"{test.relative_to(ROOT)}: move it to tests/{homes[0]}"

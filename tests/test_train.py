@@ -67,7 +67,7 @@ def test_evaluate_uses_the_search_the_checkpoint_was_validated_with(smoke_run, t
     decode=beam); decode=greedy overrides it. The stored search's scores are beam's."""
     import shutil
 
-    from tests.test_checkpoint import tampered
+    from tests.decoding.test_checkpoint import tampered
 
     run = tmp_path / "run"
     shutil.copytree(smoke_run[0], run, ignore=shutil.ignore_patterns("eval-*"))

@@ -18,7 +18,7 @@ from qa_seq2seq.decoding.checkpoint import read_checkpoint
 from qa_seq2seq.evaluate import evaluate
 from tests.conftest import compose_evaluate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def squad_rows(n, seed):

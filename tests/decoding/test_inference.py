@@ -10,7 +10,7 @@ from qa_seq2seq.decoding.hypotheses import Hypothesis
 from qa_seq2seq.decoding.inference import alignment, answer
 from qa_seq2seq.decoding.search import beam_search, greedy_search, sample
 from qa_seq2seq.network.attention import Attention
-from tests.test_search import peaked_model
+from tests.decoding.test_search import peaked_model
 
 QUESTIONS = [[5, 6, 7, 8, 9], [4], [7, 7, 8], [9, 4, 5, 6, 7, 8, 9], [6, 5]]
 

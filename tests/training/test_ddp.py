@@ -16,7 +16,7 @@ from qa_seq2seq.decoding.answerer_base import QuestionReader
 from qa_seq2seq.decoding.checkpoint import load_model
 from tests.conftest import toy_data_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".pytest-data" / "toy"
 
 

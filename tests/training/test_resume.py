@@ -16,7 +16,7 @@ import torch
 from qa_seq2seq.decoding.checkpoint import read_checkpoint
 from tests.conftest import toy_data_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Early stopping is on (the default callbacks) and so is a warmup + cosine schedule: both states
 # must survive an interruption for the weights to match.
 BASE = ["+experiment=smoke", "run_name=r", "data.max_train_examples=640", "trainer.max_epochs=3",
