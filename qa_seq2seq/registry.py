@@ -63,7 +63,7 @@ DATA = {
     "": _targets(Target("qa_seq2seq.data.factory", "make_datamodule", False)),
     "tokenizer": _targets(Target("qa_seq2seq.data.tokenizer", "Tokenizer.train", True)),
     "generate": _targets(*(Target(f"qa_seq2seq.data.{module}", "ensure_splits", True)
-                           for module in ("arith", "passages", "toy"))),
+                           for module in ("arith", "characters", "passages", "toy"))),
 }
 INITIALIZER = {"": _targets(Target("qa_seq2seq.network.initializers", "Initializer", False))}
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "qa_seq2seq"
 # the commands, and model_args: the arguments that decode and serve share
-ENTRY_POINTS = {"train", "evaluate", "decode", "parameters", "export", "serve", "__init__", "model_args"}
+ENTRY_POINTS = {"train", "evaluate", "decode", "parameters", "export", "serve", "suggest", "__init__",
+                "model_args"}
 # imported by every layer; they import nothing but each other
 BASE = {"errors", "registry", "configs", "compatibility", "reporting"}
 LAYERS = ("data", "network", "decoding", "training", "deployment")

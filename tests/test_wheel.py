@@ -59,7 +59,8 @@ def test_the_wheel_trains_evaluates_decodes_exports_and_serves_from_an_empty_fol
                 cwd=tmp_path).stdout
     assert str(installed.parent) in where and str(ROOT) not in where  # the wheel, not the source
     for command in ("qa-seq2seq-train", "qa-seq2seq-evaluate", "qa-seq2seq-parameters",
-                    "qa-seq2seq-export", "qa-seq2seq-decode", "qa-seq2seq-serve"):
+                    "qa-seq2seq-export", "qa-seq2seq-decode", "qa-seq2seq-serve",
+                    "qa-seq2seq-suggest"):
         assert run(installed, command, "--version", cwd=tmp_path).stdout.split()[-1] == __version__
 
     run(installed, "qa-seq2seq-train", "+experiment=smoke", cwd=tmp_path)
@@ -76,6 +77,8 @@ def test_the_wheel_trains_evaluates_decodes_exports_and_serves_from_an_empty_fol
     assert (tmp_path / "exported" / "model.ckpt").is_file()
     assert "encoder.embedding" in run(installed, "qa-seq2seq-parameters", "+experiment=smoke",
                                       cwd=tmp_path).stdout
+    suggested = run(installed, "qa-seq2seq-suggest", cwd=tmp_path).stdout  # the toy data here
+    assert "python -m qa_seq2seq.train +experiment=toy_lstm" in suggested
 
     server = subprocess.Popen([str(installed / "qa-seq2seq-serve"), "--model", "exported",
                                "--port", "0"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
