@@ -53,7 +53,8 @@ def test_the_readme_has_commands_of_every_kind():
               for c in COMMANDS}
     assert {"make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.parameters"} <= starts
     assert any("qa-seq2seq-decode" in c for c in COMMANDS)
-    covered = ("make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.parameters",
+    covered = ("make", "python -m qa_seq2seq.train", "python -m qa_seq2seq.suggest",
+               "python -m qa_seq2seq.parameters",
                "python -m qa_seq2seq.export", "qa-seq2seq-serve", "curl",
                "pip install .", "python -m qa_seq2seq.evaluate")  # these two: tests/test_wheel.py
     assert [c for c in COMMANDS if not c.startswith(covered) and "qa-seq2seq-decode" not in c] == []
@@ -63,6 +64,12 @@ def test_the_readme_has_commands_of_every_kind():
 def test_training_commands_compose(command, tmp_path):
     args = [a for a in shlex.split(command)[3:] if a != "-m"]
     compose_train(first_of_sweeps(args), tmp_path)
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("python -m qa_seq2seq.suggest")])
+def test_suggest_commands_compose(command, tmp_path):
+    """Their overrides are the training config's (tests/test_suggest.py runs the command)."""
+    compose_train(shlex.split(command)[3:], tmp_path)
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("python -m qa_seq2seq.parameters")
