@@ -34,7 +34,7 @@ from qa_seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from qa_seq2seq.decoding.checkpoint import FORMAT_VERSION, PAYLOAD_PARTS, load_model, weights_file
 from qa_seq2seq.deployment.runtime import ONNX_FORMAT
 from qa_seq2seq.errors import CheckpointError, ConfigError
-from qa_seq2seq.reporting import entry_point
+from qa_seq2seq.reporting import command_parser, entry_point
 from qa_seq2seq.training.saving import atomic_save
 
 EXPORT_FORMAT = "qa_seq2seq-weights"
@@ -106,13 +106,9 @@ def _quantize(out: Path, graphs: dict) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The export command's arguments."""
-    parser = argparse.ArgumentParser(prog="python -m qa_seq2seq.export",
-                                     description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m qa_seq2seq.export", __doc__, __version__)
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="checkpoint file or run directory (default: the newest run)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--out", metavar="DIR", required=True, help="the folder to write")
     parser.add_argument("--format", choices=FORMATS, default="weights",
                         help="weights: model.ckpt for every torch command (default); onnx: "

@@ -11,15 +11,13 @@ loaded and the initializer column comes from the run's ``.hydra/config.yaml`` wh
 
 from __future__ import annotations
 
-import argparse
-
 from torch import nn
 
 from qa_seq2seq import __version__
 from qa_seq2seq.errors import CheckpointError
 from qa_seq2seq.network.rnn import Recurrent
 from qa_seq2seq.network.scopes import aliases, owner_of
-from qa_seq2seq.reporting import entry_point
+from qa_seq2seq.reporting import command_parser, entry_point
 
 
 def parameter_table(model: nn.Module, plan: dict[str, str] | None = None) -> str:
@@ -99,12 +97,8 @@ def from_checkpoint(path: str) -> str:
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     """Print the parameter table of a config or a checkpoint."""
-    parser = argparse.ArgumentParser(prog="python -m qa_seq2seq.parameters",
-                                     description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m qa_seq2seq.parameters", __doc__, __version__)
     parser.add_argument("--checkpoint", metavar="PATH", help="checkpoint file or run directory")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the training config")
     args = parser.parse_args(argv)
     if args.checkpoint and args.overrides:

@@ -1,8 +1,9 @@
-"""The one way every entry point reports a user's error: one message naming what is wrong, exit
-status 2, no traceback (:func:`entry_point`)."""
+"""How an entry point talks to its user: one message naming what is wrong, exit status 2, no
+traceback (:func:`entry_point`); ``--help`` from its module docstring (:func:`command_parser`)."""
 
 from __future__ import annotations
 
+import argparse
 import errno
 import functools
 import logging
@@ -59,3 +60,13 @@ def entry_point(main: F) -> F:
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def command_parser(prog: str, doc: str, version: str) -> argparse.ArgumentParser:
+    """A command's parser whose ``--help`` is its module docstring ``doc`` (the first paragraph
+    as the description, the rest as the epilog, line breaks kept), with ``--version``."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0],
+                                     epilog=doc.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+    return parser

@@ -15,14 +15,13 @@ would cut.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from qa_seq2seq import __version__
-from qa_seq2seq.reporting import entry_point
+from qa_seq2seq.reporting import command_parser, entry_point
 
 SAMPLE = 20_000  # rows the statistics and the tokenizer read (evenly spaced over the split)
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -31,19 +30,12 @@ OPERATION = re.compile(r"\d\s*[-+]\s*-?\d|\b(?:plus|minus|sum|total|add|subtract
 LETTERS = re.compile(r"\bletters?\b", re.I)
 
 
-class Preset(NamedTuple):
-    """A preset the command may name, and the kind of questions it is for."""
-
-    experiment: str
-    kind: str
-
-
-PRESETS = {
-    "toy_lstm": Preset("toy_lstm", "short questions answered in a few words (the default)"),
-    "arith_best": Preset("arith_best", "sums and differences of two numbers"),
-    "arith_chains": Preset("arith_chains", "sums and differences of several numbers"),
-    "characters": Preset("characters", "questions about the letters of words"),
-    "passage_qa": Preset("passage_qa", "questions about a passage read with them"),
+PRESETS = {  # the presets the command may name -> the questions each is for
+    "toy_lstm": "short questions answered in a few words (the default)",
+    "arith_best": "sums and differences of two numbers",
+    "arith_chains": "sums and differences of several numbers",
+    "characters": "questions about the letters of words",
+    "passage_qa": "questions about a passage read with them",
 }
 
 
@@ -87,15 +79,16 @@ def is_letter_answer(answer: str, source: str) -> bool:
     return answer.isalpha() and any(w != answer and sorted(w) == sorted(answer) for w in words)
 
 
-def choose(p: Profile) -> Preset:
-    """The preset for questions like ``p``'s (docs/accuracy.md has each one's figures)."""
+def choose(p: Profile) -> str:
+    """The preset (a key of :data:`PRESETS`) for questions like ``p``'s (docs/accuracy.md has
+    each one's figures)."""
     if p.arithmetic >= 0.5 and p.numeric >= 0.5:
-        return PRESETS["arith_chains" if p.chains >= 0.1 else "arith_best"]
+        return "arith_chains" if p.chains >= 0.1 else "arith_best"
     if p.letters >= 0.5:
-        return PRESETS["characters"]
+        return "characters"
     if p.source_chars >= 200:  # a passage to read beside each question
-        return PRESETS["passage_qa"]
-    return PRESETS["toy_lstm"]
+        return "passage_qa"
+    return "toy_lstm"
 
 
 class Lengths(NamedTuple):
@@ -131,18 +124,16 @@ def suggest(overrides: list[str]) -> str:
     from hydra.utils import instantiate
 
     from qa_seq2seq.configs import compose
-    from qa_seq2seq.data.rows import column
 
     data = instantiate(compose(["output_dir=.", *overrides]).data)
     data.prepare_data()
-    train = data.prepared("train")
-    step = max(1, len(train) // SAMPLE)
-    sample = train.select(range(0, len(train), step))
-    sources, targets = column(sample, "source"), column(sample, "target")
+    all_sources, all_targets = data.training_texts()  # streaming: the stream's first rows
+    step = max(1, len(all_sources) // SAMPLE)
+    sources, targets = all_sources[::step], all_targets[::step]
     found = profile(sources, targets)
     preset = choose(found)
 
-    config = compose(["output_dir=.", f"+experiment={preset.experiment}", *overrides]).data
+    config = compose(["output_dir=.", f"+experiment={preset}", *overrides]).data
     tokenizer = instantiate(config.tokenizer)(sources + targets)
     question = lengths([len(ids) for ids in tokenizer.encode(sources)],
                        config.max_question_length)
@@ -150,8 +141,9 @@ def suggest(overrides: list[str]) -> str:
                      config.max_answer_length)
 
     where = data.where("train")
-    lines = [f"{where}: {len(train):,} training rows" +
-             (f" (statistics on {len(sample):,})" if step > 1 else ""),
+    lines = [f"{where}: {len(all_sources):,} training rows" +
+             (" (the first, streaming)" if data.streams else "") +
+             (f" (statistics on {len(sources):,})" if step > 1 else ""),
              "",
              f"{'':24}{'p50':>6}{'p90':>6}{'p99':>6}{'max':>6}   cut at the limit"]
     for name, row, key in (("question pieces", question, "max_question_length"),
@@ -166,23 +158,19 @@ def suggest(overrides: list[str]) -> str:
                if found.arithmetic else ""),
               f"questions about letters:               {100 * found.letters:5.1f}%",
               "",
-              f"preset: {preset.experiment} ({preset.kind}); pieces counted with its tokenizer "
+              f"preset: {preset} ({PRESETS[preset]}); pieces counted with its tokenizer "
               f"({config.tokenizer.model_type})"]
     raised = [f"data.{key}={row.suggested()}" for key, row in
               (("max_question_length", question), ("max_answer_length", answer))
               if row.suggested() is not None]
-    command = ["python -m qa_seq2seq.train", f"+experiment={preset.experiment}", *overrides, *raised]
+    command = ["python -m qa_seq2seq.train", f"+experiment={preset}", *overrides, *raised]
     return "\n".join([*lines, "start with:", "  " + " ".join(command)])
 
 
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     """Print the data report and the training command to start from."""
-    parser = argparse.ArgumentParser(prog="python -m qa_seq2seq.suggest",
-                                     description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser = command_parser("python -m qa_seq2seq.suggest", __doc__, __version__)
     parser.add_argument("overrides", nargs="*",
                         help="Hydra overrides of the training config that name the data, "
                              "e.g. data=jsonl data.train_file=train.jsonl")

@@ -1,7 +1,6 @@
 """suggest: on each generated data set it names the preset that scores best there
 (docs/accuracy.md), counts lengths in that preset's pieces, and raises a limit that would cut."""
 
-import json
 import subprocess
 import sys
 
@@ -73,4 +72,12 @@ def test_a_missing_file_is_one_message_and_exit_status_2(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "error: data file(s) not found" in result.stderr and str(missing) in result.stderr
-    json.dumps(result.stdout)  # nothing half-printed matters; the message is on stderr
+
+
+def test_a_streaming_source_is_read_from_its_first_rows(tmp_path):
+    rows, _ = SETS["characters"]
+    for split, examples in rows().items():
+        write_jsonl(tmp_path / f"{split}.jsonl", examples)
+    report = suggest([*data_overrides("characters", tmp_path), "data.streaming=true"])
+    assert "300 training rows (the first, streaming)" in report
+    assert "preset: characters (" in report

@@ -17,7 +17,9 @@ five syllables) and texts (seven to nine words). Same seed, same files.
 from __future__ import annotations
 
 import random
+import string
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from qa_seq2seq.data.generated import Example, ensure_generated
@@ -74,7 +76,7 @@ def question(rng: random.Random, family: str, pick: Callable[[], str],
     if family == "count":
         text = " ".join(pick() for _ in range(rng.randint(*text_words)))
         present = sorted(set(text) - {" "})
-        letter = rng.choice(present) if rng.random() < 0.8 else rng.choice("abcdefghijklmnopqrstuvwxyz")
+        letter = rng.choice(present) if rng.random() < 0.8 else rng.choice(string.ascii_lowercase)
         return {"question": phrasing.format(letter=letter, text=text),
                 "answer": str(text.count(letter)), "family": family}
     w = pick()
@@ -99,15 +101,9 @@ def generate(seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str, li
     splits: dict[str, list[Example]] = {}
     for name in ("test", "validation", "extrapolation", "train"):  # held-out first
         if name == "extrapolation":  # longer words, never in a pool, and longer texts
-            def pick() -> str:
-                return word(rng, (4, 5))
-            text_words = (7, 9)
+            pick, text_words = partial(word, rng, (4, 5)), (7, 9)
         else:
-            pool = training if name == "train" else held_out
-
-            def pick(pool: list[str] = pool) -> str:
-                return rng.choice(pool)
-            text_words = (2, 6)
+            pick, text_words = partial(rng.choice, training if name == "train" else held_out), (2, 6)
         rows: list[Example] = []
         while len(rows) < sizes.get(name, 0):
             example = question(rng, FAMILIES[len(rows) % len(FAMILIES)], pick, text_words)

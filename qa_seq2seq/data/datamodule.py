@@ -138,13 +138,14 @@ class QADataModule(L.LightningDataModule):
         """Train the tokenizer on the training split's sources and targets."""
         if self.tokenizer_factory is None:
             raise ConfigError("data.tokenizer is not set and no tokenizer was given")
-        sources, targets = self._training_texts()
+        sources, targets = self.training_texts()
         self.tokenizer = self.tokenizer_factory(sources + targets)
         log.info("trained a %d-piece tokenizer on %d training rows", self.tokenizer.vocab_size,
                  len(sources))
         return self.tokenizer
 
-    def _training_texts(self) -> tuple[list[str], list[str]]:
+    def training_texts(self) -> tuple[list[str], list[str]]:
+        """The training split's sources and targets, as the tokenizer is trained on them."""
         train = self.prepared("train")
         return column(train, "source"), column(train, "target")
 

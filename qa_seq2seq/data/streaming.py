@@ -85,7 +85,7 @@ class StreamingQADataModule(QADataModule):
         the first 100,000)."""
         return self.batching.tokenizer_sample or TOKENIZER_SAMPLE
 
-    def _training_texts(self) -> tuple[list[str], list[str]]:
+    def training_texts(self) -> tuple[list[str], list[str]]:
         """A sample from the start of the stream: ``tokenizer_sample`` rows."""
         train = self.prepared("train").select_columns(["source", "target"])
         rows = list(itertools.islice(train, self.tokenizer_sample))
