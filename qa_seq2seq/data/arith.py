@@ -99,6 +99,8 @@ def generate(seed: int = 0, sizes: dict[str, int] | None = None, terms: Sequence
              negatives: bool = True) -> dict[str, list[Example]]:
     """``{split: [{"question", "answer", "family"}, ...]}`` (see the module docstring)."""
     fewest, most = check_terms(terms)
+    if max_digits < 1:
+        raise ConfigError(f"data.generate.max_digits={max_digits}: give at least 1")
     sizes = dict(SPLIT_SIZES if sizes is None else sizes)
     rng = random.Random(seed)
     seen: set[str] = set()
@@ -133,9 +135,7 @@ def check_terms(terms: Sequence[int]) -> tuple[int, int]:
 def ensure_splits(out_dir: str | Path, seed: int = 0, terms: Sequence[int] = (2, 2),
                   max_digits: int = MAX_DIGITS, decimals: bool = True,
                   negatives: bool = True) -> Path:
-    """Generate the arithmetic splits unless they exist with these settings."""
-    check_terms(terms)
-    if max_digits < 1:
-        raise ConfigError(f"data.generate.max_digits={max_digits}: give at least 1")
+    """Generate the arithmetic splits unless they exist with these settings (bad settings are
+    refused by :func:`generate`: they never match the settings a folder was made with)."""
     return ensure_generated(out_dir, generate, SPLIT_SIZES, seed, terms=list(terms),
                             max_digits=max_digits, decimals=decimals, negatives=negatives)

@@ -37,8 +37,9 @@ def make_datamodule(streaming: bool = False,
 
 # Every key a data config may hold, so that signature checks (the registry, unknown-key hints)
 # see them all rather than ``**options``.
-make_datamodule.__signature__ = inspect.signature(make_datamodule).replace(parameters=[
-    *list(inspect.signature(make_datamodule).parameters.values())[:2],
+_own = inspect.signature(make_datamodule)
+make_datamodule.__signature__ = _own.replace(parameters=[
+    *list(_own.parameters.values())[:2],
     *(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
                         annotation=f.type)
       for cls in GROUPS.values() for f in dataclasses.fields(cls))])

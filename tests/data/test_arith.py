@@ -91,3 +91,8 @@ def test_changing_a_setting_generates_the_splits_again(tmp_path):
     ensure_splits(tmp_path, terms=(2, 4), max_digits=3)
     assert (tmp_path / "train.jsonl").read_text() != two
     assert json.loads((tmp_path / "generated.json").read_text())["terms"] == [2, 4]
+
+
+def test_numbers_of_no_digits_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="data.generate.max_digits=0: give at least 1"):
+        ensure_splits(tmp_path, max_digits=0)
